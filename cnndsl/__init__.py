@@ -1,0 +1,16 @@
+"""cnndsl: a declarative language and compiler for convolutional neural networks.
+
+    import cnndsl
+    spec = cnndsl.load("specs/resnet18.cnn")      # parse + validate (.cnn or YAML)
+    info = cnndsl.analyze(spec)                    # shapes, params, MACs, receptive fields — no torch
+    model = cnndsl.build(spec, num_classes=10)     # a plain torch.nn.Module
+"""
+
+from __future__ import annotations
+
+from .api import analyze, build, load, parse
+from .errors import CnnError, Diagnostic, Span
+from .expand import Limits
+
+__version__ = "0.1.0"
+__all__ = ["load", "parse", "analyze", "build", "CnnError", "Diagnostic", "Span", "Limits", "__version__"]

@@ -1,0 +1,109 @@
+"""Static analysis: shapes (from expansion), receptive fields and costs, as one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Diagnostic, warning
+from ..graph import Graph, Node
+from .cost import Cost, costs
+from .receptive_field import RF, final_receptive_field, receptive_fields
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    """Everything known about one node before anything is built."""
+
+    node: Node
+    rf: RF | None
+    cost: Cost
+
+    @property
+    def name(self) -> str:
+        return self.node.path
+
+    @property
+    def op(self) -> str:
+        return self.node.kind
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.shape
+
+
+@dataclass
+class Analysis:
+    """The result of analysing a spec: per-layer table, totals and warnings."""
+
+    graph: Graph
+    layers: list[LayerInfo]
+    warnings: list[Diagnostic] = field(default_factory=list)
+    final_rf: RF | None = None
+    final_rf_node: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.graph.input.shape
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [self.graph.nodes[i].shape for i in self.graph.outputs]
+
+    @property
+    def params(self) -> int:
+        return sum(l.cost.params for l in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(l.cost.trainable for l in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(l.cost.macs for l in self.layers)
+
+    @property
+    def activations(self) -> int:
+        return sum(l.cost.activations for l in self.layers)
+
+    def layer(self, name: str) -> LayerInfo:
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(name)
+
+    def state_dict_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state_dict keys the built module will have, with their shapes."""
+        out: dict[str, tuple[int, ...]] = {}
+        for l in self.layers:
+            if not l.node.registered:
+                continue
+            for n, s in {**l.cost.param_shapes, **l.cost.buffer_shapes}.items():
+                out[f"{l.name}.{n}"] = s
+        return out
+
+    def totals(self) -> dict[str, Any]:
+        return {"params": self.params, "trainable_params": self.trainable_params, "macs": self.macs,
+                "activations": self.activations,
+                "receptive_field": self.final_rf.as_json() if self.final_rf else None}
+
+
+def analyze_graph(graph: Graph) -> Analysis:
+    rfs, rf_warnings = receptive_fields(graph)
+    cost_list, cost_warnings = costs(graph)
+    layers = [LayerInfo(n, rfs[n.id], cost_list[n.id]) for n in graph.layers()]
+    warnings = list(graph.warnings) + rf_warnings + cost_warnings
+    nid, final = final_receptive_field(graph, rfs)
+    if final is not None:
+        h, w = graph.input.shape[1:]
+        if final.size[0] < h or final.size[1] < w:
+            warnings.append(warning(
+                f"the final receptive field ({final.text()} at '{graph.nodes[nid].path}', {graph.nodes[nid].kind}) is smaller than "
+                f"the {h}×{w} input", graph.nodes[nid].span,
+                "features before the classifier see only part of the image; add depth, strides or dilation "
+                "if the task needs global context"))
+    return Analysis(graph, layers, warnings, final, graph.nodes[nid].path if final else None)

@@ -1,0 +1,47 @@
+"""The Python API: load, analyze, build. torch is imported only by ``build``."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .analysis import Analysis, analyze_graph
+from .expand import Expander, Limits
+from .ir import Spec
+from .syntax.source import load_spec, parse_text
+
+if TYPE_CHECKING:
+    from torch import nn
+
+SpecLike = Spec | str | os.PathLike
+
+
+def load(source: str | os.PathLike, format: str | None = None) -> Spec:
+    """Read a spec from a path (``.cnn``, ``.yaml``) or from spec text; imports are resolved.
+
+    Raises :class:`cnndsl.CnnError` with diagnostics on any problem.
+    """
+    return load_spec(source, format)
+
+
+def parse(text: str, format: str | None = None, filename: str = "<string>") -> Spec:
+    """Parse spec text without resolving imports."""
+    return parse_text(text, filename, format)
+
+
+def _spec(spec: SpecLike) -> Spec:
+    return spec if isinstance(spec, Spec) else load(spec)
+
+
+def analyze(spec: SpecLike, *, limits: Limits | None = None, **params: Any) -> Analysis:
+    """Expand the network with ``params`` and infer shapes, receptive fields and costs (no torch)."""
+    graph = Expander(_spec(spec), limits or Limits()).run(params)
+    return analyze_graph(graph)
+
+
+def build(spec: SpecLike | Analysis, *, limits: Limits | None = None, **params: Any) -> "nn.Module":
+    """Build the ``torch.nn.Module`` a spec describes (plain torch modules, named from the spec)."""
+    from .emit.module import build_network
+
+    analysis = spec if isinstance(spec, Analysis) else analyze(spec, limits=limits, **params)
+    return build_network(analysis)

@@ -1,0 +1,54 @@
+"""Small modules for operations torch.nn has no class for. Each is traceable by torch.fx."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Add(nn.Module):
+    """Sum of the inputs; ``inplace`` accumulates into the first (set by the emitter when safe)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        out = first
+        for i, x in enumerate(rest):
+            out = out.add_(x) if (self.inplace or i > 0) else out + x
+        return out
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Concat(nn.Module):
+    """Concatenation along channels (dimension 1)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, 1)
+
+
+class Multiply(nn.Module):
+    """Elementwise product with broadcasting."""
+
+    def forward(self, first: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        out = first
+        for x in rest:
+            out = out * x
+        return out
+
+
+class Scale(nn.Module):
+    """Multiply by a constant factor."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"

@@ -1,0 +1,158 @@
+"""Graph → ``torch.nn.Module``.
+
+Every node becomes a plain torch module registered at its path (``layer1.0.conv1``), inside
+container modules named after the spec's stages and blocks, so ``state_dict`` keys follow the spec.
+The network's ``forward`` runs the nodes in order; a container whose nodes take one outside input
+can be called on its own (``model.layer1(x)``). Activations and residual sums run in place when
+the tensor they overwrite is used by nothing else and was produced by an op whose backward does
+not need it — the same choices torchvision makes by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..analysis import Analysis
+from ..graph import Graph
+from .layers import Add
+
+
+class Container(nn.Module):
+    """A named scope of the spec (a stage or a block instance): holds modules, runs its own nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plan: _Plan | None = None
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if self._plan is None:
+            raise RuntimeError(f"{type(self).__name__} cannot run on its own: its layers take inputs from "
+                               "outside it; call the whole network instead")
+        return self._plan.run((x,))
+
+
+@functools.lru_cache(maxsize=None)
+def _container_class(label: str) -> type[Container]:
+    """A Container subclass named after the block (``BasicBlock``), for readable printouts."""
+    name = label if label.isidentifier() else "Stage"
+    if name in ("group", "repeat", "parallel", "residual", "shortcut"):
+        name = {"group": "Stage", "repeat": "Repeat"}.get(name, name.title())
+    return type(name, (Container,), {"__doc__": f"cnndsl {label}", "__module__": __name__})
+
+
+class _Plan:
+    """A straight-line program over value slots: (module, input slots, output slot, slots to free)."""
+
+    __slots__ = ("steps", "outputs", "single", "n")
+
+    def __init__(self, steps: list[tuple[Any, tuple[int, ...], int, tuple[int, ...]]], outputs: list[int],
+                 n: int):
+        self.steps, self.outputs, self.n = steps, outputs, n
+        self.single = len(outputs) == 1
+
+    def run(self, inputs: tuple) -> Any:
+        vals: list[Any] = [None] * self.n
+        for i, x in enumerate(inputs):
+            vals[i] = x
+        for fn, ins, out, free in self.steps:
+            if len(ins) == 1:
+                vals[out] = fn(vals[ins[0]])
+            else:
+                vals[out] = fn(*[vals[i] for i in ins])
+            for f in free:
+                vals[f] = None
+        if self.single:
+            return vals[self.outputs[0]]
+        return tuple(vals[o] for o in self.outputs)
+
+
+class Network(nn.Module):
+    """A network compiled from a cnndsl spec. ``forward(x)`` returns a tensor, or a tuple for
+    several outputs."""
+
+    def __init__(self, analysis: Analysis):
+        super().__init__()
+        graph = analysis.graph
+        self.spec_name = graph.name
+        self.input_shape = tuple(graph.input.shape)
+        self.output_names = [graph.nodes[i].path for i in graph.outputs]
+        modules = _build_modules(self, analysis)
+        self._plan = _make_plan(graph, modules, [n.id for n in graph.nodes], [0], graph.outputs)
+        for path, c in graph.containers.items():
+            own = [n.id for n in graph.nodes if n.path.startswith(path + ".")]
+            outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in set(own)}
+            if len(outside) == 1 and c.output in own:
+                src = outside.pop()
+                writes_input = any(getattr(modules[n], "inplace", False) and graph.nodes[n].inputs[0] == src
+                                   for n in own)
+                if not writes_input:  # never overwrite a caller's tensor
+                    self.get_submodule(path)._plan = _make_plan(graph, modules, [src] + own, [src], [c.output])
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._plan.run((x,))
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
+
+
+def _build_modules(root: nn.Module, analysis: Analysis) -> dict[int, nn.Module]:
+    graph = analysis.graph
+    users = graph.consumers()
+    outputs = set(graph.outputs)
+    modules: dict[int, nn.Module] = {}
+    for info in analysis.layers:
+        node = info.node
+        ins = [graph.nodes[i].shape for i in node.inputs]
+        module = node.op.build(ins, node.shape)
+        first = node.inputs[0]
+        src = graph.nodes[first]
+        reusable = (first != 0 and first not in outputs and users[first] == [node.id]
+                    and src.op is not None and src.op.inplace_safe)
+        if reusable and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
+            module.inplace = True
+        for pname in info.cost.frozen:
+            getattr(module, pname).requires_grad_(False)
+        if node.registered:
+            parent_path, _, attr = node.path.rpartition(".")
+            _parent(root, parent_path, graph).add_module(attr, module)
+        modules[node.id] = module
+    return modules
+
+
+def _parent(root: nn.Module, path: str, graph: Graph) -> nn.Module:
+    """The container at ``path``, creating it (and its ancestors) in spec order on first use."""
+    if not path:
+        return root
+    head, _, attr = path.rpartition(".")
+    parent = _parent(root, head, graph)
+    existing = parent._modules.get(attr)
+    if existing is None:
+        existing = _container_class(graph.containers[path].label)()
+        parent.add_module(attr, existing)
+    return existing
+
+
+def _make_plan(graph: Graph, modules: dict[int, nn.Module], order: list[int], inputs: list[int],
+               outputs: list[int]) -> _Plan:
+    slot = {nid: i for i, nid in enumerate(order)}
+    last_use: dict[int, int] = {}
+    for step, nid in enumerate(order):
+        for i in graph.nodes[nid].inputs:
+            last_use[i] = step
+    keep = set(outputs)
+    steps = []
+    for step, nid in enumerate(order):
+        if nid in inputs:
+            continue
+        node = graph.nodes[nid]
+        free = tuple(slot[i] for i in set(node.inputs) if last_use.get(i) == step and i not in keep)
+        steps.append((modules[nid], tuple(slot[i] for i in node.inputs), slot[nid], free))
+    return _Plan(steps, [slot[o] for o in outputs], len(order))
+
+
+def build_network(analysis: Analysis) -> Network:
+    return Network(analysis)

@@ -1,0 +1,423 @@
+"""Expansion: a Spec plus parameter values → a flat Graph of named nodes with shapes.
+
+Parameters are bound, expressions evaluated, block calls instantiated, repeats unrolled and names
+resolved. Shapes are inferred node by node as the graph grows (``in.channels`` and ``when``
+conditions need them), so every shape error is found here, before any torch object exists.
+Limits (layer count, parameter budget, repeat counts, block recursion) are checked by arithmetic
+before the work they bound is done.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import expr as E
+from .bind import bind_block, bind_op
+from .errors import CnnError, Span, did_you_mean, error, warning
+from .graph import Container, Graph, Node
+from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
+from .ops import REGISTRY, ShapeError
+from .ops.base import Shape
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a spec may expand to; all checked before the bounded work happens."""
+
+    max_layers: int = 10_000            # nodes after expansion
+    max_params: int = 1_000_000_000     # parameter budget (--max-params)
+    max_repeat: int = 1_000             # a single repeat count
+    max_block_depth: int = 64           # nested block calls
+
+
+@dataclass
+class _Binding:
+    node: int
+    ns: "_Namespace | None" = None
+
+
+@dataclass
+class _Namespace:
+    """Names visible to references (``concat(enc1)``); lexical, closed at block boundaries."""
+
+    names: dict[str, _Binding] = field(default_factory=dict)
+    parent: "_Namespace | None" = None
+
+    def lookup(self, name: str) -> _Binding | None:
+        ns: _Namespace | None = self
+        while ns is not None:
+            if name in ns.names:
+                return ns.names[name]
+            ns = ns.parent
+        return None
+
+    def visible(self) -> list[str]:
+        out, ns = [], self
+        while ns is not None:
+            out += [n for n in ns.names if not n[0].isdigit()]
+            ns = ns.parent
+        return out
+
+
+@dataclass
+class _Scope:
+    """A module scope: children get their name or their position (like nn.Sequential)."""
+
+    path: str
+    counter: int = 0
+    children: dict[str, Span | None] = field(default_factory=dict)
+
+    def child(self, name: str | None, span: Span | None) -> str:
+        key = name if name is not None else str(self.counter)
+        self.counter += 1
+        if key in self.children:
+            where = f" in '{self.path}'" if self.path else ""
+            raise error(f"name '{key}' is used twice{where}", span,
+                        "names must be unique within a scope; name the repeat (stage: ... x N) to give "
+                        "each repetition its own scope",
+                        notes=[(self.children[key], "first used here")])
+        self.children[key] = span
+        return key
+
+    def qualify(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+
+@dataclass
+class _Ctx:
+    scope: _Scope
+    ns: _Namespace
+    names: dict[str, Any]          # parameter and index values visible to expressions
+    blocks: tuple[str, ...] = ()   # block call stack
+
+
+class Expander:
+    def __init__(self, spec: Spec, limits: Limits):
+        self.spec = spec
+        self.limits = limits
+        self.blocks: dict[str, BlockDef] = {b.name: b for b in spec.blocks}
+        self.nodes: list[Node] = []
+        self.containers: dict[str, Container] = {}
+        self.param_total = 0
+        self.implicit: dict[str, int] = {}
+        self.estimates: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ entry
+    def run(self, params: dict[str, Any]) -> Graph:
+        net = self.spec.network
+        if net is None:
+            raise error("the spec defines no network", None,
+                        "add 'network Name { input 3x32x32 ... }' (block-only files are imported by others)")
+        for b in self.spec.blocks:
+            if b.name in REGISTRY:
+                raise error(f"block '{b.name}' has the name of a built-in op", b.span, "rename the block")
+        check_block_cycles(self.spec)
+        bound = bind_network_params(net, params)
+        dims = [E.evaluate(e, E.Env(bound)) for e in net.input]
+        for d, e in zip(dims, net.input):
+            if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+                raise error(f"input dimensions must be whole numbers ≥ 1, got {E.describe(d)}", e.span)
+        if len(dims) not in (1, 3):
+            raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
+                        net.input_span, "e.g. input 3x32x32")
+        self.nodes.append(Node(0, "input", None, (), tuple(dims), net.input_span))
+        root = _Ctx(_Scope(""), _Namespace(), dict(bound))
+        root.ns.names["input"] = _Binding(0)
+        cur = self.seq(net.body, 0, root)
+        outputs = [self.resolve(r, root.ns).node for r in net.outputs] or [cur]
+        graph = Graph(net.name, self.nodes, outputs, self.containers, bound,
+                      [(p.glob, p.span) for p in net.freeze], [(p.glob, p.span) for p in net.unfreeze])
+        graph.warnings += unused_outputs(graph)
+        return graph
+
+    # ------------------------------------------------------------------ items
+    def seq(self, items: tuple[Item, ...], cur: int, ctx: _Ctx) -> int:
+        for item in items:
+            cur = self.item(item, cur, ctx)
+        return cur
+
+    def item(self, item: Item, cur: int, ctx: _Ctx) -> int:
+        if isinstance(item, From):
+            return self.resolve(item.ref, ctx.ns).node
+        env = E.Env(ctx.names, self.nodes[cur].shape)
+        if item.when is not None and not _truthy(E.evaluate(item.when, env), item.when):
+            return cur
+        if item.repeat is None:
+            return self.core(item, item.name, cur, ctx)
+        rep = item.repeat
+        count = E.evaluate(rep.count, env)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.limits.max_repeat:
+            raise error(f"repeat count must be a whole number from 1 to {self.limits.max_repeat}, "
+                        f"got {E.describe(count)}", rep.count.span or rep.span)
+        estimate = count * self.estimate(item, ctx.names)
+        if len(self.nodes) + estimate > self.limits.max_layers:
+            raise error(f"this repeat expands to about {estimate:,} layers, above the limit of "
+                        f"{self.limits.max_layers:,}", rep.span or item.span,
+                        "reduce the repeat counts (nested repeats multiply)")
+        body = item.model_copy(update={"name": None, "repeat": None, "when": None})
+        inner = ctx
+        if item.name is not None:
+            inner = self.enter(item.name, "repeat", "repeat", item.span, cur, ctx)
+        for i in range(count):
+            names = ctx.names if rep.index is None else {**ctx.names, rep.index: i}
+            cur = self.core(body, None, cur, _Ctx(inner.scope, inner.ns, names, ctx.blocks))
+        if item.name is not None:
+            self.finish(inner, cur, ctx)
+        return cur
+
+    def enter(self, name: str | None, kind: str, label: str, span: Span | None, cur: int, ctx: _Ctx,
+              closed: bool = False) -> _Ctx:
+        """Open a named child scope (a submodule) and bind its name for references."""
+        key = ctx.scope.child(name, span)
+        path = ctx.scope.qualify(key)
+        self.containers[path] = Container(path, kind, label, span)
+        ns = _Namespace(parent=None if closed else ctx.ns)
+        ctx.ns.names[key] = _Binding(cur, ns)
+        return _Ctx(_Scope(path), ns, ctx.names, ctx.blocks)
+
+    def finish(self, inner: _Ctx, out: int, ctx: _Ctx) -> None:
+        """Record what a named scope produces (for references and for the container's forward)."""
+        key = inner.scope.path.rsplit(".", 1)[-1]
+        ctx.ns.names[key].node = out
+        self.containers[inner.scope.path].output = out
+
+    def core(self, item: Item, name: str | None, cur: int, ctx: _Ctx) -> int:
+        kind = item.kind
+        if kind == "layer":
+            return self.layer(item, name, cur, ctx)
+        if kind == "merge":
+            return self.merge(item, name, cur, ctx)
+        inner = ctx if name is None else self.enter(name, kind, kind, item.span, cur, ctx)
+        if kind == "group":
+            out = self.seq(item.body, cur, inner)
+        else:
+            out = self.parallel(item, cur, inner)
+        if name is not None:
+            self.finish(inner, out, ctx)
+        return out
+
+    def layer(self, item: Layer, name: str | None, cur: int, ctx: _Ctx) -> int:
+        env = E.Env(ctx.names, self.nodes[cur].shape)
+        block = self.blocks.get(item.op)
+        if block is not None:
+            return self.call_block(block, item, name, cur, ctx, env)
+        cls = REGISTRY.get(item.op)
+        if cls is None:
+            choices = list(REGISTRY) + list(self.blocks)
+            hint = did_you_mean(item.op, choices) or "see 'cnndsl ops' for the list of ops"
+            raise error(f"unknown op or block '{item.op}'", item.span, hint)
+        op = bind_op(cls, item, env)
+        key = ctx.scope.child(name, item.span)
+        node = self.add_node(ctx.scope.qualify(key), op, (cur,), item.span)
+        ctx.ns.names[key] = _Binding(node)
+        return node
+
+    def call_block(self, block: BlockDef, item: Layer, name: str | None, cur: int, ctx: _Ctx,
+                   env: E.Env) -> int:
+        if len(ctx.blocks) >= self.limits.max_block_depth:
+            raise error(f"blocks nested deeper than {self.limits.max_block_depth} levels", item.span)
+        bound = bind_block(block, item, env)
+        inner = self.enter(name, "block", block.name, item.span, cur, ctx, closed=True)
+        inner.names = bound
+        inner.blocks = ctx.blocks + (block.name,)
+        inner.ns.names["input"] = _Binding(cur)
+        out = self.seq(block.body, cur, inner)
+        self.finish(inner, out, ctx)
+        return out
+
+    def merge(self, item: Merge, name: str | None, cur: int, ctx: _Ctx) -> int:
+        inputs = (cur, *(self.resolve(r, ctx.ns).node for r in item.refs))
+        key = ctx.scope.child(name, item.span)
+        node = self.add_node(ctx.scope.qualify(key), REGISTRY[item.merge](), inputs, item.span)
+        ctx.ns.names[key] = _Binding(node)
+        return node
+
+    def parallel(self, item: Parallel | Residual, cur: int, ctx: _Ctx) -> int:
+        if isinstance(item, Residual):
+            kind, outs = "add", [self.seq(item.body, cur, ctx)]
+            sc = item.shortcut
+            env = E.Env(ctx.names, self.nodes[cur].shape)
+            if sc is None or (sc.when is not None and not _truthy(E.evaluate(sc.when, env), sc.when)):
+                outs.append(cur)
+            else:
+                inner = ctx if sc.name is None else self.enter(sc.name, "shortcut", "shortcut", sc.span, cur, ctx)
+                outs.append(self.seq(sc.body, cur, inner))
+                if sc.name is not None:
+                    self.finish(inner, outs[-1], ctx)
+        else:
+            kind = item.merge
+            outs = [self.seq(branch, cur, ctx) if branch else cur for branch in item.branches]
+        if len(outs) < 2:
+            raise error(f"{kind} needs at least two branches", item.span, "separate branches with '|'")
+        return self.add_node(self.implicit_path(ctx.scope, kind), REGISTRY[kind](), tuple(outs), item.span,
+                             registered=False)
+
+    def implicit_path(self, scope: _Scope, kind: str) -> str:
+        base = scope.qualify(kind)
+        n = self.implicit.get(base, 0)
+        self.implicit[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    # ------------------------------------------------------------------ nodes
+    def add_node(self, path: str, op, inputs: tuple[int, ...], span: Span | None,
+                 registered: bool = True) -> int:
+        if len(self.nodes) >= self.limits.max_layers:
+            raise error(f"the network expands to more than {self.limits.max_layers:,} layers", span,
+                        "reduce repeat counts or raise the limit (--max-layers)")
+        ins = [self.nodes[i].shape for i in inputs]
+        try:
+            shape = op.infer(ins)
+        except ShapeError as exc:
+            raise self.shape_error(exc, path, op, inputs, span) from None
+        params = sum(math.prod(s) for s in op.param_shapes(ins, shape).values())
+        self.param_total += params
+        if self.param_total > self.limits.max_params:
+            raise error(f"the network exceeds the parameter budget: {self.param_total:.3g} parameters after "
+                        f"'{path}' ({params:.3g} in this layer); the budget is {self.limits.max_params:.3g}",
+                        span, "check the layer sizes (a linear after a large flatten?), or raise the budget "
+                              "with --max-params")
+        node = Node(len(self.nodes), path, op, inputs, shape, span, registered)
+        self.nodes.append(node)
+        return node.id
+
+    def shape_error(self, exc: ShapeError, path: str, op, inputs: tuple[int, ...], span) -> CnnError:
+        feeding = [self.nodes[i] for i in inputs]
+        notes = [(n.span, f"'{n.path}' ({n.kind}) produces {E.format_shape(n.shape)}") for n in feeding]
+        return error(f"{op.name} '{path}': {exc.message}", span, exc.hint, notes)
+
+    def resolve(self, ref: Ref, ns: _Namespace) -> _Binding:
+        head, *rest = ref.path
+        b = ns.lookup(head)
+        if b is None:
+            hint = did_you_mean(head, ns.visible()) or "only names defined earlier in this scope can be used"
+            raise error(f"unknown name '{head}'", ref.span, hint)
+        walked = head
+        for part in rest:
+            if b.ns is None or part not in b.ns.names:
+                inside = [] if b.ns is None else [n for n in b.ns.names]
+                raise error(f"'{walked}' has no member '{part}'", ref.span,
+                            did_you_mean(part, inside) or ("members: " + ", ".join(inside) if inside
+                                                           else f"'{walked}' is a single layer"))
+            b, walked = b.ns.names[part], f"{walked}.{part}"
+        return b
+
+    # ------------------------------------------------------------------ size estimate
+    def estimate(self, item: Item, names: dict[str, Any]) -> int:
+        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1)."""
+        kind = item.kind
+        if kind == "from":
+            return 0
+        if kind == "layer":
+            block = self.blocks.get(item.op)
+            n = 1 if block is None else self.block_estimate(block)
+        elif kind == "group":
+            n = sum(self.estimate(i, names) for i in item.body)
+        elif kind == "residual":
+            n = 1 + sum(self.estimate(i, names) for i in item.body)
+            if item.shortcut is not None:
+                n += sum(self.estimate(i, names) for i in item.shortcut.body)
+        elif kind == "parallel":
+            n = 1 + sum(self.estimate(i, names) for b in item.branches for i in b)
+        else:
+            n = 1
+        if item.repeat is not None:
+            try:
+                count = E.evaluate(item.repeat.count, E.Env(names))
+            except CnnError:
+                count = 1
+            n *= count if isinstance(count, int) and count > 0 else 1
+        return n
+
+    def block_estimate(self, block: BlockDef) -> int:
+        if block.name not in self.estimates:
+            self.estimates[block.name] = 1  # cycles are refused before expansion
+            self.estimates[block.name] = max(1, sum(self.estimate(i, {}) for i in block.body))
+        return self.estimates[block.name]
+
+
+def _truthy(value: Any, e: E.Expr) -> bool:
+    if isinstance(value, E.Symbol):
+        raise error(f"unknown name '{value}' in condition", value.span or e.span)
+    return bool(value)
+
+
+def bind_network_params(net, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Network parameters: defaults in order, replaced by overrides (--set, build(**params))."""
+    known = {p.name for p in net.params}
+    for name in overrides:
+        if name not in known:
+            hint = did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)) if known
+                                                 else f"network {net.name} declares no parameters")
+            raise error(f"network {net.name} has no parameter '{name}'", None, hint)
+    bound: dict[str, Any] = {}
+    for p in net.params:
+        if p.name in overrides:
+            bound[p.name] = overrides[p.name]
+        elif p.default is not None:
+            bound[p.name] = E.evaluate(p.default, E.Env(bound))
+        else:
+            raise error(f"network {net.name} needs a value for parameter '{p.name}'", p.span,
+                        f"pass it with --set {p.name}=VALUE or build(spec, {p.name}=...)")
+    return bound
+
+
+def check_block_cycles(spec: Spec) -> None:
+    """Refuse recursive block definitions, showing the cycle (iterative DFS, no recursion)."""
+    blocks = {b.name: b for b in spec.blocks}
+    calls: dict[str, list[tuple[str, Span | None]]] = {}
+    for b in spec.blocks:
+        found: list[tuple[str, Span | None]] = []
+        stack: list[Any] = list(b.body)
+        while stack:
+            it = stack.pop()
+            if isinstance(it, tuple):
+                stack.extend(it)
+            elif isinstance(it, Layer):
+                if it.op in blocks:
+                    found.append((it.op, it.span))
+            elif isinstance(it, (Group,)):
+                stack.extend(it.body)
+            elif isinstance(it, Residual):
+                stack.extend(it.body)
+                if it.shortcut is not None:
+                    stack.extend(it.shortcut.body)
+            elif isinstance(it, Parallel):
+                stack.extend(it.branches)
+        calls[b.name] = found
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    for root in blocks:
+        if state.get(root):
+            continue
+        path: list[tuple[str, Span | None]] = [(root, blocks[root].span)]
+        iters = [iter(calls[root])]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path[-1][0]] = 2
+                path.pop()
+                iters.pop()
+                continue
+            name, span = nxt
+            if state.get(name) == 1:
+                start = [p[0] for p in path].index(name)
+                cycle = [p[0] for p in path[start:]] + [name]
+                chain = [(s, f"'{n}' calls '{m}'") for (n, _), (m, s) in
+                         zip(path[start:], path[start + 1:] + [(name, span)])]
+                raise error("recursive block definition: " + " → ".join(cycle), blocks[name].span,
+                            "a block cannot contain itself; use a repeat (x N) instead", notes=chain)
+            if not state.get(name):
+                state[name] = 1
+                path.append((name, span))
+                iters.append(iter(calls[name]))
+
+
+def unused_outputs(graph: Graph) -> list:
+    """Warn about layers whose output nothing uses (usually a misplaced 'from')."""
+    users = graph.consumers()
+    outs = set(graph.outputs)
+    dead = [n for n in graph.nodes[1:] if not users[n.id] and n.id not in outs]
+    return [warning(f"the output of '{n.path}' is never used", n.span,
+                    "add it to 'output', or remove it") for n in dead[:5]]

@@ -1,0 +1,342 @@
+"""Expressions over network parameters: the AST, a safe evaluator and a canonical printer.
+
+Expressions appear wherever a spec takes a value: layer arguments (``conv(c * 2)``), repeat counts,
+``when`` conditions, parameter defaults and the train section. They are evaluated by walking this
+small AST — never with Python's ``eval``. Names that are not bound evaluate to a :class:`Symbol`
+(``same``, ``bilinear``), which op schemas accept for enumerated arguments and reject elsewhere
+with an "unknown name" diagnostic.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+from .errors import Span, did_you_mean, error
+
+MAX_INT = 10**18  # larger integers are refused: no spec needs them and they hide typos
+
+
+# ----------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    value: int | float
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Str:
+    value: str
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Bool:
+    value: bool
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    id: str
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InShape:
+    """``in.channels`` and friends: the shape of the tensor flowing into the item."""
+
+    attr: str
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    op: str  # "-", "+", "not"
+    operand: "Expr"
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IfExp:
+    test: "Expr"
+    body: "Expr"
+    orelse: "Expr"
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    func: str
+    args: tuple["Expr", ...] = ()
+    kwargs: tuple[tuple[str, "Expr"], ...] = ()
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple["Expr", ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MapExpr:
+    items: tuple[tuple[str, "Expr"], ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+    key_spans: tuple[Span | None, ...] = field(default=(), compare=False, repr=False)
+
+
+Expr = Union[Num, Str, Bool, Name, InShape, BinOp, Unary, IfExp, Call, ListExpr, MapExpr]
+
+
+class Symbol(str):
+    """An unbound bare name used as a value (``same``, ``bilinear``, ``hflip``)."""
+
+    span: Span | None
+
+    def __new__(cls, name: str, span: Span | None = None):
+        s = super().__new__(cls, name)
+        s.span = span
+        return s
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+_IN_ATTRS = {"channels": 0, "c": 0, "height": 1, "h": 1, "width": 2, "w": 2}
+
+
+def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """MobileNet's channel rounding: nearest multiple of ``divisor``, never below 90% of value."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
+    "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
+    "make_divisible": _make_divisible,
+}
+
+
+class Env:
+    """Names visible to an expression, plus the incoming shape for ``in.*``."""
+
+    __slots__ = ("names", "in_shape", "allow_calls")
+
+    def __init__(self, names: Mapping[str, Any], in_shape: tuple[int, ...] | None = None,
+                 allow_calls: bool = False):
+        self.names = names
+        self.in_shape = in_shape
+        self.allow_calls = allow_calls  # train section: unknown calls become {"type": name, ...}
+
+
+def _check_number(value: Any, span: Span | None) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise error(f"number {value:.3g} is too large (limit {MAX_INT:.0e})", span)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"expression gives {value}", span, "check for overflow or division by zero")
+    return value
+
+
+def _need_value(v: Any, env: Env, span: Span | None) -> Any:
+    if isinstance(v, Symbol):
+        hint = did_you_mean(str(v), env.names) or "names available here: " + (
+            ", ".join(sorted(env.names)) or "none")
+        raise error(f"unknown name '{v}'", v.span or span, hint)
+    return v
+
+
+def evaluate(e: Expr, env: Env) -> Any:
+    """Evaluate an expression. Raises CnnError (with the span) on any problem."""
+    kind = type(e)
+    if kind is Num or kind is Str or kind is Bool:
+        return e.value
+    if kind is Name:
+        if e.id in env.names:
+            return env.names[e.id]
+        return Symbol(e.id, e.span)
+    if kind is InShape:
+        return _in_shape(e, env)
+    if kind is BinOp:
+        a = _need_value(evaluate(e.left, env), env, e.span)
+        b = _need_value(evaluate(e.right, env), env, e.span)
+        return _binop(e, a, b)
+    if kind is Unary:
+        v = evaluate(e.operand, env)
+        if e.op == "not":
+            return not _need_value(v, env, e.span)
+        v = _need_value(v, env, e.span)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise error(f"unary '{e.op}' needs a number, got {describe(v)}", e.span)
+        return -v if e.op == "-" else v
+    if kind is IfExp:
+        test = _need_value(evaluate(e.test, env), env, e.test.span)
+        return evaluate(e.body if test else e.orelse, env)
+    if kind is ListExpr:
+        return [evaluate(i, env) for i in e.items]
+    if kind is MapExpr:
+        return {k: evaluate(v, env) for k, v in e.items}
+    if kind is Call:
+        return _call(e, env)
+    raise TypeError(f"not an expression: {e!r}")  # pragma: no cover - internal
+
+
+def _binop(e: BinOp, a: Any, b: Any) -> Any:
+    op = e.op
+    if op in ("and", "or"):
+        return (a and b) if op == "and" else (a or b)
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    if op in ("==", "!="):
+        return _BINOPS[op](a, b)
+    if not numeric:
+        if op == "+" and isinstance(a, list) and isinstance(b, list):
+            return a + b
+        if op in ("<", "<=", ">", ">=") and type(a) is type(b):
+            return _BINOPS[op](a, b)
+        raise error(f"operator '{op}' needs numbers, got {describe(a)} and {describe(b)}", e.span)
+    if op in ("/", "//", "%") and b == 0:
+        raise error("division by zero", e.span)
+    if op == "**":
+        if abs(b) > 64 or (abs(a) > 1 and isinstance(b, int) and b * math.log2(max(abs(a), 2)) > 62):
+            raise error(f"{a} ** {b} is too large", e.span)
+    try:
+        return _check_number(_BINOPS[op](a, b), e.span)
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        raise error(f"cannot compute {a} {op} {b}: {exc}", e.span) from None
+
+
+def _in_shape(e: InShape, env: Env) -> Any:
+    shape = env.in_shape
+    if shape is None:
+        raise error(f"'in.{e.attr}' is not available here", e.span,
+                    "'in' is the shape flowing into a layer; use it in layer arguments and conditions")
+    if e.attr == "shape":
+        return list(shape)
+    if e.attr == "rank":
+        return len(shape)
+    if e.attr in ("features", "f", "numel", "size"):
+        return math.prod(shape)
+    if e.attr in _IN_ATTRS:
+        if len(shape) != 3:
+            raise error(f"'in.{e.attr}' needs a C×H×W input, but the input here is {format_shape(shape)}",
+                        e.span, "use 'in.features' for vectors")
+        return shape[_IN_ATTRS[e.attr]]
+    raise error(f"unknown shape attribute 'in.{e.attr}'", e.span,
+                did_you_mean(e.attr, [*_IN_ATTRS, "shape", "rank", "features"])
+                or "use in.channels, in.height, in.width, in.features, in.shape or in.rank")
+
+
+def _call(e: Call, env: Env) -> Any:
+    fn = FUNCTIONS.get(e.func)
+    if fn is None:
+        if env.allow_calls:  # train section: `sgd(lr=0.1)` is a typed object
+            out: dict[str, Any] = {"type": e.func}
+            if e.args:
+                out["args"] = [evaluate(a, env) for a in e.args]
+            out.update({k: evaluate(v, env) for k, v in e.kwargs})
+            return out
+        raise error(f"unknown function '{e.func}'", e.span,
+                    did_you_mean(e.func, FUNCTIONS) or "functions: " + ", ".join(sorted(FUNCTIONS)))
+    args = [_need_value(evaluate(a, env), env, a.span) for a in e.args]
+    kwargs = {k: _need_value(evaluate(v, env), env, v.span) for k, v in e.kwargs}
+    try:
+        return _check_number(fn(*args, **kwargs), e.span)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise error(f"{e.func}(): {exc}", e.span) from None
+
+
+def describe(v: Any) -> str:
+    if isinstance(v, Symbol):
+        return f"the name '{v}'"
+    if isinstance(v, bool):
+        return f"the boolean {str(v).lower()}"
+    if isinstance(v, (int, float)):
+        return f"the number {v}"
+    if isinstance(v, str):
+        return f"the string {v!r}"
+    if isinstance(v, list):
+        return "a list"
+    return type(v).__name__
+
+
+def format_shape(shape: tuple[int, ...] | list[int]) -> str:
+    return "×".join(str(s) for s in shape) if len(shape) != 1 else f"vector of {shape[0]}"
+
+
+# ----------------------------------------------------------------------------- printing
+
+_PREC = {"if": 1, "or": 2, "and": 3, "not": 4, "==": 5, "!=": 5, "<": 5, "<=": 5, ">": 5, ">=": 5,
+         "+": 6, "-": 6, "*": 7, "/": 7, "//": 7, "%": 7, "neg": 8, "**": 9}
+
+
+def format_expr(e: Expr, prec: int = 0) -> str:
+    """Canonical source text of an expression (minimal parentheses)."""
+    kind = type(e)
+    if kind is Num:
+        return repr(e.value)
+    if kind is Str:
+        return '"' + e.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if kind is Bool:
+        return "true" if e.value else "false"
+    if kind is Name:
+        return e.id
+    if kind is InShape:
+        return f"in.{e.attr}"
+    if kind is BinOp:
+        p = _PREC[e.op]
+        right_p = p if e.op == "**" else p + 1
+        left_p = p + 1 if e.op == "**" else p
+        text = f"{format_expr(e.left, left_p)} {e.op} {format_expr(e.right, right_p)}"
+        return f"({text})" if p < prec else text
+    if kind is Unary:
+        p = _PREC["not" if e.op == "not" else "neg"]
+        text = ("not " if e.op == "not" else e.op) + format_expr(e.operand, p)
+        return f"({text})" if p < prec else text
+    if kind is IfExp:
+        text = f"{format_expr(e.body, 2)} if {format_expr(e.test, 2)} else {format_expr(e.orelse, 1)}"
+        return f"({text})" if prec > 1 else text
+    if kind is ListExpr:
+        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
+    if kind is MapExpr:
+        return "{" + ", ".join(f"{k}: {format_expr(v)}" for k, v in e.items) + "}"
+    if kind is Call:
+        parts = [format_expr(a) for a in e.args] + [f"{k}={format_expr(v)}" for k, v in e.kwargs]
+        return f"{e.func}(" + ", ".join(parts) + ")"
+    raise TypeError(f"not an expression: {e!r}")  # pragma: no cover
+
+
+def literal(value: Any, span: Span | None = None) -> Expr:
+    """Wrap a plain Python value (from YAML or --set) as an expression."""
+    if isinstance(value, bool):
+        return Bool(value, span)
+    if isinstance(value, (int, float)):
+        return Num(value, span)
+    if isinstance(value, str):
+        return Str(value, span)
+    if isinstance(value, list):
+        return ListExpr(tuple(literal(v, span) for v in value), span)
+    if isinstance(value, dict):
+        return MapExpr(tuple((str(k), literal(v, span)) for k, v in value.items()), span)
+    raise TypeError(f"cannot use {type(value).__name__} as a value")

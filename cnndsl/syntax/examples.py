@@ -1,0 +1,36 @@
+"""Malformed snippets labelled with the friendly hint they deserve.
+
+Lark's ``UnexpectedInput.match_examples`` re-parses these and picks the label whose parser state
+matches the user's error. The same snippets are golden tests (tests/test_diagnostics.py).
+"""
+
+SYNTAX_EXAMPLES: dict[str, list[str]] = {
+    "separate arguments with ',', e.g. conv(64, k=3, p=1)": [
+        "network N { input 3x8x8 conv(8 k=3) }",
+        "network N { input 3x8x8 conv(8, k=3 p=1) }",
+    ],
+    "name a layer with ':', e.g. conv1: conv(64, k=3)": [
+        "network N { input 3x8x8 c1 = conv(8) }",
+    ],
+    "write the input shape without spaces, e.g. input 3x32x32": [
+        "network N { input 3 x 32 x 32 }",
+        "network N { input 3 x32x32 }",
+    ],
+    "a network needs a name and a body: network Name(param = default) { input 3x32x32 ... }": [
+        "network { input 3x8x8 }",
+        "network N input 3x8x8",
+    ],
+    "give an argument a value, e.g. k=3": [
+        "network N { input 3x8x8 conv(8, k=) }",
+    ],
+    "keyword arguments use '=', e.g. conv(64, k=3)": [
+        "network N { input 3x8x8 conv(8, k: 3) }",
+    ],
+    "a repeat count follows 'x' directly: conv(8) x3, or x(n) for an expression": [
+        "network N { input 3x8x8 conv(8) x }",
+    ],
+    "blocks are declared as: block Name(param, param = default) { ... }": [
+        "block { conv(8) }",
+        "block B conv(8)",
+    ],
+}

@@ -1,0 +1,493 @@
+""".cnn text → Spec IR: the Lark LALR parser, the tree transformer and friendly syntax errors."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .. import expr as E
+from ..errors import CnnError, Span, error
+from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
+                  Ref, Repeat, Residual, Shortcut, Spec)
+from .examples import SYNTAX_EXAMPLES
+from .limits import MAX_EXPR_DEPTH, MAX_NESTING, check_text
+
+GRAMMAR = Path(__file__).with_name("cnn.lark")
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual", propagate_positions=True,
+                     maybe_placeholders=True, cache=True, start=["start", "expr"])
+
+
+def parse_cnn(text: str, filename: str = "<string>") -> Spec:
+    """Parse ``.cnn`` source into a Spec (imports are not resolved here; see :mod:`cnndsl.load`)."""
+    check_text(text, filename)
+    try:
+        tree = parser().parse(text, start="start")
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, filename) from None
+    _check_depth(tree, filename)
+    try:
+        return _ToSpec(filename).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, CnnError):
+            raise exc.orig_exc from None
+        raise
+
+
+# ----------------------------------------------------------------------------- nesting limits
+
+_STRUCTURAL = {"group", "residual", "shortcut", "parallel", "branch", "body", "mapping", "list", "arglist"}
+
+
+def _check_depth(tree: Tree, filename: str) -> None:
+    """Refuse absurd nesting before anything recursive (pydantic, evaluation) sees the tree."""
+    stack: list[tuple[Any, int, int]] = [(tree, 0, 0)]
+    while stack:
+        node, depth, nesting = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in _STRUCTURAL:
+            nesting += 1
+        if nesting > MAX_NESTING or depth > MAX_EXPR_DEPTH:
+            span = _span(node.meta, filename) if not node.meta.empty else None
+            what = f"nesting deeper than {MAX_NESTING} levels" if nesting > MAX_NESTING else \
+                f"expression nesting deeper than {MAX_EXPR_DEPTH} levels"
+            raise error(what, span, "flatten the structure, or use a repeat (x N) instead of deep nesting")
+        stack.extend((child, depth + 1, nesting) for child in node.children)
+
+
+# ----------------------------------------------------------------------------- syntax errors
+
+_FRIENDLY = {"NAME": "a name", "NUMBER": "a number", "INT": "a whole number", "STRING": "a string",
+             "SHAPE": "a shape such as 3x32x32", "REPEAT": "a repeat such as x3", "$END": "end of file"}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _FRIENDLY:
+        return _FRIENDLY[name]
+    for t in parser().terminals:
+        if t.name == name and t.pattern.type == "str":
+            return f"'{t.pattern.value}'"
+    return name.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type in ("NAME", "NUMBER", "INT", "STRING", "SHAPE"):
+        return f"{_FRIENDLY[tok.type].split(' such')[0]} '{tok.value}'"
+    return f"'{tok.value}'"
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
+    line, col = (exc.line, exc.column) if getattr(exc, "line", -1) not in (-1, None) else _eof_pos(text)
+    span = Span(filename, line, col, line, col + 1)
+    label = None
+    try:
+        label = exc.match_examples(functools.partial(parser().parse, start="start"), SYNTAX_EXAMPLES,
+                                   use_accepts=True)
+    except Exception:  # noqa: BLE001 - example matching is best effort
+        label = None
+    notes = []
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        message = f"unexpected character {char!r}"
+        hint = label or _expected_hint(exc.allowed)
+    elif isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
+        tok = getattr(exc, "token", None)
+        at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+        if at_end:
+            message = "unexpected end of file"
+            opener = _unclosed(text)
+            if opener:
+                notes.append((Span(filename, *opener[1:], opener[1], opener[2] + 1),
+                              f"this '{opener[0]}' is never closed"))
+                span = Span(filename, *_eof_pos(text))
+        else:
+            message = f"unexpected {_describe_token(tok)}"
+        hint = label or _expected_hint(getattr(exc, "accepts", None) or getattr(exc, "expected", set()))
+    else:  # pragma: no cover - lark has no other UnexpectedInput subclasses
+        message, hint = str(exc).splitlines()[0], label
+    return error(message, span, hint, notes)
+
+
+def _expected_hint(names: Any) -> str | None:
+    names = sorted({n for n in (names or ()) if not n.startswith("__")})
+    if not names:
+        return None
+    shown = [_describe_terminal(n) for n in names]
+    if len(shown) > 8:
+        shown = shown[:8] + ["…"]
+    return "expected " + ", ".join(shown)
+
+
+def _eof_pos(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _unclosed(text: str) -> tuple[str, int, int] | None:
+    """The innermost bracket left open at the end of the text (skipping strings and comments)."""
+    stack: list[tuple[str, int, int]] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    line, col, i, n = 1, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch == "#":
+            while i + 1 < n and text[i + 1] != "\n":
+                i += 1
+        elif ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            col = 0  # approximate; strings are single-line
+        elif ch in "([{":
+            stack.append((ch, line, col))
+        elif ch in pairs and stack and stack[-1][0] == pairs[ch]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+# ----------------------------------------------------------------------------- tree → IR
+
+
+def _span(meta: Any, filename: str, offset: tuple[int, int] = (0, 0)) -> Span | None:
+    if getattr(meta, "empty", True):
+        return None
+    line, col = offset
+    return Span(filename, meta.line + line, meta.column + col, meta.end_line + line, meta.end_column + col)
+
+
+def _tok_span(tok: Token, filename: str, offset: tuple[int, int] = (0, 0)) -> Span:
+    line, col = offset
+    return Span(filename, tok.line + line, tok.column + col, tok.end_line + line, tok.end_column + col)
+
+
+def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0)) -> "E.Expr":
+    """Parse one expression (YAML values); spans are shifted by ``offset`` (lines, columns)."""
+    try:
+        tree = parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        err = _syntax_error(exc, text, "<expr>")
+        d = err.diagnostics[0]
+        line, col = offset
+        span = Span(filename, d.span.line + line, d.span.col + col) if d.span else None
+        raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
+    _check_depth(tree, filename)
+    try:
+        return _ToSpec(filename, offset).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, CnnError):
+            raise exc.orig_exc from None
+        raise
+
+
+@v_args(meta=True)
+class _ToSpec(Transformer_NonRecursive):
+    """Bottom-up: each method gets the meta (positions) and the transformed children."""
+
+    def __init__(self, filename: str, offset: tuple[int, int] = (0, 0)):
+        super().__init__()
+        self.f = filename
+        self.offset = offset
+
+    def sp(self, meta: Any) -> Span | None:
+        return _span(meta, self.f, self.offset)
+
+    def tsp(self, tok: Token) -> Span:
+        return _tok_span(tok, self.f, self.offset)
+
+    # ---- top level
+    def start(self, meta, children):
+        imports, blocks, network, train, train_spans = [], [], None, None, None
+        for kind, value in children:
+            if kind == "import":
+                imports.append(value)
+            elif kind == "block":
+                for other in blocks:
+                    if other.name == value.name:
+                        raise error(f"block '{value.name}' is defined twice", value.span,
+                                    notes=[(other.span, "first defined here")])
+                blocks.append(value)
+            elif kind == "network":
+                if network is not None:
+                    raise error("only one network per file", value.span,
+                                "put each network in its own file; share blocks with 'import'",
+                                notes=[(network.span, "the first network")])
+                network = value
+            else:
+                if train is not None:
+                    raise error("only one train section per file", value[1].get(()))
+                train, train_spans = value
+        return Spec(imports=tuple(imports), blocks=tuple(blocks), network=network, train=train,
+                    path=self.f, train_spans=train_spans)
+
+    def import_stmt(self, meta, children):
+        return "import", Import(path=_unquote(children[0]), span=self.sp(meta))
+
+    def params(self, meta, children):
+        params = [c for c in children if c is not None]
+        seen: dict[str, Param] = {}
+        for p in params:
+            if p.name in seen:
+                raise error(f"parameter '{p.name}' is declared twice", p.span)
+            seen[p.name] = p
+        return tuple(params)
+
+    def param(self, meta, children):
+        name, default = children
+        return Param(name=str(name), default=default, span=self.tsp(name))
+
+    def block_def(self, meta, children):
+        name, params, body = children
+        for stmt in body:
+            if isinstance(stmt, tuple):
+                raise error(f"'{stmt[0]}' is only allowed in a network, not in block '{name}'", stmt[2])
+        return "block", BlockDef(name=str(name), params=params or (), body=tuple(body),
+                                 span=self.tsp(name))
+
+    def network_def(self, meta, children):
+        name, params, body = children
+        inputs, outputs, freeze, unfreeze, items = [], [], [], [], []
+        input_span = None
+        for stmt in body:
+            if not isinstance(stmt, tuple):
+                items.append(stmt)
+                continue
+            kind, value, span = stmt
+            if kind == "input":
+                if input_span is not None:
+                    raise error("the network input is declared twice", span,
+                                notes=[(input_span, "first declared here")])
+                if items:
+                    raise error("'input' must come before the first layer", span)
+                inputs, input_span = value, span
+            elif kind == "output":
+                outputs.extend(value)
+            elif kind == "freeze":
+                freeze.extend(value)
+            else:
+                unfreeze.extend(value)
+        net_span = self.tsp(name)
+        if input_span is None:
+            raise error(f"network '{name}' has no input", net_span,
+                        "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
+        return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
+                                     body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
+                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span)
+
+    def train_def(self, meta, children):
+        (mapping,) = children
+        env = E.Env({}, None, allow_calls=True)
+        value = _plain_data(E.evaluate(mapping, env))
+        spans: dict[tuple, Span | None] = {(): mapping.span}
+        _collect_spans(mapping, (), spans)
+        return "train", (value, spans)
+
+    def body(self, meta, children):
+        return list(children)
+
+    # ---- network statements: (kind, value, span) tuples, sorted out by network_def
+    def input_shape(self, meta, children):
+        tok = children[1]
+        dims = tuple(E.Num(int(d), self.tsp(tok)) for d in str(tok).split("x"))
+        return "input", dims, self.sp(meta)
+
+    def input_exprs(self, meta, children):
+        return "input", tuple(c for c in children[1:] if c is not None), self.sp(meta)
+
+    def output_stmt(self, meta, children):
+        return "output", list(children), self.sp(meta)
+
+    def freeze_stmt(self, meta, children):
+        return "freeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+
+    def unfreeze_stmt(self, meta, children):
+        return "unfreeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+
+    def from_stmt(self, meta, children):
+        return From(ref=children[0], span=self.sp(meta))
+
+    def ref(self, meta, children):
+        return Ref(path=tuple(str(c) for c in children), span=self.sp(meta))
+
+    # ---- items
+    def item(self, meta, children):
+        label, (cls, fields, span), repeat, when = children
+        if label is not None:
+            fields["name"] = str(label)
+        return cls(**fields, repeat=repeat, when=when, span=span)
+
+    def label(self, meta, children):
+        return children[0]
+
+    def repeat(self, meta, children):
+        _, count, index = children
+        if isinstance(count, Token):
+            count = E.Num(int(count), self.tsp(count))
+        return Repeat(count=count, index=None if index is None else str(index), span=self.sp(meta))
+
+    def when(self, meta, children):
+        return children[0]
+
+    def call(self, meta, children):
+        name, arglist = children
+        args, kwargs = arglist if arglist is not None else ((), ())
+        return Layer, {"op": str(name), "args": args, "kwargs": kwargs}, self.tsp(name)
+
+    def arglist(self, meta, children):
+        args, kwargs, seen = [], [], {}
+        for c in children:
+            if c is None:
+                continue
+            if isinstance(c, Kwarg):
+                if c.name in seen:
+                    raise error(f"argument '{c.name}' is given twice", c.span,
+                                notes=[(seen[c.name].span, "first given here")])
+                seen[c.name] = c
+                kwargs.append(c)
+            else:
+                if kwargs:
+                    raise error("positional argument after a keyword argument", c.span,
+                                "put positional arguments first, e.g. conv(64, k=3)")
+                args.append(c)
+        return tuple(args), tuple(kwargs)
+
+    def posarg(self, meta, children):
+        return children[0]
+
+    def kwarg(self, meta, children):
+        name, value = children
+        return Kwarg(name=str(name), value=value, span=self.tsp(name))
+
+    def group(self, meta, children):
+        return Group, {"body": tuple(children)}, self.sp(meta)
+
+    def residual(self, meta, children):
+        (_, group_fields, _), shortcut = children
+        return Residual, {"body": group_fields["body"], "shortcut": shortcut}, self.sp(meta)
+
+    def shortcut(self, meta, children):
+        name, when, (_, group_fields, _) = children
+        return Shortcut(name=None if name is None else str(name), when=when, body=group_fields["body"],
+                        span=self.sp(meta))
+
+    def parallel(self, meta, children):
+        kind, *branches = children
+        return Parallel, {"merge": str(kind), "branches": tuple(branches)}, self.sp(meta)
+
+    def branch(self, meta, children):
+        return tuple(children)
+
+    def merge(self, meta, children):
+        kind, *refs = children
+        return Merge, {"merge": str(kind), "refs": tuple(r for r in refs if r is not None)}, self.sp(meta)
+
+    # ---- expressions
+    def number(self, meta, children):
+        (tok,) = children
+        text = str(tok)
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return E.Num(value, self.tsp(tok))
+
+    def string(self, meta, children):
+        return E.Str(_unquote(children[0]), self.tsp(children[0]))
+
+    def true(self, meta, children):
+        return E.Bool(True, self.sp(meta))
+
+    def false(self, meta, children):
+        return E.Bool(False, self.sp(meta))
+
+    def name(self, meta, children):
+        return E.Name(str(children[0]), self.tsp(children[0]))
+
+    def inshape(self, meta, children):
+        return E.InShape(str(children[0]), self.sp(meta))
+
+    def funcall(self, meta, children):
+        name, (args, kwargs) = children
+        return E.Call(str(name), tuple(args), tuple((k.name, k.value) for k in kwargs), self.sp(meta))
+
+    def list(self, meta, children):
+        return E.ListExpr(tuple(c for c in children if c is not None), self.sp(meta))
+
+    def mapping(self, meta, children):
+        entries = [c for c in children if c is not None]
+        seen: dict[str, Span] = {}
+        for key, _, span in entries:
+            if key in seen:
+                raise error(f"key '{key}' is given twice", span, notes=[(seen[key], "first given here")])
+            seen[key] = span
+        return E.MapExpr(tuple((k, v) for k, v, _ in entries), self.sp(meta), tuple(s for _, _, s in entries))
+
+    def entry(self, meta, children):
+        key, value = children
+        return str(key), value, self.tsp(key)
+
+    def binop(self, meta, children):
+        left, op, right = children
+        return E.BinOp(str(op), left, right, self.sp(meta))
+
+    def or_(self, meta, children):
+        return E.BinOp("or", children[0], children[1], self.sp(meta))
+
+    def and_(self, meta, children):
+        return E.BinOp("and", children[0], children[1], self.sp(meta))
+
+    def not_(self, meta, children):
+        return E.Unary("not", children[0], self.sp(meta))
+
+    def unary(self, meta, children):
+        op, operand = children
+        return E.Unary(str(op), operand, self.sp(meta))
+
+    def ifexp(self, meta, children):
+        body, test, orelse = children
+        return E.IfExp(test, body, orelse, self.sp(meta))
+
+
+def _plain_data(v: Any) -> Any:
+    """Symbols → plain str, recursively (train sections are stored as plain data)."""
+    if isinstance(v, dict):
+        return {k: _plain_data(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain_data(x) for x in v]
+    if isinstance(v, E.Symbol):
+        return str(v)
+    return v
+
+
+def _unquote(tok: Any) -> str:
+    s = str(tok)[1:-1]
+    return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s
+
+
+def _collect_spans(e: Any, path: tuple, out: dict) -> None:
+    """Record the span of every value in a train-section mapping, by key path."""
+    if isinstance(e, E.MapExpr):
+        for i, (k, v) in enumerate(e.items):
+            out[path + (k,)] = v.span or (e.key_spans[i] if i < len(e.key_spans) else None)
+            _collect_spans(v, path + (k,), out)
+    elif isinstance(e, E.ListExpr):
+        for i, v in enumerate(e.items):
+            out[path + (i,)] = v.span
+            _collect_spans(v, path + (i,), out)
+    elif isinstance(e, E.Call):
+        for i, v in enumerate(e.args):
+            out[path + ("args", i)] = v.span
+            _collect_spans(v, path + ("args", i), out)
+        for k, v in e.kwargs:
+            out[path + (k,)] = v.span
+            _collect_spans(v, path + (k,), out)

@@ -1,0 +1,107 @@
+"""Reading specs: files or text, either syntax, with imports resolved."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import Span, error, remember_source
+from ..ir import Spec
+from .limits import MAX_FILE_BYTES
+from .parse import parse_cnn
+from .yaml_load import parse_yaml
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_file(path: str | os.PathLike) -> str:
+    """A spec file's text; refuses missing, oversized, binary and non-UTF-8 files before parsing."""
+    p = Path(path)
+    shown = str(path)
+    if not p.exists():
+        hint = None
+        parent = p.parent if str(p.parent) else Path(".")
+        if parent.is_dir():
+            near = sorted(x.name for x in parent.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))
+            from ..errors import did_you_mean
+            hint = did_you_mean(p.name, near) or (f"spec files in {parent}: " + ", ".join(near[:8]) if near else None)
+        raise error(f"no such file: {shown}", None, hint)
+    if p.is_dir():
+        raise error(f"{shown} is a directory, not a spec file", None)
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise error(f"{shown} is too large ({size:,} bytes; specs are limited to {MAX_FILE_BYTES:,})", None,
+                    "is this really a spec? split large specs with 'import'")
+    data = p.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise error(f"{shown} is a binary file, not a spec", None, "cnndsl reads .cnn text and YAML files")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{shown} is not UTF-8 text (byte {exc.start})", None) from None
+    return text
+
+
+def detect_format(text: str, name: str = "") -> str:
+    if name.endswith(YAML_SUFFIXES):
+        return "yaml"
+    if name.endswith(".cnn"):
+        return "cnn"
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        first = s.split()[0].rstrip(":")
+        return "cnn" if first in ("network", "block", "import", "train") else "yaml"
+    return "cnn"
+
+
+def parse_text(text: str, filename: str = "<string>", fmt: str | None = None) -> Spec:
+    """Parse spec text (no imports resolved)."""
+    remember_source(filename, text)
+    fmt = fmt or detect_format(text, filename)
+    return parse_yaml(text, filename) if fmt == "yaml" else parse_cnn(text, filename)
+
+
+def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
+    """A path or spec text → a Spec with imported block definitions merged in."""
+    if isinstance(source, os.PathLike) or ("\n" not in str(source) and "{" not in str(source)
+                                           and str(source).strip() != ""):
+        path = str(source)
+        spec = parse_text(read_file(path), path, fmt)
+        base = Path(path).parent
+    else:
+        spec = parse_text(str(source), "<string>", fmt)
+        base = Path(".")
+    return resolve_imports(spec, base)
+
+
+def resolve_imports(spec: Spec, base: Path) -> Spec:
+    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes."""
+    if not spec.imports:
+        return spec
+    blocks = {b.name: b for b in spec.blocks}
+    seen: set[Path] = set()
+    if spec.path and Path(spec.path).exists():
+        seen.add(Path(spec.path).resolve())
+    pending = [(imp, base, (spec.path or "<string>",)) for imp in spec.imports]
+    while pending:
+        imp, where, chain = pending.pop(0)
+        target = (where / imp.path)
+        if not target.exists():
+            raise error(f"cannot import '{imp.path}': no such file ({target})", imp.span,
+                        "import paths are relative to the importing file")
+        resolved = target.resolve()
+        if str(resolved) in {str(Path(c).resolve()) for c in chain if Path(c).exists()}:
+            raise error("circular import: " + " → ".join([*chain, str(target)]), imp.span)
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        sub = parse_text(read_file(target), str(target))
+        for b in sub.blocks:
+            if b.name in blocks and blocks[b.name] is not b:
+                raise error(f"block '{b.name}' is defined twice", b.span,
+                            notes=[(blocks[b.name].span, "also defined here")])
+            blocks[b.name] = b
+        pending += [(i, target.parent, chain + (str(target),)) for i in sub.imports]
+    return spec.model_copy(update={"blocks": tuple(blocks.values())})

@@ -1,0 +1,103 @@
+"""argparse registration of ``train``, ``eval`` and ``predict`` (imports no torch).
+
+The main CLI calls :func:`register` and adds the common flags (the positional ``spec``, ``--set``,
+``--debug``), either afterwards or through ``parents``. :func:`main` is a standalone entry point
+(``python -m cnndsl.train ...``) that adds those flags itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+
+def _train(args: Any) -> int:
+    from .commands import train_cmd
+    return train_cmd(args)
+
+
+def _eval(args: Any) -> int:
+    from .commands import eval_cmd
+    return eval_cmd(args)
+
+
+def _predict(args: Any) -> int:
+    from .commands import predict_cmd
+    return predict_cmd(args)
+
+
+def _shared(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--data-root", dest="data_root", help="directory holding dataset files")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="override train.batch_size")
+
+
+def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add the ``train``, ``eval`` and ``predict`` subcommands; each sets ``func(args) -> int``."""
+    t = subparsers.add_parser("train", parents=list(parents), help="train the network with the spec's train section",
+                              description="Train the network a spec describes, with its train section.")
+    _shared(t)
+    t.add_argument("--epochs", type=float, help="override train.epochs")
+    t.add_argument("--seed", type=int, help="override train.seed")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (or from a checkpoint file)")
+    t.add_argument("--force", action="store_true", help="resume even if the spec changed")
+    t.add_argument("--run-dir", dest="run_dir", help="write the run here instead of runs/<spec>/<time>/")
+    t.add_argument("--runs-dir", dest="runs_dir", help="override train.runs_dir")
+    t.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")
+    t.add_argument("--detect-anomaly", dest="detect_anomaly", action="store_true",
+                   help="torch.autograd.detect_anomaly (slow; finds the op that produced a NaN)")
+    t.set_defaults(func=_train)
+
+    e = subparsers.add_parser("eval", parents=list(parents), help="evaluate a checkpoint",
+                              description="Accuracy, per-class accuracy and confusion matrix of a checkpoint.")
+    _shared(e)
+    e.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    e.add_argument("--split", choices=["val", "test"], default="val")
+    e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation")
+    e.add_argument("--ema", action="store_true", help="evaluate the EMA weights stored in the checkpoint")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=_eval)
+
+    p = subparsers.add_parser("predict", parents=list(parents), help="classify image files",
+                              description="Top-k classes with probabilities for each image.")
+    p.add_argument("--device", help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    p.add_argument("--top-k", dest="top_k", type=int, default=5)
+    p.add_argument("--ema", action="store_true", help="use the EMA weights stored in the checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("images", nargs="+", help="image files")
+    p.set_defaults(func=_predict)
+
+
+def _common() -> argparse.ArgumentParser:
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("spec", help="a .cnn or YAML spec")
+    c.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a network parameter, or train.x.y=value")
+    c.add_argument("--debug", action="store_true", help="show tracebacks")
+    return c
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point with the common flags added here."""
+    from cnndsl.errors import CnnError
+
+    parser = argparse.ArgumentParser(prog="cnndsl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub, parents=[_common()])
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnError as exc:
+        if args.debug:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""``cnndsl train | eval | predict``: library functions (``run_train`` ...) and argparse handlers."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from cnndsl.errors import error
+from . import config as C
+
+
+def collect_overrides(args: Any) -> dict[str, Any]:
+    """Train overrides from ``args.train_overrides`` (or ``--set train.*``) and the shortcut flags."""
+    out: dict[str, Any] = dict(getattr(args, "train_overrides", None) or {})
+    if not out:
+        for item in getattr(args, "set", None) or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise error(f"--set {item}: expected NAME=VALUE")
+            if key.startswith("train."):
+                out[key[len("train."):]] = value
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("device", "device"),
+                      ("seed", "seed"), ("runs_dir", "runs_dir")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def network_params(args: Any) -> dict[str, Any]:
+    params = getattr(args, "params", None)
+    if params is not None:
+        return dict(params)
+    out = {}
+    for item in getattr(args, "set", None) or []:
+        key, _, value = item.partition("=")
+        if not key.startswith("train."):
+            out[key] = C.parse_scalar(value)
+    return out
+
+
+def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConfig:
+    return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec)
+
+
+def _net_shapes(spec: Any, params: dict[str, Any]) -> tuple[tuple[int, ...] | None, int | None]:
+    """(input C,H,W, classes) from the compiler's analysis, when available."""
+    try:
+        import cnndsl
+        a = cnndsl.analyze(spec, **params)
+        outs = list(a.output_shapes)
+        return tuple(a.input_shape), (outs[0][0] if outs and len(outs[0]) >= 1 else None)
+    except Exception:  # noqa: BLE001 - specs built by hand (tests) have no analysis
+        return None, None
+
+
+def seed_all(seed: int) -> None:
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def new_run_dir(runs_dir: str, spec: Any) -> Path:
+    stem = Path(spec.path).stem if getattr(spec, "path", None) else "spec"
+    base = Path(runs_dir) / stem / time.strftime("%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return path
+
+
+def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+              build: Callable[..., Any] | None = None, data_root: str | None = None, run_dir: str | None = None,
+              resume: str | None = None, force: bool = False, quiet: bool = False, progress: bool = True,
+              detect_anomaly: bool = False, stop_after_steps: int | None = None):
+    """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`."""
+    import torch
+    from . import distributed as D, loop
+    from .data import load as load_data
+
+    params = params or {}
+    cfg = config_of(spec, overrides)
+    device = loop.resolve_device(cfg.device)
+    dist = D.init(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if resume:
+        rp = Path(resume)
+        rdir = rp if rp.is_dir() else rp.parent
+    elif run_dir:
+        rdir = Path(run_dir)
+    else:
+        rdir = new_run_dir(cfg.runs_dir, spec)
+    rdir = Path(D.broadcast_object(str(rdir), dist))
+    seed_all(cfg.seed)
+    if build is None:
+        import cnndsl
+        build = cnndsl.build
+    model = build(spec, **params)
+    shape, classes = _net_shapes(spec, params)
+    if shape is None:
+        shape = getattr(model, "cnndsl_input_shape", None)
+    data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
+    if shape is not None and tuple(data.shape) != tuple(shape) and not any(
+            isinstance(a, (C.Resize, C.RandomResizedCrop)) for a in cfg.augment):
+        raise error(f"the dataset's images are {'x'.join(map(str, data.shape))} but the network's input is "
+                    f"{'x'.join(map(str, shape))}", span=spec.train_span(("data",)) if hasattr(spec, "train_span") else None,
+                    hint="change the network's input, or add resize(...) to augment")
+    if dist.main:
+        rdir.mkdir(parents=True, exist_ok=True)
+        src = getattr(spec, "path", None)
+        if src and Path(src).exists() and not resume:
+            shutil.copyfile(src, rdir / ("spec" + Path(src).suffix))
+        (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
+                                                    "mean": data.mean, "std": data.std,
+                                                    "shape": list(data.shape), "params": params}) + "\n")
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, force=force, quiet=quiet,
+                           progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
+    try:
+        return loop.fit(model, cfg, data, opts, device=device, dist=dist)
+    finally:
+        D.shutdown(dist)
+
+
+# ----------------------------------------------------------------------------- CLI handlers
+
+def _load_spec(args: Any) -> Any:
+    import cnndsl
+    return cnndsl.load(args.spec)
+
+
+def train_cmd(args: Any) -> int:
+    spec = _load_spec(args)
+    res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
+                    data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
+                    quiet=args.quiet, detect_anomaly=args.detect_anomaly)
+    if res.status == "interrupted":
+        print(f"interrupted; resume with: cnndsl train {args.spec} --resume {res.run_dir}", file=sys.stderr)
+        return 130
+    acc = f"{res.val_acc:.2%}" if res.val_acc is not None else "n/a"
+    print(f"done: {res.epochs} epochs, {res.steps} steps in {res.seconds:.1f}s, val acc {acc}, "
+          f"{res.images_per_s:,.0f} img/s; run dir {res.run_dir}")
+    return 0
+
+
+def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = None):
+    import torch
+    from . import checkpoint as ckpt
+
+    params = network_params(args)
+    if build is None:
+        import cnndsl
+        build = cnndsl.build
+    model = build(spec, **params)
+    state = ckpt.load(args.checkpoint)
+    weights = ckpt.model_state(state, args.checkpoint)
+    if getattr(args, "ema", False) and state.get("ema"):
+        weights = {**weights, **state["ema"]}
+    ckpt.load_weights(model, weights, args.checkpoint)
+    return model, state, params
+
+
+def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on the validation or test split."""
+    from . import loop
+    from .augment import norm_stats
+    from .data import load as load_data
+    from .evaluate import evaluate
+    from .loader import make_loader
+
+    cfg = config_of(spec, collect_overrides(args))
+    model, _, params = _model_and_state(spec, args, build)
+    device = loop.resolve_device(cfg.device)
+    shape, classes = _net_shapes(spec, params)
+    data = load_data(cfg.data, data_root=args.data_root, shape=shape or getattr(model, "cnndsl_input_shape", None),
+                     num_classes=classes)
+    split = data.test if args.split == "test" else data.val
+    if split is None or len(split) == 0:
+        raise error(f"dataset '{data.name}' has no {args.split} split", hint="use --split val")
+    mean, std = norm_stats(cfg.augment, data.mean, data.std)
+    model.to(device)
+    ld = make_loader(split, cfg.augment, mean, std, kind="auto", batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
+                     train=False, drop_last=False, seed=cfg.seed, device=device)
+    ev = evaluate(model, ld, cfg.loss, data.num_classes, tta=args.tta or cfg.tta)
+    ev["classes"] = data.classes
+    ev["split"] = args.split
+    return ev
+
+
+def eval_cmd(args: Any) -> int:
+    ev = run_eval(_load_spec(args), args)
+    if args.json:
+        print(json.dumps(ev))
+        return 0
+    print(f"{ev['split']}: accuracy {ev['acc']:.2%} ({ev['n']} images), loss {ev['loss']:.4f}")
+    width = max(len(c) for c in ev["classes"])
+    print("per-class accuracy:")
+    for c, a in zip(ev["classes"], ev["per_class_acc"]):
+        print(f"  {c:>{width}}  {a:.2%}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for c, row in zip(ev["classes"], ev["confusion"]):
+        print(f"  {c:>{width}} " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for each image file."""
+    import torch
+    from .data import read_image
+
+    model, _, params = _model_and_state(spec, args, build)
+    meta_path = Path(args.checkpoint)
+    meta_file = (meta_path if meta_path.is_dir() else meta_path.parent) / "data.json"
+    cfg = config_of(spec, collect_overrides(args))
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+    else:
+        from .data import load as load_data
+        shape, classes = _net_shapes(spec, params)
+        d = load_data(cfg.data, data_root=getattr(args, "data_root", None), shape=shape, num_classes=classes)
+        meta = {"classes": d.classes, "mean": d.mean, "std": d.std, "shape": list(d.shape)}
+    from .augment import norm_stats
+    mean, std = norm_stats(cfg.augment, meta["mean"], meta["std"])
+    c, h, w = meta["shape"]
+    model.eval()
+    results = []
+    with torch.inference_mode():
+        for path in args.images:
+            x = read_image(path, (h, w), c).float().div(255)
+            x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+            out = model(x.unsqueeze(0))
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            prob = out.float().softmax(1)[0]
+            k = min(args.top_k, prob.numel())
+            top = prob.topk(k)
+            results.append({"image": path, "top": [{"class": meta["classes"][i], "prob": float(p)}
+                                                   for p, i in zip(top.values.tolist(), top.indices.tolist())]})
+    return results
+
+
+def predict_cmd(args: Any) -> int:
+    res = run_predict(_load_spec(args), args)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    for r in res:
+        print(r["image"] + ": " + ", ".join(f"{t['class']} ({t['prob']:.1%})" for t in r["top"]))
+    return 0

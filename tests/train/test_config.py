@@ -1,0 +1,74 @@
+"""The train section: calls, bare names, positional args, errors with spans, overrides."""
+
+import pytest
+
+from cnndsl.errors import CnnError
+from cnndsl.train import config as C
+from helpers import FakeSpec
+
+
+def test_calls_bare_names_and_positional_args():
+    cfg = C.validate({
+        "data": {"type": "mnist5k", "val_fraction": 0.1},
+        "epochs": 3,
+        "optimizer": {"type": "sgd", "args": [0.2], "momentum": 0.9, "nesterov": True},
+        "schedule": "cosine",
+        "augment": [{"type": "random_crop", "args": [28], "padding": 2}, "hflip", {"type": "cutout", "args": [4]}],
+        "param_groups": [{"match": "*.bias", "lr_scale": 64}],
+        "ema": "ema",
+    })
+    assert isinstance(cfg.data, C.Mnist5kData) and cfg.data.val_fraction == 0.1
+    assert isinstance(cfg.optimizer, C.SGD) and cfg.optimizer.lr == 0.2 and cfg.optimizer.nesterov
+    assert isinstance(cfg.schedule, C.Cosine)
+    assert [type(a) for a in cfg.augment] == [C.RandomCrop, C.HFlip, C.Cutout]
+    assert cfg.augment[0].size == 28 and cfg.augment[2].size == 4
+    assert cfg.ema.type == "ema"
+
+
+def test_yaml_twin_equals_cnn_form():
+    a = C.validate({"data": "digits", "optimizer": {"type": "adamw", "lr": 1e-3}, "label_smoothing": 0.1})
+    b = C.validate({"data": {"type": "digits"}, "optimizer": {"type": "adamw", "args": [1e-3]},
+                    "loss": {"type": "cross_entropy", "label_smoothing": 0.1}})
+    assert a.loss == b.loss and a.data == b.data and a.optimizer == b.optimizer
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"data": "digits", "epochz": 3}, "epochz"),
+    ({"data": "digits", "optimizer": {"type": "sgd", "lr": 0.1, "momentun": 0.9}}, "momentun"),
+    ({"data": "digits", "optimizer": {"type": "sgdd", "lr": 0.1}}, "sgdd"),
+    ({"data": "digits", "batch_size": 0}, "batch_size"),
+    ({"data": "imagenet"}, "imagenet"),
+    ({"data": "digits", "augment": [{"type": "cutout", "args": [1, 2]}]}, "positional"),
+])
+def test_errors_name_the_key_and_point_into_the_spec(raw, fragment):
+    spec = FakeSpec(raw)
+    with pytest.raises(CnnError) as ei:
+        C.validate(raw, spec)
+    text = ei.value.render()
+    assert fragment in text
+    assert ei.value.span is not None and ei.value.span.file == "fake.cnn"
+
+
+def test_missing_train_section():
+    with pytest.raises(CnnError, match="no train section"):
+        C.validate(None)
+
+
+def test_overrides_parse_values_and_expand_bare_calls():
+    raw = {"data": "digits", "optimizer": "sgd", "epochs": 5}
+    out = C.apply_overrides(raw, {"optimizer.lr": "0.01", "epochs": "2", "channels_last": "true",
+                                  "device": "cpu"})
+    assert out["optimizer"] == {"type": "sgd", "lr": 0.01}
+    assert out["epochs"] == 2 and out["channels_last"] is True and out["device"] == "cpu"
+    assert raw["optimizer"] == "sgd"  # the original is untouched
+    cfg = C.validate(out)
+    assert cfg.optimizer.lr == 0.01
+
+
+def test_cli_flags_become_overrides():
+    from argparse import Namespace
+    from cnndsl.train.commands import collect_overrides, network_params
+    args = Namespace(set=["train.optimizer.lr=0.5", "width=32"], epochs=3.0, batch_size=None, device="cpu",
+                     seed=None, runs_dir=None)
+    assert collect_overrides(args) == {"optimizer.lr": "0.5", "epochs": 3.0, "device": "cpu"}
+    assert network_params(args) == {"width": 32}
