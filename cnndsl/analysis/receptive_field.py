@@ -133,8 +133,10 @@ def _merge(node, ins: list[RF], graph: Graph, warnings: list[Diagnostic]) -> RF:
 
 
 def final_receptive_field(graph: Graph, rfs: list[RF | None]) -> tuple[int, RF | None]:
-    """The field of the deepest local (non-global) feature on the way to the first output."""
+    """The field of the deepest local feature map on the way to the first output (before any
+    flatten, dense layer or global pool)."""
     nid = graph.outputs[0]
-    while rfs[nid] is not None and rfs[nid].global_ and graph.nodes[nid].inputs:
+    while rfs[nid] is not None and (rfs[nid].global_ or len(graph.nodes[nid].shape) != 3) \
+            and graph.nodes[nid].inputs:
         nid = graph.nodes[nid].inputs[0]
     return nid, rfs[nid]

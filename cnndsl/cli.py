@@ -1,0 +1,226 @@
+"""The ``cnndsl`` command line. Thin: parse arguments, call one library function, return an exit code.
+
+torch is imported only by commands that build a module (``compile`` without ``--summary``,
+``--torchinfo``, ``train``...): ``cnndsl check`` and ``cnndsl --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+from .errors import CnnError, error, use_color
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+# ----------------------------------------------------------------------------- shared options
+
+
+def parse_set(items: Sequence[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """``--set name=value`` → (network parameters, train overrides keyed ``a.b`` without 'train.')."""
+    from .expr import Env, Symbol, evaluate
+    from .syntax.parse import parse_expr
+
+    params: dict[str, Any] = {}
+    train: dict[str, str] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not text.strip():
+            raise error(f"--set expects NAME=VALUE, got '{item}'", None, "e.g. --set num_classes=10")
+        if name.startswith("train."):
+            train[name[len("train."):]] = text.strip()
+            continue
+        value = evaluate(parse_expr(text.strip(), "--set"), Env({}))
+        params[name] = str(value) if isinstance(value, Symbol) else value
+    return params, train
+
+
+def limits_from(args: argparse.Namespace):
+    from .expand import Limits
+
+    kw = {}
+    if getattr(args, "max_params", None) is not None:
+        kw["max_params"] = int(args.max_params)
+    if getattr(args, "max_layers", None) is not None:
+        kw["max_layers"] = args.max_layers
+    return Limits(**kw)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def add_common(p: argparse.ArgumentParser, spec: bool = True) -> None:
+    if spec:
+        p.add_argument("spec", help="a .cnn or .yaml spec file")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
+    p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
+    p.add_argument("--max-layers", type=int, metavar="N", help="limit on expanded layers (default 10000)")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Fill ``args.params`` / ``args.train_overrides`` from ``--set`` (used by every command)."""
+    args.params, args.train_overrides = parse_set(getattr(args, "set", None))
+
+
+def _analysis(args: argparse.Namespace):
+    from .api import analyze, load
+
+    spec = load(args.spec)
+    return spec, analyze(spec, limits=limits_from(args), **args.params)
+
+
+def _print_warnings(analysis, quiet: bool = False) -> None:
+    if quiet:
+        return
+    color = use_color(sys.stderr)
+    for w in analysis.warnings:
+        print(w.render(color=color), file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    spec, a = _analysis(args)
+    _print_warnings(a, args.quiet)
+    from .analysis.report import human
+
+    n = len(a.layers)
+    print(f"ok: {args.spec}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
+          f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
+          + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .analysis.report import FORMATS
+
+    spec, a = _analysis(args)
+    _print_warnings(a, args.format == "json")
+    summary = args.summary or args.format != "text"
+    if args.graph:
+        print(a.graph)
+    if summary:
+        print(FORMATS[args.format](a))
+    if args.torchinfo or not (summary or args.graph):
+        from .api import build
+
+        model = build(a)
+        if args.torchinfo:
+            _torchinfo(model, a)
+        else:
+            print(model)
+            print(f"{a.name}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    return EXIT_OK
+
+
+def _torchinfo(model, a) -> None:
+    import torchinfo
+
+    stats = torchinfo.summary(model, input_size=(1, *a.input_shape), verbose=0, device="cpu",
+                              col_names=("output_size", "num_params", "mult_adds"), depth=8)
+    print(stats)
+    total = stats.total_params
+    status = "match" if total == a.params else "MISMATCH"
+    print(f"cross-check: cnndsl counts {a.params:,} parameters, torchinfo {total:,} — {status}")
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from .ops import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        if name in ("add", "concat", "multiply"):
+            continue
+        fields = []
+        for f, info in cls.model_fields.items():
+            default = "" if info.is_required() else f"={info.default!r}"
+            fields.append(f"{f}{default}")
+        alias = {v: k for k, v in cls.aliases.items()}
+        shown = ", ".join(f + (f" ({alias[f.split('=')[0]]})" if f.split("=")[0] in alias else "") for f in fields)
+        print(f"{name:18s} {cls.summary}")
+        if shown:
+            print(f"{'':18s}   {shown}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="cnndsl", description="Check, compile and train CNNs written in the cnndsl language.")
+    p.add_argument("--version", action="version", version=f"cnndsl {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("check", help="validate a spec and infer shapes (fast, no torch)")
+    add_common(c)
+    c.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
+    c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("compile", help="build the network; --summary prints the per-layer table")
+    add_common(c)
+    c.add_argument("--summary", action="store_true", help="per-layer shapes, params, MACs, receptive fields")
+    c.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="summary format")
+    c.add_argument("--graph", action="store_true", help="print the expanded graph, one line per node")
+    c.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the built module")
+    c.set_defaults(func=cmd_compile)
+
+    c = sub.add_parser("ops", help="list the built-in ops and their arguments")
+    c.add_argument("--debug", action="store_true")
+    c.set_defaults(func=cmd_ops)
+
+    try:
+        from .train.cli import register
+    except ImportError:  # the training runner is optional at import time
+        register = None
+    if register is not None:
+        register(sub)
+        for name in ("train", "eval", "predict"):
+            if name in sub.choices:
+                try:
+                    add_common(sub.choices[name])
+                except argparse.ArgumentError:  # the command declared its own
+                    pass
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CNNDSL_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        prepare(args)
+        return int(args.func(args) or 0)
+    except CnnError as exc:
+        if debug:
+            raise
+        print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - a bug in cnndsl, not a user error
+        if debug:
+            raise
+        print(f"cnndsl: internal error: {type(exc).__name__}: {exc}\n"
+              "  this is a bug in cnndsl; run again with --debug for the traceback and report it",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
