@@ -1,7 +1,7 @@
 """The op protocol and registry.
 
-Each op is ONE pydantic model registered under its name. The model is the argument schema; its
-methods are the rules that the passes call: ``infer`` (output shape), ``rf`` (receptive-field
+Each op is ONE class registered under its name. Its annotated attributes are the argument schema
+(validated by a pydantic model built on first use); its methods are the rules that the passes call: ``infer`` (output shape), ``rf`` (receptive-field
 rule), ``param_shapes``/``buffer_shapes`` (parameters), ``macs`` (cost) and ``build`` (the torch
 module). Adding an op touches one file. torch is imported only inside ``build``.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..expr import format_shape
 
@@ -101,10 +101,20 @@ RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge]
 # ----------------------------------------------------------------------------- the op base class
 
 
-class Op(BaseModel):
-    """Base of every op: the pydantic fields are the op's arguments."""
+class _OpMeta(type):
+    """Gives op classes pydantic's ``model_fields`` without building the schema at import time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+    @property
+    def model_fields(cls) -> dict[str, Any]:
+        return cls.schema().model_fields
+
+
+class Op(metaclass=_OpMeta):
+    """Base of every op: annotated class attributes are the op's arguments.
+
+    The pydantic model that validates them is built on first use of each op (``schema``), which
+    keeps ``import cnndsl`` — and so ``cnndsl check`` — fast: a spec pays only for the ops it uses.
+    """
 
     name: ClassVar[str] = ""
     positional: ClassVar[tuple[str, ...]] = ()    # argument names accepted by position
@@ -112,6 +122,56 @@ class Op(BaseModel):
     arity: ClassVar[int] = 1                      # number of inputs; -1: two or more
     inplace_safe: ClassVar[bool] = False          # output may be overwritten by a following in-place op
     summary: ClassVar[str] = ""                   # one line for docs and `cnndsl ops`
+
+    def __init__(self, **values: Any):
+        validated = type(self).schema().model_validate(values)
+        self.__dict__.update(dict(validated))
+
+    # ---- the schema
+    @classmethod
+    def schema(cls) -> type[BaseModel]:
+        model = cls.__dict__.get("_schema")
+        if model is None:
+            hints = get_type_hints(cls, include_extras=True)
+            fields: dict[str, Any] = {}
+            for klass in reversed(cls.__mro__):
+                for fname in klass.__dict__.get("__annotations__", {}):
+                    hint = hints.get(fname)
+                    if fname.startswith("_") or hint is None or get_origin(hint) is ClassVar:
+                        continue
+                    fields[fname] = (hint, getattr(cls, fname, ...))
+            model = create_model(cls.__name__, __config__=_CONFIG, **fields)
+            cls._schema = model
+        return model
+
+    @classmethod
+    def model_validate(cls, values: dict[str, Any]) -> "Op":
+        """Validate argument values (pydantic strict mode) and return the op."""
+        validated = cls.schema().model_validate(values)
+        op = object.__new__(cls)
+        op.__dict__.update(dict(validated))
+        return op
+
+    def model_dump(self, exclude_defaults: bool = False, exclude: set[str] | tuple = ()) -> dict[str, Any]:
+        fields = type(self).model_fields
+        out = {}
+        for fname, info in fields.items():
+            if fname in exclude:
+                continue
+            value = self.__dict__[fname]
+            if exclude_defaults and not info.is_required() and value == info.default:
+                continue
+            out[fname] = value
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self.__dict__.items(), key=lambda kv: kv[0]))))
+
+    def __repr__(self) -> str:
+        return self.describe()
 
     # ---- rules (override as needed)
     def infer(self, ins: list[Shape]) -> Shape:
@@ -134,10 +194,13 @@ class Op(BaseModel):
 
     # ---- helpers
     def describe(self) -> str:
-        """``conv(64, kernel=3, padding=1)`` — the arguments that differ from the defaults."""
+        """``conv(64, 3, padding=1)`` — the arguments that differ from the defaults."""
         fields = self.model_dump(exclude_defaults=True)
         pos = [repr(fields.pop(p)) for p in self.positional if p in fields]
         return f"{self.name}(" + ", ".join(pos + [f"{k}={v!r}" for k, v in fields.items()]) + ")"
+
+
+_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 REGISTRY: dict[str, type[Op]] = {}

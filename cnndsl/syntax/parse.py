@@ -250,7 +250,7 @@ class _ToSpec(Transformer_NonRecursive):
         return Param(name=str(name), default=default, span=self.tsp(name))
 
     def block_def(self, meta, children):
-        name, params, body = children
+        name, params, body = _split_def(children)
         for stmt in body:
             if isinstance(stmt, tuple):
                 raise error(f"'{stmt[0]}' is only allowed in a network, not in block '{name}'", stmt[2])
@@ -258,7 +258,7 @@ class _ToSpec(Transformer_NonRecursive):
                                  span=self.tsp(name))
 
     def network_def(self, meta, children):
-        name, params, body = children
+        name, params, body = _split_def(children)
         inputs, outputs, freeze, unfreeze, items = [], [], [], [], []
         input_span = None
         for stmt in body:
@@ -456,6 +456,13 @@ class _ToSpec(Transformer_NonRecursive):
     def ifexp(self, meta, children):
         body, test, orelse = children
         return E.IfExp(test, body, orelse, self.sp(meta))
+
+
+def _split_def(children: list) -> tuple[Any, Any, Any]:
+    """``NAME params? body``: lark leaves out (no placeholder for ``?``) a missing parameter list."""
+    if len(children) == 2:
+        return children[0], None, children[1]
+    return children[0], children[1], children[2]
 
 
 def _plain_data(v: Any) -> Any:
