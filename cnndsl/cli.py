@@ -163,14 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cnndsl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    add_common(common)
 
-    c = sub.add_parser("check", help="validate a spec and infer shapes (fast, no torch)")
-    add_common(c)
+    c = sub.add_parser("check", parents=[common], help="validate a spec and infer shapes (fast, no torch)")
     c.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     c.set_defaults(func=cmd_check)
 
-    c = sub.add_parser("compile", help="build the network; --summary prints the per-layer table")
-    add_common(c)
+    c = sub.add_parser("compile", parents=[common], help="build the network; --summary prints the per-layer table")
     c.add_argument("--summary", action="store_true", help="per-layer shapes, params, MACs, receptive fields")
     c.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="summary format")
     c.add_argument("--graph", action="store_true", help="print the expanded graph, one line per node")
@@ -186,13 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # the training runner is optional at import time
         register = None
     if register is not None:
-        register(sub)
-        for name in ("train", "eval", "predict"):
-            if name in sub.choices:
-                try:
-                    add_common(sub.choices[name])
-                except argparse.ArgumentError:  # the command declared its own
-                    pass
+        register(sub, parents=[common])
     return p
 
 

@@ -151,7 +151,7 @@ class Expander:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.limits.max_repeat:
             raise error(f"repeat count must be a whole number from 1 to {self.limits.max_repeat}, "
                         f"got {E.describe(count)}", rep.count.span or rep.span)
-        estimate = count * self.estimate(item, ctx.names)
+        estimate = self.estimate(item, ctx.names)  # includes this repeat count
         if len(self.nodes) + estimate > self.limits.max_layers:
             raise error(f"this repeat expands to about {estimate:,} layers, above the limit of "
                         f"{self.limits.max_layers:,}", rep.span or item.span,
