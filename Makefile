@@ -24,7 +24,7 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	@touch $@
 
 demo: $(VENV)/.base
-	$(BIN)/cnndsl compile specs/simple_cnn.cnn --summary
+	$(BIN)/cnndsl train specs/mnist5k.cnn --device cpu
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -87,8 +87,8 @@ class Network(nn.Module):
             outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in set(own)}
             if len(outside) == 1 and c.output in own:
                 src = outside.pop()
-                writes_input = any(getattr(modules[n], "inplace", False) and graph.nodes[n].inputs[0] == src
-                                   for n in own)
+                writes_input = any(getattr(getattr(modules[n], "__self__", modules[n]), "inplace", False)
+                                   and graph.nodes[n].inputs[0] == src for n in own)
                 if not writes_input:  # never overwrite a caller's tensor
                     self.get_submodule(path)._plan = _make_plan(graph, modules, [src] + own, [src], [c.output])
 
@@ -119,7 +119,9 @@ def _build_modules(root: nn.Module, analysis: Analysis) -> dict[int, nn.Module]:
         if node.registered:
             parent_path, _, attr = node.path.rpartition(".")
             _parent(root, parent_path, graph).add_module(attr, module)
-        modules[node.id] = module
+            modules[node.id] = module
+        else:  # an implicit merge (the sum of a residual): a plain function, not a submodule
+            modules[node.id] = module.forward
     return modules
 
 
