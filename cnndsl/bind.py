@@ -86,6 +86,9 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
         hint = did_you_mean(str(value), list(env.names) + choices)
         if hint is None and choices:
             hint = "choices: " + ", ".join(choices)
+        if hint is None:
+            hint = ("names available here: " + ", ".join(sorted(env.names)) if env.names else
+                    f"'{value}' is not defined; declare it as a parameter, e.g. network Name({value} = ...)")
         return error(f"unknown name '{value}' for argument '{field_name}' of {cls.name}", span, hint)
     wants = []
     for e in same:
@@ -102,8 +105,12 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
             wants.append(e["msg"].lower())
     wants = list(dict.fromkeys(wants))
     shown = E.describe(value) if field_name in raw else "nothing"
+    hint = f"see 'cnndsl ops' for the arguments of {cls.name} and their ranges"
+    if isinstance(value, float) and "a whole number" in wants:
+        hint = (f"use a whole number; in an expression, '//' divides to a whole number and round(...) "
+                f"rounds")
     return error(f"argument '{field_name}' of {cls.name} must be " + " or ".join(wants) + f", got {shown}",
-                 span, None)
+                 span, hint)
 
 
 def bind_block(block: BlockDef, layer: Layer, caller_env: E.Env) -> dict[str, Any]:

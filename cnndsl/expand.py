@@ -150,7 +150,9 @@ class Expander:
         count = E.evaluate(rep.count, env)
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.limits.max_repeat:
             raise error(f"repeat count must be a whole number from 1 to {self.limits.max_repeat}, "
-                        f"got {E.describe(count)}", rep.count.span or rep.span)
+                        f"got {E.describe(count)}", rep.count.span or rep.span,
+                        "to leave an item out, use 'when COND' instead of a repeat count of 0"
+                        if count == 0 else "x3 repeats an item three times; x(n) takes an expression")
         estimate = self.estimate(item, ctx.names)  # includes this repeat count
         if len(self.nodes) + estimate > self.limits.max_layers:
             raise error(f"this repeat expands to about {estimate:,} layers, above the limit of "
@@ -207,6 +209,8 @@ class Expander:
         if cls is None:
             choices = list(REGISTRY) + list(self.blocks)
             hint = did_you_mean(item.op, choices) or "see 'cnndsl ops' for the list of ops"
+            if item.op == "x":
+                hint = "to repeat the previous item, put the count right after 'x': x3, or x(n) for an expression"
             raise error(f"unknown op or block '{item.op}'", item.span, hint)
         op = bind_op(cls, item, env)
         key = ctx.scope.child(name, item.span)
@@ -251,6 +255,15 @@ class Expander:
             outs = [self.seq(branch, cur, ctx) if branch else cur for branch in item.branches]
         if len(outs) < 2:
             raise error(f"{kind} needs at least two branches", item.span, "separate branches with '|'")
+        if isinstance(item, Residual) and self.nodes[outs[0]].shape != self.nodes[outs[1]].shape:
+            main, short = self.nodes[outs[0]], self.nodes[outs[1]]
+            what = "the identity shortcut passes" if outs[1] == cur else "the shortcut gives"
+            raise error(f"residual: the main path gives {E.format_shape(main.shape)} but {what} "
+                        f"{E.format_shape(short.shape)}", item.span,
+                        "add a projection: shortcut NAME when stride != 1 or in.channels != C "
+                        "{ conv(C, k=1, s=stride) batchnorm }",
+                        notes=[(main.span, f"the main path ends at '{main.path}'"),
+                               (short.span, f"the shortcut ends at '{short.path}'")])
         return self.add_node(self.implicit_path(ctx.scope, kind), REGISTRY[kind](), tuple(outs), item.span,
                              registered=False)
 
@@ -350,7 +363,8 @@ def bind_network_params(net, overrides: dict[str, Any]) -> dict[str, Any]:
         if name not in known:
             hint = did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)) if known
                                                  else f"network {net.name} declares no parameters")
-            raise error(f"network {net.name} has no parameter '{name}'", None, hint)
+            raise error(f"network {net.name} has no parameter '{name}'", None, hint,
+                        notes=[(net.span, f"network {net.name} is declared here")])
     bound: dict[str, Any] = {}
     for p in net.params:
         if p.name in overrides:

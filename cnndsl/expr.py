@@ -157,6 +157,9 @@ def _check_number(value: Any, span: Span | None) -> Any:
         raise error(f"number {value:.3g} is too large (limit {MAX_INT:.0e})", span)
     if isinstance(value, float) and not math.isfinite(value):
         raise error(f"expression gives {value}", span, "check for overflow or division by zero")
+    if isinstance(value, complex):
+        raise error(f"expression gives the complex number {value}", span,
+                    "a negative number raised to a fractional power has no real value")
     return value
 
 
@@ -213,11 +216,11 @@ def _binop(e: BinOp, a: Any, b: Any) -> Any:
     if not numeric:
         if op == "+" and isinstance(a, list) and isinstance(b, list):
             return a + b
-        if op in ("<", "<=", ">", ">=") and type(a) is type(b):
+        if op in ("<", "<=", ">", ">=") and isinstance(a, str) and isinstance(b, str):
             return _BINOPS[op](a, b)
         raise error(f"operator '{op}' needs numbers, got {describe(a)} and {describe(b)}", e.span)
     if op in ("/", "//", "%") and b == 0:
-        raise error("division by zero", e.span)
+        raise error("division by zero", e.span, f"the right side of '{op}' evaluates to 0 here")
     if op == "**":
         if abs(b) > 64 or (abs(a) > 1 and isinstance(b, int) and b * math.log2(max(abs(a), 2)) > 62):
             raise error(f"{a} ** {b} is too large", e.span)
@@ -263,8 +266,9 @@ def _call(e: Call, env: Env) -> Any:
     kwargs = {k: _need_value(evaluate(v, env), env, v.span) for k, v in e.kwargs}
     try:
         return _check_number(fn(*args, **kwargs), e.span)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise error(f"{e.func}(): {exc}", e.span) from None
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
+        raise error(f"{e.func}(): {exc}", e.span,
+                    f"check the arguments of {e.func}; see docs/language.md for its signature") from None
 
 
 def describe(v: Any) -> str:

@@ -84,6 +84,8 @@ class Network(nn.Module):
         self._plan = _make_plan(graph, modules, [n.id for n in graph.nodes], [0], graph.outputs)
         for path, c in graph.containers.items():
             own = [n.id for n in graph.nodes if n.path.startswith(path + ".")]
+            if not any(graph.nodes[n].registered for n in own):
+                continue  # e.g. a named parallel of identity branches: no module holds anything
             outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in set(own)}
             if len(outside) == 1 and c.output in own:
                 src = outside.pop()

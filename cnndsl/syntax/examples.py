@@ -14,7 +14,6 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     ],
     "write the input shape without spaces, e.g. input 3x32x32": [
         "network N { input 3 x 32 x 32 }",
-        "network N { input 3 x32x32 }",
     ],
     "a network needs a name and a body: network Name(param = default) { input 3x32x32 ... }": [
         "network { input 3x8x8 }",
@@ -27,7 +26,7 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "network N { input 3x8x8 conv(8, k: 3) }",
     ],
     "a repeat count follows 'x' directly: conv(8) x3, or x(n) for an expression": [
-        "network N { input 3x8x8 conv(8) x }",
+        "network N { input 3x8x8 conv(8) x 3 }",
     ],
     "blocks are declared as: block Name(param, param = default) { ... }": [
         "block { conv(8) }",

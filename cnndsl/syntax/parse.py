@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .. import expr as E
-from ..errors import CnnError, Span, error
+from ..errors import _SOURCES, CnnError, Span, error, remember_source
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
 from .examples import SYNTAX_EXAMPLES
@@ -28,6 +29,7 @@ def parser() -> Lark:
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     """Parse ``.cnn`` source into a Spec (imports are not resolved here; see :mod:`cnndsl.load`)."""
     check_text(text, filename)
+    check_brackets(text, filename)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
@@ -63,6 +65,39 @@ def _check_depth(tree: Tree, filename: str) -> None:
         stack.extend((child, depth + 1, nesting) for child in node.children)
 
 
+def check_brackets(text: str, filename: str) -> None:
+    """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
+
+    Parenthesised expressions leave no node in the tree, so ``_check_depth`` cannot see them; without
+    this, ``conv((((...1...))))`` 100,000 deep would take seconds to parse.
+    """
+    depth, line, col, i, n = 0, 1, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch == '"':
+            j = i + 1
+            while j < n and text[j] not in '"\n':
+                j += 2 if text[j] == "\\" else 1
+            col += j - i
+            i = j + 1 if j < n and text[j] == '"' else j
+            continue
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise error(f"nesting deeper than {MAX_NESTING} levels", Span(filename, line, col, line, col + 1),
+                            "flatten the structure, or use a repeat (x N) instead of deep nesting")
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        i += 1
+
+
 # ----------------------------------------------------------------------------- syntax errors
 
 _FRIENDLY = {"NAME": "a name", "NUMBER": "a number", "INT": "a whole number", "STRING": "a string",
@@ -82,7 +117,8 @@ def _describe_token(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
     if tok.type in ("NAME", "NUMBER", "INT", "STRING", "SHAPE"):
-        return f"{_FRIENDLY[tok.type].split(' such')[0]} '{tok.value}'"
+        noun = _FRIENDLY[tok.type].split(" such")[0].split(" ", 1)[1]  # "a name" → "name"
+        return f"{noun} '{tok.value}'"
     return f"'{tok.value}'"
 
 
@@ -105,11 +141,17 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
         at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
         if at_end:
             message = "unexpected end of file"
+            span = Span(filename, *_eof_pos(text))
             opener = _unclosed(text)
             if opener:
                 notes.append((Span(filename, *opener[1:], opener[1], opener[2] + 1),
                               f"this '{opener[0]}' is never closed"))
-                span = Span(filename, *_eof_pos(text))
+                closer = {"(": ")", "[": "]", "{": "}"}[opener[0]]
+                # the example labels describe mid-file mistakes; at the end, the open bracket is the story
+                label = (f"the expression ends inside this '{opener[0]}': is a '{closer}' missing?"
+                         if filename == "<expr>" else
+                         f"the file ends inside the '{opener[0]}' opened on line {opener[1]}: "
+                         f"is it truncated, or is a '{closer}' missing?")
         else:
             message = f"unexpected {_describe_token(tok)}"
         hint = label or _expected_hint(getattr(exc, "accepts", None) or getattr(exc, "expected", set()))
@@ -129,7 +171,11 @@ def _expected_hint(names: Any) -> str | None:
 
 
 def _eof_pos(text: str) -> tuple[int, int]:
-    lines = text.split("\n")
+    """Just after the last visible character, so the caret lands on a line that is shown."""
+    stripped = text.rstrip()
+    if not stripped:
+        return 1, 1
+    lines = stripped.split("\n")
     return len(lines), len(lines[-1]) + 1
 
 
@@ -176,6 +222,9 @@ def _tok_span(tok: Token, filename: str, offset: tuple[int, int] = (0, 0)) -> Sp
 
 def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0)) -> "E.Expr":
     """Parse one expression (YAML values); spans are shifted by ``offset`` (lines, columns)."""
+    if offset == (0, 0) and filename not in _SOURCES:
+        remember_source(filename, text)  # e.g. a --set value: let its diagnostics quote it
+    check_brackets(text, filename)
     try:
         tree = parser().parse(text, start="expr")
     except UnexpectedInput as exc:
@@ -280,6 +329,10 @@ class _ToSpec(Transformer_NonRecursive):
             else:
                 unfreeze.extend(value)
         net_span = self.tsp(name)
+        if len(inputs) == 1 and items and isinstance(items[0], Layer) and not items[0].args \
+                and not items[0].kwargs and re.fullmatch(r"x\d+(?:x\d+)*", items[0].op):
+            raise error(f"'{items[0].op}' after 'input' reads as a layer", items[0].span,
+                        "write the input shape without spaces, e.g. input 3x32x32")
         if input_span is None:
             raise error(f"network '{name}' has no input", net_span,
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")

@@ -25,9 +25,14 @@ def read_file(path: str | os.PathLike) -> str:
             near = sorted(x.name for x in parent.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))
             from ..errors import did_you_mean
             hint = did_you_mean(p.name, near) or (f"spec files in {parent}: " + ", ".join(near[:8]) if near else None)
+        if hint is None:
+            hint = (f"the folder {parent} does not exist either" if not parent.is_dir()
+                    else "check the path (relative paths start from the current directory)")
         raise error(f"no such file: {shown}", None, hint)
     if p.is_dir():
-        raise error(f"{shown} is a directory, not a spec file", None)
+        near = sorted(x.name for x in p.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))[:8]
+        raise error(f"{shown} is a directory, not a spec file", None,
+                    "name a spec file" + (f", e.g. one of: {', '.join(near)}" if near else ", e.g. specs/resnet18.cnn"))
     size = p.stat().st_size
     if size > MAX_FILE_BYTES:
         raise error(f"{shown} is too large ({size:,} bytes; specs are limited to {MAX_FILE_BYTES:,})", None,
@@ -38,7 +43,8 @@ def read_file(path: str | os.PathLike) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{shown} is not UTF-8 text (byte {exc.start})", None) from None
+        raise error(f"{shown} is not UTF-8 text (byte {exc.start})", None,
+                    "save the spec as UTF-8 (plain ASCII is fine)") from None
     return text
 
 

@@ -32,7 +32,7 @@ def parse_yaml(text: str, filename: str = "<string>") -> Spec:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, filename) from None
+        raise _yaml_error(exc, filename, text) from None
     if root is None:
         raise error("the YAML document is empty", Span(filename, 1, 1))
     return _SpecBuilder(filename).spec(root)
@@ -67,6 +67,10 @@ def _scan_events(text: str, filename: str) -> None:
     depth, docs = 0, 0
     try:
         for ev in yaml.parse(text, Loader=_Loader):
+            tag = getattr(ev, "tag", None)
+            if tag is not None and tag not in _STD_TAGS and tag != "!":
+                raise error(f"YAML tag {_short_tag(tag)} is not allowed", _mark(ev.start_mark, filename),
+                            "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
             if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
                 raise error("YAML anchors/aliases are not allowed in cnndsl specs", _mark(ev.start_mark, filename),
                             "write the repeated part out, or define a block and call it")
@@ -82,18 +86,32 @@ def _scan_events(text: str, filename: str) -> None:
                     raise error("the YAML stream holds more than one document", _mark(ev.start_mark, filename),
                                 "a spec is a single YAML document")
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, filename) from None
+        raise _yaml_error(exc, filename, text) from None
 
 
 def _mark(mark: Any, filename: str) -> Span:
     return Span(filename, mark.line + 1, mark.column + 1)
 
 
-def _yaml_error(exc: yaml.YAMLError, filename: str):
+def _yaml_error(exc: yaml.YAMLError, filename: str, text: str = ""):
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return error(f"invalid YAML: {problem}", _mark(mark, filename) if mark else Span(filename, 1, 1),
-                 getattr(exc, "context", None))
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    lines = text.splitlines()
+    span = _mark(mark, filename) if mark else Span(filename, 1, 1)
+    if lines and span.line > len(lines):  # at the end of the stream: point after the last text
+        last = len(text.rstrip().splitlines()) or 1
+        span = Span(filename, last, len(lines[last - 1].rstrip()) + 1)
+    line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+    if line[span.col - 1:span.col] == "\t" or (problem and "tab" in problem.lower()):
+        hint = "YAML indentation must use spaces, not tabs"
+    else:
+        hint = "check the indentation, the ':' after each key and the closing brackets and quotes"
+    notes = []
+    if context_mark is not None and context and _mark(context_mark, filename) != span:
+        notes.append((_mark(context_mark, filename), f"{context}: it starts here"))
+    return error(f"invalid YAML: {problem}", span, hint, notes)
 
 
 # ----------------------------------------------------------------------------- node → IR
@@ -115,8 +133,14 @@ class _SpecBuilder:
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise error(f"expected a single value here, got a {_kind(node)}", self.sp(node))
+        if node.tag == "tag:yaml.org,2002:timestamp":  # an unquoted date: keep the text
+            return node.value
+        if node.tag == "tag:yaml.org,2002:merge":
+            raise error("YAML merge keys ('<<') are not allowed in cnndsl specs", self.sp(node),
+                        "write the keys out, or define a block and call it")
         if node.tag not in _STD_TAGS:
-            raise error(f"YAML tag {node.tag} is not allowed", self.sp(node), "cnndsl specs hold plain data")
+            raise error(f"YAML tag {_short_tag(node.tag)} is not allowed", self.sp(node),
+                        "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
         value = _SCALARS.construct_object(node)
         _SCALARS.constructed_objects.clear()
         return value
@@ -124,7 +148,9 @@ class _SpecBuilder:
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise error(f"{what} must be a mapping (key: value), got a {_kind(node)}", self.sp(node))
+            hint = ("a spec is a mapping with the keys " + ", ".join(_TOP) if what == "the spec" and allowed
+                    else "write it as 'key: value' lines" + (" with the keys " + ", ".join(allowed) if allowed else ""))
+            raise error(f"{what} must be a mapping (key: value), got a {_kind(node)}", self.sp(node), hint)
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for k, v in node.value:
             key = self.scalar(k)
@@ -315,6 +341,10 @@ class _SpecBuilder:
     def kwargs(self, node: yaml.Node) -> tuple:
         return tuple(Kwarg(name=k, value=self.expr(v), span=self.sp(kn))
                      for k, (kn, v) in self.mapping(node, "arguments").items())
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def _is_null(node: yaml.Node) -> bool:

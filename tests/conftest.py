@@ -1,0 +1,30 @@
+"""Shared fixtures for the cnndsl tests (keep this small)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/*.expected from the current output (or set UPDATE_GOLDEN=1)")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return bool(request.config.getoption("--update-golden")) or os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``cnndsl.cli.main`` in-process: ``rc, out, err = cli("check", "x.cnn")``."""
+    from cnndsl.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        rc = main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
