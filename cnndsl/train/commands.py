@@ -59,6 +59,37 @@ def _net_shapes(spec: Any, params: dict[str, Any]) -> tuple[tuple[int, ...] | No
         return None, None
 
 
+_SPATIAL = (C.RandomCrop, C.HFlip, C.Resize, C.RandomResizedCrop, C.Cutout, C.RandomErasing)
+
+
+def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, shape: Any, params: dict[str, Any]) -> None:
+    """Refuse data the network's output cannot be trained on, before the first step."""
+    try:
+        import cnndsl
+        out = list(cnndsl.analyze(spec, **params).output_shapes)[0]
+    except Exception:  # noqa: BLE001 - hand-built models in tests have no analysis
+        return
+    span = spec.train_span(("data",)) if hasattr(spec, "train_span") else None
+    per_pixel = data.train.labels.dim() == 3
+    if per_pixel and (len(out) != 3 or tuple(out[1:]) != tuple(data.train.labels.shape[1:])):
+        raise error(f"the dataset has per-pixel targets {'x'.join(map(str, data.train.labels.shape[1:]))}, "
+                    f"but the network's output is {'x'.join(map(str, out))}", span,
+                    "a segmentation network ends in a num_classes x H x W map (e.g. a 1x1 conv)")
+    if not per_pixel and len(out) != 1:
+        raise error(f"the dataset has one class per image, but the network's output is "
+                    f"{'x'.join(map(str, out))}", span, "end the network with flatten/linear(num_classes)")
+    if out[0] < data.num_classes:
+        raise error(f"the dataset has {data.num_classes} classes but the network outputs {out[0]} scores", span,
+                    f"set the network's class count to {data.num_classes} (e.g. --set num_classes={data.num_classes})")
+    if per_pixel:
+        bad = [a for a in cfg.augment if isinstance(a, _SPATIAL)]
+        if bad or cfg.mixup or cfg.cutmix:
+            what = type(bad[0]).__name__ if bad else "mixup/cutmix"
+            raise error(f"{what} would move the images but not their per-pixel targets", spec.train_span(("augment",))
+                        if hasattr(spec, "train_span") else span,
+                        "segmentation training supports normalize and colour jitter only")
+
+
 def seed_all(seed: int) -> None:
     import numpy as np
     import torch
@@ -114,6 +145,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         raise error(f"the dataset's images are {'x'.join(map(str, data.shape))} but the network's input is "
                     f"{'x'.join(map(str, shape))}", span=spec.train_span(("data",)) if hasattr(spec, "train_span") else None,
                     hint="change the network's input, or add resize(...) to augment")
+    check_targets(spec, cfg, data, shape, params)
     if dist.main:
         rdir.mkdir(parents=True, exist_ok=True)
         src = getattr(spec, "path", None)

@@ -74,6 +74,7 @@ class SyntheticData(Call, SplitMixin):
     num_classes: int | None = Field(None, ge=1)  # default: the network's output width
     seed: int = 0  # generator seed (images are class-dependent noise, so they are learnable)
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # unused (synthetic data has its own val set)
+    task: Literal["classification", "segmentation"] = "classification"  # segmentation: a class per pixel
 
 
 class TorchvisionData(Call):

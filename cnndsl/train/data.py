@@ -269,7 +269,17 @@ def load_synthetic(cfg: C.SyntheticData, shape: Sequence[int] | None, num_classe
         y = torch.randint(0, k, (n,), generator=g)
         x = protos[y] * 0.6 + torch.rand(n, c, h, w, generator=g) * 255 * 0.4
         return Split(x.round().clamp(0, 255).to(torch.uint8), y)
-    train, val = make(cfg.num_train), make(cfg.num_val)
+
+    def make_masks(n: int) -> Split:
+        """Segmentation: blocky class maps; each class has a colour, plus noise (N x H x W targets)."""
+        cells = torch.randint(0, k, (n, 1, max(1, h // 8), max(1, w // 8)), generator=g)
+        mask = torch.nn.functional.interpolate(cells.float(), size=(h, w), mode="nearest")[:, 0].long()
+        x = colours[mask].permute(0, 3, 1, 2) * 0.7 + torch.rand(n, c, h, w, generator=g) * 255 * 0.3
+        return Split(x.round().clamp(0, 255).to(torch.uint8), mask)
+
+    colours = torch.rand(k, c, generator=g) * 255
+    maker = make_masks if cfg.task == "segmentation" else make
+    train, val = maker(cfg.num_train), maker(cfg.num_val)
     mean, std = _stats(train.images)  # type: ignore[arg-type]
     return Data("synthetic", train, val, k, [str(i) for i in range(k)], mean, std)
 
