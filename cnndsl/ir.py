@@ -24,7 +24,7 @@ SpanField = Annotated[Any, Field(default=None, exclude=True, repr=False)]
 
 
 class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     def __eq__(self, other: object) -> bool:  # spans never take part in equality
         return type(self) is type(other) and self.canonical() == other.canonical()  # type: ignore[attr-defined]
@@ -199,6 +199,3 @@ class Spec(_Node):
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-
-for _m in (Group, Shortcut, Residual, Parallel, Merge, BlockDef, NetworkDef, Spec):
-    _m.model_rebuild()

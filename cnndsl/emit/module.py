@@ -28,6 +28,22 @@ class Container(nn.Module):
         super().__init__()
         self._plan: _Plan | None = None
 
+    def __getitem__(self, key: int | str) -> nn.Module:
+        """``model.layer1[0]`` as with nn.Sequential (children are named by position)."""
+        if isinstance(key, int) and key < 0:
+            key += len(self._modules)
+        try:
+            return self._modules[str(key)]  # type: ignore[return-value]
+        except KeyError:
+            raise KeyError(f"{type(self).__name__} has no child {key!r}; children: "
+                           + ", ".join(self._modules)) from None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
     def forward(self, x: torch.Tensor) -> Any:
         if self._plan is None:
             raise RuntimeError(f"{type(self).__name__} cannot run on its own: its layers take inputs from "

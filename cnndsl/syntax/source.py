@@ -9,7 +9,6 @@ from ..errors import Span, error, remember_source
 from ..ir import Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn
-from .yaml_load import parse_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -66,7 +65,11 @@ def parse_text(text: str, filename: str = "<string>", fmt: str | None = None) ->
     """Parse spec text (no imports resolved)."""
     remember_source(filename, text)
     fmt = fmt or detect_format(text, filename)
-    return parse_yaml(text, filename) if fmt == "yaml" else parse_cnn(text, filename)
+    if fmt == "yaml":
+        from .yaml_load import parse_yaml  # PyYAML is imported only for YAML specs
+
+        return parse_yaml(text, filename)
+    return parse_cnn(text, filename)
 
 
 def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
