@@ -82,6 +82,28 @@ def test_compile_summary_markdown(cli):
     assert "620,362" in out
 
 
+def test_compile_builds_and_prints_the_module(cli):
+    rc, out, _ = cli("compile", SIMPLE)
+    assert rc == 0
+    assert "(conv1): Conv2d(3, 32, kernel_size=(3, 3)" in out
+    assert "SimpleCNN: 620,362 parameters" in out
+
+
+def test_compile_graph_prints_one_line_per_node(cli):
+    rc, out, _ = cli("compile", str(SPECS / "resnet18.cnn"), "--graph")
+    assert rc == 0
+    assert "%layer1.0.conv1 : 64×56×56 = conv(64, 3, padding=1, bias=False)(%maxpool)" in out
+    assert "%layer2.0.add : 128×28×28 = add()(%layer2.0.bn2, %layer2.0.downsample.1)" in out
+    assert out.rstrip().endswith("return %fc")
+
+
+def test_compile_torchinfo_cross_checks_the_counts(cli):
+    rc, out, _ = cli("compile", SIMPLE, "--torchinfo")
+    assert rc == 0
+    assert "Total params: 620,362" in out                      # torchinfo's own table
+    assert "cross-check: cnndsl counts 620,362 parameters, torchinfo 620,362 — match" in out
+
+
 def test_set_changes_the_output_shape(cli):
     rc, out, _ = cli("compile", SIMPLE, "--format", "json", "--set", "num_classes=5")
     assert rc == 0
