@@ -238,8 +238,10 @@ def eval_cmd(args: Any) -> int:
     for c, a in zip(ev["classes"], ev["per_class_acc"]):
         print(f"  {c:>{width}}  {a:.2%}")
     print("confusion matrix (rows: true, columns: predicted):")
+    cell = max(5, max((len(str(c)) for c in ev["classes"]), default=1) + 1)
+    print(f"  {'':>{width}} " + " ".join(f"{str(c)[:cell]:>{cell}}" for c in ev["classes"]))
     for c, row in zip(ev["classes"], ev["confusion"]):
-        print(f"  {c:>{width}} " + " ".join(f"{v:5d}" for v in row))
+        print(f"  {c:>{width}} " + " ".join(f"{v:{cell}d}" for v in row))
     return 0
 
 
