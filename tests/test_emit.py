@@ -53,21 +53,16 @@ def _inplace_count(model) -> int:
 # ----------------------------------------------------------------------------- torch.fx
 
 
-def test_fx_symbolic_trace_simple_cnn(simple_cnn):
-    gm = torch.fx.symbolic_trace(simple_cnn)
-    x = _x((3, 32, 32))
-    simple_cnn.eval(), gm.eval()
+@pytest.mark.parametrize("name, shape, target", [("simple_cnn", (3, 32, 32), "conv1"),
+                                                  ("resnet18", (3, 64, 64), "layer1.0.conv1")])
+def test_fx_symbolic_trace_gives_equal_outputs(name, shape, target, request):
+    model = request.getfixturevalue(name)
+    gm = torch.fx.symbolic_trace(model)
+    x = _x(shape)
+    model.eval(), gm.eval()
     with torch.no_grad():
-        assert torch.equal(gm(x), simple_cnn(x))
-    assert any(n.op == "call_module" and n.target == "conv1" for n in gm.graph.nodes)
-
-
-def test_fx_symbolic_trace_resnet18(resnet18):
-    gm = torch.fx.symbolic_trace(resnet18)
-    x = _x((3, 64, 64))
-    resnet18.eval(), gm.eval()
-    with torch.no_grad():
-        assert torch.equal(gm(x), resnet18(x))
+        assert torch.equal(gm(x), model(x))
+    assert any(n.op == "call_module" and n.target == target for n in gm.graph.nodes)
 
 
 # ----------------------------------------------------------------------------- train / eval

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -65,13 +65,9 @@ def _check_depth(tree: Tree, filename: str) -> None:
         stack.extend((child, depth + 1, nesting) for child in node.children)
 
 
-def check_brackets(text: str, filename: str) -> None:
-    """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
-
-    Parenthesised expressions leave no node in the tree, so ``_check_depth`` cannot see them; without
-    this, ``conv((((...1...))))`` 100,000 deep would take seconds to parse.
-    """
-    depth, line, col, i, n = 0, 1, 0, 0, len(text)
+def _brackets(text: str) -> Iterator[tuple[str, int, int]]:
+    """Every bracket outside strings and comments, with its line and column (one linear pass)."""
+    line, col, i, n = 1, 0, 0, len(text)
     while i < n:
         ch = text[i]
         col += 1
@@ -88,14 +84,26 @@ def check_brackets(text: str, filename: str) -> None:
             col += j - i
             i = j + 1 if j < n and text[j] == '"' else j
             continue
-        elif ch in "([{":
+        elif ch in "([{)]}":
+            yield ch, line, col
+        i += 1
+
+
+def check_brackets(text: str, filename: str) -> None:
+    """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
+
+    Parenthesised expressions leave no node in the tree, so ``_check_depth`` cannot see them; without
+    this, ``conv((((...1...))))`` 100,000 deep would take seconds to parse.
+    """
+    depth = 0
+    for ch, line, col in _brackets(text):
+        if ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
                 raise error(f"nesting deeper than {MAX_NESTING} levels", Span(filename, line, col, line, col + 1),
                             "flatten the structure, or use a repeat (x N) instead of deep nesting")
-        elif ch in ")]}":
+        else:
             depth = max(0, depth - 1)
-        i += 1
 
 
 # ----------------------------------------------------------------------------- syntax errors
@@ -183,25 +191,11 @@ def _unclosed(text: str) -> tuple[str, int, int] | None:
     """The innermost bracket left open at the end of the text (skipping strings and comments)."""
     stack: list[tuple[str, int, int]] = []
     pairs = {")": "(", "]": "[", "}": "{"}
-    line, col, i, n = 1, 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch == "#":
-            while i + 1 < n and text[i + 1] != "\n":
-                i += 1
-        elif ch == '"':
-            i += 1
-            while i < n and text[i] not in '"\n':
-                i += 2 if text[i] == "\\" else 1
-            col = 0  # approximate; strings are single-line
-        elif ch in "([{":
+    for ch, line, col in _brackets(text):
+        if ch in "([{":
             stack.append((ch, line, col))
-        elif ch in pairs and stack and stack[-1][0] == pairs[ch]:
+        elif stack and stack[-1][0] == pairs[ch]:
             stack.pop()
-        i += 1
     return stack[-1] if stack else None
 
 
