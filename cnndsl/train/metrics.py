@@ -68,9 +68,11 @@ class Progress:
         self.quiet = quiet
         self.rich = None
         if enabled and not quiet and self.stream.isatty() and importlib.util.find_spec("rich"):
+            from rich.console import Console
             from rich.progress import BarColumn, Progress as RP, TextColumn, TimeRemainingColumn
             self.rich = RP(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                           TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+                           TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+                           console=Console(file=self.stream, force_terminal=True))
         self.task = None
         self.t0 = time.perf_counter()
 

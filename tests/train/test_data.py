@@ -63,6 +63,20 @@ def test_cifar10_pickle_batches(tmp_path):
     assert d.train.labels[:20].tolist() == raw["labels"]
 
 
+def test_svhn_mat_files(tmp_path):
+    """SVHN's .mat layout: X is H x W x C x N, labels 1..10 with 10 meaning the digit 0."""
+    savemat = pytest.importorskip("scipy.io").savemat
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (32, 32, 3, 12), dtype=np.uint8)
+    y = np.array([[10], [1], [2], [3], [4], [5], [6], [7], [8], [9], [10], [1]], dtype=np.uint8)
+    for split in ("train", "test"):
+        savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
+    d = load(_cfg(type="svhn", root=str(tmp_path), download=False))
+    assert d.train.images.shape == (12, 3, 32, 32) and d.num_classes == 10
+    assert torch.equal(d.train.images[3], torch.from_numpy(x[:, :, :, 3]).permute(2, 0, 1))
+    assert d.train.labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
 def test_cifar100_and_val_fraction(tmp_path):
     write_cifar(tmp_path, n=40, kind="cifar100")
     d = load(_cfg(type="cifar100", root=str(tmp_path), download=False, val_fraction=0.25))
