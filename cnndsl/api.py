@@ -43,5 +43,11 @@ def build(spec: SpecLike | Analysis, *, limits: Limits | None = None, **params: 
     """Build the ``torch.nn.Module`` a spec describes (plain torch modules, named from the spec)."""
     from .emit.module import build_network
 
-    analysis = spec if isinstance(spec, Analysis) else analyze(spec, limits=limits, **params)
+    if isinstance(spec, Analysis):
+        if params:
+            raise TypeError("build(analysis) takes no parameters: they were bound when the analysis was made; "
+                            "pass them to analyze(spec, ...) or build(spec, ...)")
+        analysis = spec
+    else:
+        analysis = analyze(spec, limits=limits, **params)
     return build_network(analysis)
