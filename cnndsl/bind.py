@@ -107,8 +107,8 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
     shown = E.describe(value) if field_name in raw else "nothing"
     hint = f"see 'cnndsl ops' for the arguments of {cls.name} and their ranges"
     if isinstance(value, float) and "a whole number" in wants:
-        hint = (f"use a whole number; in an expression, '//' divides to a whole number and round(...) "
-                f"rounds")
+        hint = ("use a whole number; in an expression, '//' divides to a whole number and round(...) "
+                "rounds")
     return error(f"argument '{field_name}' of {cls.name} must be " + " or ".join(wants) + f", got {shown}",
                  span, hint)
 

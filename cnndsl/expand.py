@@ -19,7 +19,6 @@ from .errors import CnnError, Span, did_you_mean, error, warning
 from .graph import Container, Graph, Node
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
 from .ops import REGISTRY, ShapeError
-from .ops.base import Shape
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from .errors import Span
-from .expr import Expr, format_expr
+from .expr import format_expr
 
 ExprField = Annotated[Any, PlainSerializer(lambda e: format_expr(e), return_type=str)]
 SpanField = Annotated[Any, Field(default=None, exclude=True, repr=False)]

@@ -10,7 +10,6 @@ receptive field; its extent is compared with ``size`` and its position with ``st
 
 from __future__ import annotations
 
-import shutil
 from fractions import Fraction
 from pathlib import Path
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import format_shape
-from .base import Merge, Op, Shape, ShapeError, register
+from .base import Merge, Op, ShapeError, register
 
 
 class _MergeOp(Op):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import (Adaptive, NonNegPair, Op, PosPair, Shape, ShapeError, Window, need_map, pair, register,
+from .base import (Adaptive, NonNegPair, Op, PosPair, ShapeError, Window, need_map, pair, register,
                    window_out)
 
 

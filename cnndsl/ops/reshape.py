@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Optional
 
-from .base import Mode, Op, PosInt, PosPair, ShapeError, Upsample, need_map, pair, prod, register
+from .base import Mode, Op, PosPair, ShapeError, Upsample, need_map, pair, prod, register
 
 
 @register

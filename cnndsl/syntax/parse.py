@@ -1,29 +1,20 @@
-""".cnn text → Spec IR: the Lark LALR parser, the tree transformer and friendly syntax errors."""
+""".cnn text → Spec IR: parse with the LALR grammar, then a bottom-up transformer builds the IR."""
 
 from __future__ import annotations
 
-import functools
 import re
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Token, Transformer_NonRecursive, v_args
+from lark.exceptions import UnexpectedInput, VisitError
 
 from .. import expr as E
 from ..errors import _SOURCES, CnnError, Span, error, remember_source
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
-from .examples import SYNTAX_EXAMPLES
-from .limits import MAX_EXPR_DEPTH, MAX_NESTING, check_text
-
-GRAMMAR = Path(__file__).with_name("cnn.lark")
-
-
-@functools.lru_cache(maxsize=1)
-def parser() -> Lark:
-    return Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual", propagate_positions=True,
-                     maybe_placeholders=True, cache=True, start=["start", "expr"])
+from .diagnose import check_brackets, check_depth, syntax_error
+from .grammar import parser
+from .limits import check_text
 
 
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
@@ -33,170 +24,14 @@ def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, text, filename) from None
-    _check_depth(tree, filename)
+        raise syntax_error(exc, text, filename) from None
+    check_depth(tree, filename)
     try:
         return _ToSpec(filename).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, CnnError):
             raise exc.orig_exc from None
         raise
-
-
-# ----------------------------------------------------------------------------- nesting limits
-
-_STRUCTURAL = {"group", "residual", "shortcut", "parallel", "branch", "body", "mapping", "list", "arglist"}
-
-
-def _check_depth(tree: Tree, filename: str) -> None:
-    """Refuse absurd nesting before anything recursive (pydantic, evaluation) sees the tree."""
-    stack: list[tuple[Any, int, int]] = [(tree, 0, 0)]
-    while stack:
-        node, depth, nesting = stack.pop()
-        if not isinstance(node, Tree):
-            continue
-        if node.data in _STRUCTURAL:
-            nesting += 1
-        if nesting > MAX_NESTING or depth > MAX_EXPR_DEPTH:
-            span = _span(node.meta, filename) if not node.meta.empty else None
-            what = f"nesting deeper than {MAX_NESTING} levels" if nesting > MAX_NESTING else \
-                f"expression nesting deeper than {MAX_EXPR_DEPTH} levels"
-            raise error(what, span, "flatten the structure, or use a repeat (x N) instead of deep nesting")
-        stack.extend((child, depth + 1, nesting) for child in node.children)
-
-
-def _brackets(text: str) -> Iterator[tuple[str, int, int]]:
-    """Every bracket outside strings and comments, with its line and column (one linear pass)."""
-    line, col, i, n = 1, 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch == "#":
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        elif ch == '"':
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
-            col += j - i
-            i = j + 1 if j < n and text[j] == '"' else j
-            continue
-        elif ch in "([{)]}":
-            yield ch, line, col
-        i += 1
-
-
-def check_brackets(text: str, filename: str) -> None:
-    """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
-
-    Parenthesised expressions leave no node in the tree, so ``_check_depth`` cannot see them; without
-    this, ``conv((((...1...))))`` 100,000 deep would take seconds to parse.
-    """
-    depth = 0
-    for ch, line, col in _brackets(text):
-        if ch in "([{":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise error(f"nesting deeper than {MAX_NESTING} levels", Span(filename, line, col, line, col + 1),
-                            "flatten the structure, or use a repeat (x N) instead of deep nesting")
-        else:
-            depth = max(0, depth - 1)
-
-
-# ----------------------------------------------------------------------------- syntax errors
-
-_FRIENDLY = {"NAME": "a name", "NUMBER": "a number", "INT": "a whole number", "STRING": "a string",
-             "SHAPE": "a shape such as 3x32x32", "REPEAT": "a repeat such as x3", "$END": "end of file"}
-
-
-def _describe_terminal(name: str) -> str:
-    if name in _FRIENDLY:
-        return _FRIENDLY[name]
-    for t in parser().terminals:
-        if t.name == name and t.pattern.type == "str":
-            return f"'{t.pattern.value}'"
-    return name.lower()
-
-
-def _describe_token(tok: Token) -> str:
-    if tok.type == "$END":
-        return "end of file"
-    if tok.type in ("NAME", "NUMBER", "INT", "STRING", "SHAPE"):
-        noun = _FRIENDLY[tok.type].split(" such")[0].split(" ", 1)[1]  # "a name" → "name"
-        return f"{noun} '{tok.value}'"
-    return f"'{tok.value}'"
-
-
-def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
-    line, col = (exc.line, exc.column) if getattr(exc, "line", -1) not in (-1, None) else _eof_pos(text)
-    span = Span(filename, line, col, line, col + 1)
-    label = None
-    try:
-        label = exc.match_examples(functools.partial(parser().parse, start="start"), SYNTAX_EXAMPLES,
-                                   use_accepts=True)
-    except Exception:  # noqa: BLE001 - example matching is best effort
-        label = None
-    notes = []
-    if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        message = f"unexpected character {char!r}"
-        hint = label or _expected_hint(exc.allowed)
-    elif isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
-        tok = getattr(exc, "token", None)
-        at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
-        if at_end:
-            message = "unexpected end of file"
-            span = Span(filename, *_eof_pos(text))
-            opener = _unclosed(text)
-            if opener:
-                notes.append((Span(filename, *opener[1:], opener[1], opener[2] + 1),
-                              f"this '{opener[0]}' is never closed"))
-                closer = {"(": ")", "[": "]", "{": "}"}[opener[0]]
-                # the example labels describe mid-file mistakes; at the end, the open bracket is the story
-                label = (f"the expression ends inside this '{opener[0]}': is a '{closer}' missing?"
-                         if filename == "<expr>" else
-                         f"the file ends inside the '{opener[0]}' opened on line {opener[1]}: "
-                         f"is it truncated, or is a '{closer}' missing?")
-        else:
-            message = f"unexpected {_describe_token(tok)}"
-        hint = label or _expected_hint(getattr(exc, "accepts", None) or getattr(exc, "expected", set()))
-    else:  # pragma: no cover - lark has no other UnexpectedInput subclasses
-        message, hint = str(exc).splitlines()[0], label
-    return error(message, span, hint, notes)
-
-
-def _expected_hint(names: Any) -> str | None:
-    names = sorted({n for n in (names or ()) if not n.startswith("__")})
-    if not names:
-        return None
-    shown = [_describe_terminal(n) for n in names]
-    if len(shown) > 8:
-        shown = shown[:8] + ["…"]
-    return "expected " + ", ".join(shown)
-
-
-def _eof_pos(text: str) -> tuple[int, int]:
-    """Just after the last visible character, so the caret lands on a line that is shown."""
-    stripped = text.rstrip()
-    if not stripped:
-        return 1, 1
-    lines = stripped.split("\n")
-    return len(lines), len(lines[-1]) + 1
-
-
-def _unclosed(text: str) -> tuple[str, int, int] | None:
-    """The innermost bracket left open at the end of the text (skipping strings and comments)."""
-    stack: list[tuple[str, int, int]] = []
-    pairs = {")": "(", "]": "[", "}": "{"}
-    for ch, line, col in _brackets(text):
-        if ch in "([{":
-            stack.append((ch, line, col))
-        elif stack and stack[-1][0] == pairs[ch]:
-            stack.pop()
-    return stack[-1] if stack else None
 
 
 # ----------------------------------------------------------------------------- tree → IR
@@ -222,12 +57,12 @@ def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0)) -> "E
     try:
         tree = parser().parse(text, start="expr")
     except UnexpectedInput as exc:
-        err = _syntax_error(exc, text, "<expr>")
+        err = syntax_error(exc, text, "<expr>")
         d = err.diagnostics[0]
         line, col = offset
         span = Span(filename, d.span.line + line, d.span.col + col) if d.span else None
         raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
-    _check_depth(tree, filename)
+    check_depth(tree, filename)
     try:
         return _ToSpec(filename, offset).transform(tree)
     except VisitError as exc:

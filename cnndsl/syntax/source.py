@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import Span, error, remember_source
+from ..errors import error, remember_source
 from ..ir import Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn

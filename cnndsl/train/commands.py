@@ -184,7 +184,6 @@ def train_cmd(args: Any) -> int:
 
 
 def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = None):
-    import torch
     from . import checkpoint as ckpt
 
     params = network_params(args)

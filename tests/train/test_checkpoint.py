@@ -46,7 +46,7 @@ def test_enospc_is_reported_and_old_checkpoint_survives(tmp_path, monkeypatch):
 
 def test_fsync_file_and_directory_and_temp_in_same_dir(tmp_path, monkeypatch):
     synced, opened = [], []
-    real_fsync, real_open = os.fsync, os.open
+    real_fsync = os.fsync
     real_replace = os.replace
 
     def spy_fsync(fd):

@@ -1,7 +1,5 @@
 """Schedules, parameter groups, EMA, batch augmentation, whitening init, evaluation, CLI registration."""
 
-import argparse
-import math
 import subprocess
 import sys
 

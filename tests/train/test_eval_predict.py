@@ -4,7 +4,6 @@ from argparse import Namespace
 
 import numpy as np
 import pytest
-import torch
 
 from cnndsl.errors import CnnError
 from cnndsl.train.commands import run_eval, run_predict, run_train

@@ -1,7 +1,6 @@
 """The loop: run directory, exact resume, refusal of a changed spec, NaN stop, SIGINT, learning."""
 
 import json
-import math
 import os
 import signal
 

@@ -30,8 +30,6 @@ def test_channels_last_with_the_device_loader(tmp_path):
 
 @pytest.mark.slow
 def test_torch_compile_switch(tmp_path):
-    if not hasattr(torch, "compile"):
-        pytest.skip("torch.compile unavailable")
     res = _run(tmp_path, compile=True)
     assert res.status == "completed" and res.steps == 12
     assert all(math.isfinite(row["train_loss"]) for row in res.history)
