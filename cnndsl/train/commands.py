@@ -48,6 +48,16 @@ def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConf
     return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec)
 
 
+def _output_shape(spec: Any, params: dict[str, Any]) -> tuple[int, ...] | None:
+    """The first output's shape from the compiler's analysis (None for hand-built test specs)."""
+    try:
+        import cnndsl
+        outs = list(cnndsl.analyze(spec, **params).output_shapes)
+        return tuple(outs[0]) if outs else None
+    except Exception:  # noqa: BLE001 - specs built by hand (tests) have no analysis
+        return None
+
+
 def _net_shapes(spec: Any, params: dict[str, Any]) -> tuple[tuple[int, ...] | None, int | None]:
     """(input C,H,W, classes) from the compiler's analysis, when available."""
     try:
@@ -62,12 +72,10 @@ def _net_shapes(spec: Any, params: dict[str, Any]) -> tuple[tuple[int, ...] | No
 _SPATIAL = (C.RandomCrop, C.HFlip, C.Resize, C.RandomResizedCrop, C.Cutout, C.RandomErasing)
 
 
-def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, shape: Any, params: dict[str, Any]) -> None:
+def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, params: dict[str, Any]) -> None:
     """Refuse data the network's output cannot be trained on, before the first step."""
-    try:
-        import cnndsl
-        out = list(cnndsl.analyze(spec, **params).output_shapes)[0]
-    except Exception:  # noqa: BLE001 - hand-built models in tests have no analysis
+    out = _output_shape(spec, params)
+    if out is None:
         return
     span = spec.train_span(("data",)) if hasattr(spec, "train_span") else None
     per_pixel = data.train.labels.dim() == 3
@@ -145,7 +153,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         raise error(f"the dataset's images are {'x'.join(map(str, data.shape))} but the network's input is "
                     f"{'x'.join(map(str, shape))}", span=spec.train_span(("data",)) if hasattr(spec, "train_span") else None,
                     hint="change the network's input, or add resize(...) to augment")
-    check_targets(spec, cfg, data, shape, params)
+    check_targets(spec, cfg, data, params)
     if dist.main:
         rdir.mkdir(parents=True, exist_ok=True)
         src = getattr(spec, "path", None)
