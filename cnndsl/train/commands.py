@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sys
@@ -182,9 +183,13 @@ def train_cmd(args: Any) -> int:
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
                     quiet=args.quiet, detect_anomaly=args.detect_anomaly)
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if res.status == "interrupted":
-        print(f"interrupted; resume with: cnndsl train {args.spec} --resume {res.run_dir}", file=sys.stderr)
+        if main:
+            print(f"interrupted; resume with: cnndsl train {args.spec} --resume {res.run_dir}", file=sys.stderr)
         return 130
+    if not main:
+        return 0
     acc = f"{res.val_acc:.2%}" if res.val_acc is not None else "n/a"
     print(f"done: {res.epochs} epochs, {res.steps} steps in {res.seconds:.1f}s, val acc {acc}, "
           f"{res.images_per_s:,.0f} img/s; run dir {res.run_dir}")

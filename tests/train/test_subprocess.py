@@ -65,3 +65,35 @@ def test_ddp_two_processes_gloo_identical_parameters(tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp"))
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # one writer: header + 2 epochs
+
+
+DDP_SPEC = """
+network D(num_classes = 4) {
+    input 3x8x8
+    conv(8, k=3, p=1) batchnorm relu maxpool(2) flatten linear(num_classes)
+}
+train {
+    data: synthetic(num_train = 96, num_val = 32, num_classes = 4)
+    epochs: 2
+    batch_size: 16
+    optimizer: sgd(lr = 0.05, momentum = 0.9)
+    device: cpu
+}
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_module_cnndsl_train(tmp_path):
+    """The documented entry point: torchrun --nproc_per_node=2 -m cnndsl train spec.cnn."""
+    spec = tmp_path / "ddp.cnn"
+    spec.write_text(DDP_SPEC)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "cnndsl", "train", str(spec), "--run-dir", str(tmp_path / "run"),
+           "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("done: 2 epochs, 6 steps") == 1          # rank 0 reports, once
+    assert (p.stdout + p.stderr).count("epoch 2/2:") == 1
+    saved = ckpt.load(tmp_path / "run" / "last.pt")
+    assert saved["global_step"] == 6 and saved["epoch"] == 2
