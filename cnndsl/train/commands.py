@@ -46,7 +46,7 @@ def network_params(args: Any) -> dict[str, Any]:
 
 
 def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConfig:
-    return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec)
+    return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec, overrides)
 
 
 def _output_shape(spec: Any, params: dict[str, Any]) -> tuple[int, ...] | None:

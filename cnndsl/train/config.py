@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from cnndsl.errors import CnnError, error
+from cnndsl.errors import CnnError, did_you_mean, error
 
 
 def as_call(value: Any) -> Any:
@@ -374,12 +374,49 @@ def _span_path(raw: Any, loc: tuple) -> tuple:
     return tuple(path)
 
 
-def validate(raw: dict | None, spec: Any = None) -> TrainConfig:
+def _field_names() -> set[str]:
+    """Every key any train-section model accepts (for did-you-mean hints)."""
+    names: set[str] = set()
+    stack: list[Any] = [TrainConfig]
+    seen: set[Any] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        names.update(model.model_fields)
+        for sub in BaseModel.__subclasses__() + Strict.__subclasses__() + Call.__subclasses__():
+            if sub not in seen and sub.__module__ == __name__:
+                stack.append(sub)
+        for sub in model.__subclasses__():
+            stack.append(sub)
+    return names
+
+
+def _message(err: dict[str, Any], where: str, path: tuple) -> tuple[str, str | None]:
+    """A pydantic error → (message, hint) in the words of the train section."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        inside = ".".join(["train", *map(str, path[:-1])])
+        return (f"unknown key '{key}' in {inside}",
+                did_you_mean(key, _field_names()) or "see docs/training.md for the keys of the train section")
+    if kind == "union_tag_invalid":
+        tag, expected = ctx.get("tag"), str(ctx.get("expected_tags", ""))
+        choices = [t.strip(" '") for t in expected.split(",")]
+        return (f"train.{where}: unknown kind '{tag}'",
+                did_you_mean(str(tag), choices) or f"choices: {', '.join(choices)}")
+    if kind == "missing":
+        return f"train.{where} is required", "see docs/training.md"
+    return f"train.{where}: {err['msg'].removeprefix('Value error, ')}", None
+
+
+def validate(raw: dict | None, spec: Any = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Validate a raw train dict; errors become CnnError pointing into the spec's train section."""
     if not raw:
-        span = None
-        raise error("the spec has no train section", span,
-                    hint="add `train { data: mnist5k  epochs: 5 ... }` to the spec")
+        net = getattr(spec, "network", None)
+        raise error("the spec has no train section", getattr(net, "span", None),
+                    hint="add `train { data: mnist5k  epochs: 5 ... }` to the spec (see docs/training.md)")
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
@@ -393,6 +430,11 @@ def validate(raw: dict | None, spec: Any = None) -> TrainConfig:
                     if span is not None:
                         break
             where = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            diags.append(error(f"train.{where}: {msg}", span).diagnostics[0])
+            msg, hint = _message(err, where, path)
+            dotted = ".".join(str(p) for p in path)
+            for key, value in (overrides or {}).items():
+                if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".") and dotted:
+                    msg += f" (from --set train.{key}={value})"
+                    break
+            diags.append(error(msg, span, hint).diagnostics[0])
         raise CnnError(diags) from None

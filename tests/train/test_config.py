@@ -72,3 +72,24 @@ def test_cli_flags_become_overrides():
                      seed=None, runs_dir=None)
     assert collect_overrides(args) == {"optimizer.lr": "0.5", "epochs": 3.0, "device": "cpu"}
     assert network_params(args) == {"width": 32}
+
+
+@pytest.mark.parametrize("raw, message, hint", [
+    ({"data": "synthetic", "epocs": 3}, "unknown key 'epocs' in train", "did you mean 'epochs'"),
+    ({"data": "synthetic", "optimizer": {"type": "sgd", "lr": 0.1, "momentm": 0.9}},
+     "unknown key 'momentm' in train.optimizer", "did you mean 'momentum'"),
+    ({"data": "synthetic", "optimizer": "sgdd"}, "unknown kind 'sgdd'", "did you mean 'sgd'"),
+    ({"data": "cifar11"}, "unknown kind 'cifar11'", "did you mean 'cifar10'"),
+])
+def test_unknown_keys_and_kinds_get_did_you_mean(raw, message, hint):
+    with pytest.raises(CnnError) as info:
+        C.validate(raw, FakeSpec(raw))
+    d = info.value.diagnostics[0]
+    assert message in d.message and hint in (d.hint or "")
+
+
+def test_errors_from_overrides_say_so():
+    raw = {"data": "synthetic", "optimizer": {"type": "sgd", "lr": 0.1}}
+    over = {"optimizer.lr": "-1"}
+    with pytest.raises(CnnError, match=r"\(from --set train.optimizer.lr=-1\)"):
+        C.validate(C.apply_overrides(raw, over), FakeSpec(raw), over)
