@@ -376,21 +376,9 @@ def _span_path(raw: Any, loc: tuple) -> tuple:
 
 def _field_names() -> set[str]:
     """Every key any train-section model accepts (for did-you-mean hints)."""
-    names: set[str] = set()
-    stack: list[Any] = [TrainConfig]
-    seen: set[Any] = set()
-    while stack:
-        model = stack.pop()
-        if model in seen:
-            continue
-        seen.add(model)
-        names.update(model.model_fields)
-        for sub in BaseModel.__subclasses__() + Strict.__subclasses__() + Call.__subclasses__():
-            if sub not in seen and sub.__module__ == __name__:
-                stack.append(sub)
-        for sub in model.__subclasses__():
-            stack.append(sub)
-    return names
+    models = [v for v in globals().values()
+              if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == __name__]
+    return {name for m in models for name in m.model_fields}
 
 
 def _message(err: dict[str, Any], where: str, path: tuple) -> tuple[str, str | None]:
