@@ -50,12 +50,14 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
                         f"'{kw.name}' is another name for '{field_name}'" if kw.name != field_name else None)
         raw[field_name] = E.evaluate(kw.value, env)
         spans[field_name] = kw.value.span or kw.span
+    exprs = dict(zip(cls.positional, layer.args))
+    exprs.update({cls.aliases.get(kw.name, kw.name): kw.value for kw in layer.kwargs})
     for k, v in raw.items():
         values[k] = _plain(v)
     try:
         return cls.model_validate(values)
     except ValidationError as exc:
-        raise _translate(exc, cls, raw, spans, layer, env) from None
+        raise _translate(exc, cls, raw, spans, layer, env, exprs) from None
 
 
 def _example(cls: type[Op]) -> str:
@@ -69,7 +71,7 @@ _TYPE_WORDS = {
 
 
 def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: dict[str, Span | None],
-               layer: Layer, env: E.Env) -> CnnError:
+               layer: Layer, env: E.Env, exprs: dict[str, E.Expr]) -> CnnError:
     errors = exc.errors()
     field_name = str(errors[0]["loc"][0]) if errors[0]["loc"] else ""
     same = [e for e in errors if e["loc"] and str(e["loc"][0]) == field_name]
@@ -106,7 +108,13 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
     wants = list(dict.fromkeys(wants))
     shown = E.describe(value) if field_name in raw else "nothing"
     hint = f"see 'cnndsl ops' for the arguments of {cls.name} and their ranges"
-    if isinstance(value, float) and "a whole number" in wants:
+    written = exprs.get(field_name)
+    if isinstance(written, E.Name) and written.id in env.names and any(
+            e["type"] == "literal_error" and f"'{written.id}'" in str(e["ctx"]["expected"]) for e in same):
+        hint = (f"'{written.id}' is also the name of a parameter here (= {E.describe(value)}), which takes "
+                f"precedence over the option; rename the parameter, or write the option as a string: "
+                f"{field_name}=\"{written.id}\"")
+    elif isinstance(value, float) and "a whole number" in wants:
         hint = ("use a whole number; in an expression, '//' divides to a whole number and round(...) "
                 "rounds")
     return error(f"argument '{field_name}' of {cls.name} must be " + " or ".join(wants) + f", got {shown}",
