@@ -98,11 +98,19 @@ class Network(nn.Module):
         self.output_names = [graph.nodes[i].path for i in graph.outputs]
         modules = _build_modules(self, analysis)
         self._plan = _make_plan(graph, modules, [n.id for n in graph.nodes], [0], graph.outputs)
+        members: dict[str, list[int]] = {path: [] for path in graph.containers}
+        for n in graph.nodes:  # each node belongs to every container on its path
+            parts = n.path.split(".")
+            for k in range(1, len(parts)):
+                prefix = ".".join(parts[:k])
+                if prefix in members:
+                    members[prefix].append(n.id)
         for path, c in graph.containers.items():
-            own = [n.id for n in graph.nodes if n.path.startswith(path + ".")]
+            own = members[path]
             if not any(graph.nodes[n].registered for n in own):
                 continue  # e.g. a named parallel of identity branches: no module holds anything
-            outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in set(own)}
+            own_set = set(own)
+            outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in own_set}
             if len(outside) == 1 and c.output in own:
                 src = outside.pop()
                 writes_input = any(getattr(getattr(modules[n], "__self__", modules[n]), "inplace", False)
