@@ -166,7 +166,9 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
-        return loop.fit(model, cfg, data, opts, device=device, dist=dist)
+        result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
+        D.barrier(dist)  # every rank done (rank 0 may still be writing) before the group is torn down
+        return result
     finally:
         D.shutdown(dist)
 
@@ -179,6 +181,12 @@ def _load_spec(args: Any) -> Any:
 
 
 def train_cmd(args: Any) -> int:
+    from .distributed import leave
+
+    return leave(_train_cmd(args))
+
+
+def _train_cmd(args: Any) -> int:
     spec = _load_spec(args)
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,

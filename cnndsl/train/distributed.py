@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,6 +67,17 @@ def wrap(model: torch.nn.Module, d: Dist, device: torch.device) -> torch.nn.Modu
     if device.type == "cuda":
         return DDP(model, device_ids=[device.index or 0])
     return DDP(model)
+
+
+def leave(rc: int) -> int:
+    """Under torchrun, exit now with ``rc`` (output flushed, files already fsynced) instead of
+    returning: the C++ static destructors that run at a normal exit can abort the process
+    ("terminate called without an active exception") while a gloo worker thread is torn down."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def shutdown(d: Dist) -> None:

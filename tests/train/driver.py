@@ -58,4 +58,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cnndsl.train.distributed import leave
+
+    sys.exit(leave(main()))

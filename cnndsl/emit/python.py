@@ -1,0 +1,420 @@
+"""Graph → standalone PyTorch source code.
+
+``python_source(analysis)`` returns the text of a Python file that depends only on torch: one
+``nn.Module`` class named after the network, whose ``__init__`` builds the same module tree as
+``cnndsl.build`` (stages and blocks become ``nn.ModuleDict`` containers, so every ``state_dict`` key
+is identical and weights load with ``load_state_dict(..., strict=True)``) and whose ``forward`` is
+straight-line code, one statement per layer, each with its output shape as a comment::
+
+    def forward(self, x):                                       # (B, 3, 224, 224)
+        conv1 = self.conv1(x)                                   # (B, 64, 112, 112)
+        ...
+        layer1_0_add = layer1_0_bn2 + maxpool                   # (B, 64, 56, 56)
+
+Constructor calls are rendered generically from the modules the ops build (their ``__init__``
+signature, read back from the module's attributes, arguments at their defaults left out). The merges
+and the constant scale, for which cnndsl has small modules of its own, become inline expressions
+(``a + b``, ``torch.cat([a, b], dim=1)``, ``x * 0.125``); they hold no state, so the ``state_dict``
+is unaffected (they are missing from ``named_modules()`` only). Activations run in place exactly
+where ``cnndsl.build`` runs them in place; residual sums are not in place. Initialisations the spec
+asks for (``init=kaiming``, ``init=dirac``, the ``whiten`` marker) and frozen parameters are
+reproduced in ``__init__``. Nothing here executes generated code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..analysis import Analysis
+from ..graph import Graph, Node
+from .layers import Add, Concat, Multiply, Scale
+
+__all__ = ["python_source"]
+
+# parameters that hold one value per spatial axis: (3, 3) is written 3
+_PAIRS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size", "scale_factor",
+          "size"}
+_KEYWORD_ONLY = {"kernel_size"}          # written kernel_size=3, as torchvision does
+_RESERVED = {"self", "x", "torch", "nn"}
+_COMMENT_COLUMN = 60                     # shape comments align here (or after the longest shorter line)
+
+
+def python_source(analysis: Analysis, *, class_name: str | None = None, source: str | None = None) -> str:
+    """The source of a standalone PyTorch file defining the network of ``analysis``.
+
+    ``class_name`` defaults to the network's name; ``source`` (the spec's path, for the header)
+    defaults to the file the spec was read from. The class's ``state_dict`` keys and shapes equal
+    those of ``cnndsl.build(analysis)``.
+    """
+    return _Emitter(analysis, class_name, source).run()
+
+
+# ----------------------------------------------------------------------------- literals
+
+
+def _lit(v: Any) -> str:
+    """A Python literal for a constructor argument (double-quoted strings, as black writes them)."""
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, tuple):
+        inner = ", ".join(_lit(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(_lit(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v)
+    if v is None or isinstance(v, (bool, int)):
+        return repr(v)
+    raise NotImplementedError(f"cannot write {type(v).__name__} value {v!r} as a literal")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(B, " + ", ".join(map(str, shape)) + ")"
+
+
+# ----------------------------------------------------------------------------- constructor calls
+
+
+def _is_torch_nn(cls: type) -> bool:
+    return getattr(nn, cls.__name__, None) is cls
+
+
+def constructor(module: nn.Module) -> str:
+    """``nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1, bias=False)`` for a torch.nn module:
+    the arguments of its class's ``__init__``, read back from the attributes of the same names,
+    those at their defaults left out."""
+    cls = type(module)
+    if not _is_torch_nn(cls):
+        raise NotImplementedError(f"no source rendering for module class {cls.__module__}.{cls.__qualname__}")
+    args: list[str] = []
+    positional = True
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", "device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        required = p.default is inspect.Parameter.empty
+        if name == "bias" and (module.bias is None or isinstance(module.bias, torch.Tensor)):
+            value: Any = module.bias is not None
+            if not value and (getattr(module, "affine", True) is False
+                              or getattr(module, "elementwise_affine", True) is False):
+                continue  # a norm without affine parameters has no bias anyway
+        elif hasattr(module, name):
+            value = getattr(module, name)
+        else:
+            raise NotImplementedError(f"nn.{cls.__name__}: cannot read back the argument {name!r}")
+        if isinstance(value, torch.Tensor):
+            raise NotImplementedError(f"nn.{cls.__name__}: argument {name!r} is a tensor")
+        if name in _PAIRS and isinstance(value, (tuple, list)) and len(value) > 0 and len(set(value)) == 1:
+            value = value[0]
+        if name == "stride" and "kernel_size" in inspect.signature(cls.__init__).parameters \
+                and p.default is None and value == _collapse(module.kernel_size):
+            continue  # pools: the stride defaults to the kernel size
+        if not required and _equal(value, p.default):
+            positional = False
+            continue
+        if required and positional and name not in _KEYWORD_ONLY:
+            args.append(_lit(value))
+        else:
+            positional = False
+            args.append(f"{name}={_lit(value)}")
+    return f"nn.{cls.__name__}({', '.join(args)})"
+
+
+def _collapse(v: Any) -> Any:
+    if isinstance(v, (tuple, list)) and len(v) > 0 and len(set(v)) == 1:
+        return v[0]
+    return v
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # pragma: no cover - exotic defaults
+        return False
+
+
+# ----------------------------------------------------------------------------- the emitter
+
+
+class _Emitter:
+    def __init__(self, analysis: Analysis, class_name: str | None, source: str | None):
+        self.analysis = analysis
+        self.graph: Graph = analysis.graph
+        self.class_name = _identifier(class_name or self.graph.name or "Network", "Network")
+        span = self.graph.input.span
+        self.source = source if source is not None else (span.file if span is not None else None)
+        self.modules: dict[int, nn.Module] = {}
+        self.inplace: set[int] = set()
+        self.scopes: set[str] = set()            # containers written as the Scope class, not ModuleDict
+        if self.class_name == "Scope":
+            self.class_name = "ScopeNet"
+
+    # ---- building the modules (on the meta device: only their attributes are read)
+    def _build(self) -> None:
+        g = self.graph
+        users = g.consumers()
+        outputs = set(g.outputs)
+        for node in g.layers():
+            ins = [g.nodes[i].shape for i in node.inputs]
+            try:
+                with torch.device("meta"):
+                    module = node.op.build(ins, node.shape)
+            except Exception:  # noqa: BLE001  an op whose construction needs real tensors
+                module = node.op.build(ins, node.shape)
+            # the same rule as emit.module: activations overwrite a tensor nothing else reads
+            first = node.inputs[0]
+            src = g.nodes[first]
+            if (first != 0 and first not in outputs and users[first] == [node.id] and src.op is not None
+                    and src.op.inplace_safe and getattr(node.op, "can_inplace", False)
+                    and hasattr(module, "inplace")):
+                module.inplace = True
+                self.inplace.add(node.id)
+            self.modules[node.id] = module
+
+    def run(self) -> str:
+        self._build()
+        self.names = self._variable_names()
+        init = self._init_body()
+        fwd = self._forward_body()
+        out: list[str] = self._header()
+        out += ["import torch", "from torch import nn", "", ""]
+        if self.scopes:
+            out += _SCOPE.splitlines() + ["", ""]
+        out.append(f"class {self.class_name}(nn.Module):")
+        doc = f"{self.graph.name}, generated by cnndsl (see the header)."
+        out.append(f'    """{doc}"""')
+        out.append("")
+        out.append("    def __init__(self):")
+        out.append("        super().__init__()")
+        out += ["        " + line if line else "" for line in init]
+        out.append("")
+        out += fwd
+        out += ["", ""] + self._main()
+        return "\n".join(out) + "\n"
+
+    # ---- header
+    def _header(self) -> list[str]:
+        a, g = self.analysis, self.graph
+        src = f" from {self.source}" if self.source and not self.source.startswith("<") else ""
+        lines = [f"# {g.name}: generated by cnndsl{src}. Standalone: needs only torch."]
+        if g.params:
+            lines.append("# Network parameters: " + ", ".join(f"{k}={v!r}" for k, v in g.params.items()))
+        outs = ", ".join(_shape(s) for s in a.output_shapes)
+        lines.append(f"# Input: {_shape(a.input_shape)}  ->  output: {outs}")
+        frozen = a.params - a.trainable_params
+        lines.append(f"# Parameters: {a.params:,}" + (f" ({frozen:,} frozen)" if frozen else ""))
+        lines.append("# state_dict keys equal those of cnndsl.build(...): "
+                     "model.load_state_dict(cnndsl_model.state_dict()) works.")
+        if self.inplace:
+            lines.append("# Activations marked inplace=True overwrite a tensor that nothing else reads "
+                         "(as in cnndsl.build).")
+        return ['"""' + f"{g.name} in plain PyTorch, generated by cnndsl." + '"""', ""] + lines + [""]
+
+    # ---- names
+    def _variable_names(self) -> dict[int, str]:
+        names: dict[int, str] = {0: "x"}
+        used = set(_RESERVED)
+        for node in self.graph.layers():
+            base = re.sub(r"\W", "_", node.path.replace(".", "_"))
+            if not base or base[0].isdigit():
+                base = re.sub(r"\W", "_", node.op.name) + "_" + base
+            if keyword.iskeyword(base) or base in _RESERVED:
+                base += "_"
+            name, k = base, 2
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            names[node.id] = name
+        return names
+
+    def _inline(self, node: Node) -> bool:
+        """Stateless modules of cnndsl's own: written as expressions in ``forward``."""
+        return isinstance(self.modules[node.id], (Add, Concat, Multiply, Scale))
+
+    # ---- __init__
+    def _init_body(self) -> list[str]:
+        g = self.graph
+        # the module tree, children in the order cnndsl registers them (first use, node order)
+        tree: dict[str, Any] = {}
+        for node in g.layers():
+            if not node.registered or self._inline(node):
+                continue
+            parts = node.path.split(".")
+            level = tree
+            for k in range(1, len(parts)):
+                level = level.setdefault(parts[k - 1], {})
+                assert isinstance(level, dict), node.path
+            level[parts[-1]] = node
+        # a container holding a layer named like a method of nn.ModuleDict (keys, update, ...) is a Scope
+        self.scopes = {node.path.rpartition(".")[0] for node in g.layers()
+                       if node.registered and "." in node.path
+                       and hasattr(nn.ModuleDict, node.path.rpartition(".")[2])}
+        lines: list[str] = []
+        for name, entry in tree.items():
+            lines += self._emit_root(name, entry)
+        lines += self._init_calls()
+        lines += self._freeze()
+        return lines
+
+    def _label(self, path: str) -> str:
+        c = self.graph.containers.get(path)
+        if c is None:
+            return ""
+        return f"  # {c.label}" if c.kind == "block" else ""
+
+    def _emit_root(self, name: str, entry: Any) -> list[str]:
+        value = self._value(name, entry, name, 0)
+        target = f"self.{name} = " if _attr_ok(name, nn.Module) else None
+        if target:
+            return [target + value[0]] + value[1:]
+        first = f'self.add_module("{name}", {value[0]}'
+        if len(value) == 1:
+            return [_close_call(first)]
+        return [first] + value[1:-1] + [_close_call(value[-1])]
+
+    def _value(self, name: str, entry: Any, path: str, depth: int) -> list[str]:
+        """Source lines for one module or container (the first without indentation)."""
+        if isinstance(entry, Node):
+            return [constructor(self.modules[entry.id])]
+        holder = "Scope" if path in self.scopes else "nn.ModuleDict"
+        lines = [f"{holder}({{" + self._label(path)]
+        for child, sub in entry.items():
+            v = self._value(child, sub, f"{path}.{child}", depth + 1)
+            v[-1] += ","
+            lines.append("    " + f'"{child}": ' + v[0])
+            lines += ["    " + l for l in v[1:]]
+        lines.append("})")
+        return lines
+
+    def _access(self, path: str) -> str:
+        parts = path.split(".")
+        out = f"self.{parts[0]}" if _attr_ok(parts[0], nn.Module) else f'getattr(self, "{parts[0]}")'
+        for k, p in enumerate(parts[1:], 1):
+            owner = nn.Module if ".".join(parts[:k]) in self.scopes else nn.ModuleDict
+            out += f".{p}" if _attr_ok(p, owner) else f'["{p}"]'
+        return out
+
+    def _init_calls(self) -> list[str]:
+        kaiming, dirac, whiten = [], [], []
+        for node in self.graph.layers():
+            init = getattr(node.op, "init", "default")
+            if not isinstance(init, str) or init == "default" or not node.registered:
+                continue
+            m, ref = self.modules[node.id], self._access(node.path)
+            has_bias = getattr(m, "bias", None) is not None
+            if init == "kaiming":
+                kaiming.append(f'nn.init.kaiming_normal_({ref}.weight, mode="fan_out", nonlinearity="relu")')
+                if has_bias:
+                    kaiming.append(f"nn.init.zeros_({ref}.bias)")
+            elif init == "dirac":
+                n = min(m.weight.size(0), m.weight.size(1))
+                dirac.append(f"nn.init.dirac_({ref}.weight[:{n}])")
+                if has_bias:
+                    dirac.append(f"{ref}.bias.zero_()")
+            elif init == "whiten":
+                whiten.append(f'{ref}.cnndsl_init = "whiten"')
+            else:
+                raise NotImplementedError(f"{node.path}: init={init!r}")
+        lines: list[str] = []
+        if kaiming:
+            lines += ["", "# init=kaiming: torchvision's ResNet initialisation"] + kaiming
+        if dirac:
+            lines += ["", "# init=dirac: the first filters pass their input channel through (partial identity)",
+                      "with torch.no_grad():"] + ["    " + l for l in dirac]
+        if whiten:
+            lines += ["", "# init=whiten: patch-whitening filters, computed from training data by cnndsl's trainer",
+                      *whiten]
+        return lines
+
+    def _freeze(self) -> list[str]:
+        lines = []
+        for info in self.analysis.layers:
+            for pname in info.cost.frozen:
+                lines.append(f"{self._access(info.node.path)}.{pname}.requires_grad_(False)")
+        if not lines:
+            return []
+        globs = ", ".join(f'"{p}"' for p, _ in self.graph.freeze)
+        unglobs = ", ".join(f'"{p}"' for p, _ in self.graph.unfreeze)
+        why = f"freeze {globs}" + (f", unfreeze {unglobs}" if unglobs else "") if globs else "frozen by the spec"
+        return ["", f"# {why}"] + lines
+
+    # ---- forward
+    def _forward_body(self) -> list[str]:
+        g, names = self.graph, self.names
+        stmts: list[tuple[str, str]] = []
+        for node in g.layers():
+            ins = [names[i] for i in node.inputs]
+            m = self.modules[node.id]
+            if isinstance(m, Add):
+                expr = " + ".join(ins)
+            elif isinstance(m, Multiply):
+                expr = " * ".join(ins)
+            elif isinstance(m, Concat):
+                expr = f"torch.cat([{', '.join(ins)}], dim=1)"
+            elif isinstance(m, Scale):
+                expr = f"{ins[0]} * {m.factor!r}"
+            elif node.registered:
+                expr = f"{self._access(node.path)}({', '.join(ins)})"
+            else:  # pragma: no cover - implicit nodes are merges
+                raise NotImplementedError(f"{node.path}: implicit {node.kind}")
+            stmts.append((f"{names[node.id]} = {expr}", _shape(node.shape)))
+        outs = [names[i] for i in g.outputs]
+        ret = "return " + ", ".join(outs) if len(outs) > 1 else f"return {outs[0]}"
+        head = ("def forward(self, x):", _shape(g.input.shape))
+        body = [("    " + s, c) for s, c in stmts] + [("    " + ret, "")]
+        fitting = [len(s) for s, _ in [head] + body if len(s) + 2 <= _COMMENT_COLUMN]
+        col = max(fitting, default=0) + 2
+        lines = []
+        for s, c in [head] + body:
+            lines.append("    " + (s + " " * max(2, col - len(s)) + "# " + c if c else s))
+        return lines
+
+    # ---- a smoke test when the file is run
+    def _main(self) -> list[str]:
+        shape = ", ".join(map(str, self.graph.input.shape))
+        return ['if __name__ == "__main__":',
+                f"    model = {self.class_name}().eval()",
+                f"    x = torch.randn(2, {shape})",
+                "    with torch.no_grad():",
+                "        out = model(x)",
+                "    outs = out if isinstance(out, tuple) else (out,)",
+                '    print(f"{sum(p.numel() for p in model.parameters()):,} parameters;",',
+                '          "output", ", ".join(str(tuple(o.shape)) for o in outs))']
+
+
+_SCOPE = '''class Scope(nn.Module):
+    """Layers under the spec's names, where a name clashes with a method of nn.ModuleDict."""
+
+    def __init__(self, layers):
+        super().__init__()
+        for name, layer in layers.items():
+            self.add_module(name, layer)
+
+    def __getitem__(self, name):
+        return self._modules[name]'''
+
+
+def _close_call(line: str) -> str:
+    """``self.add_module("0", nn.X(...)`` + ``)``; for a multi-line container the last line ``})``."""
+    return line + ")"
+
+
+def _attr_ok(name: str, owner: type) -> bool:
+    """``name`` can be written as an attribute of an ``owner`` instance without clashing."""
+    return name.isidentifier() and not keyword.iskeyword(name) and not hasattr(owner, name)
+
+
+def _identifier(name: str, fallback: str) -> str:
+    name = re.sub(r"\W", "_", name)
+    if not name or name[0].isdigit() or keyword.iskeyword(name):
+        name = fallback + "_" + name if name else fallback
+    return name
