@@ -108,6 +108,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     spec, a = _analysis(args)
     _print_warnings(a, args.format == "json")
     summary = args.summary or args.format != "text"
+    if args.emit == "python":
+        from .emit.python import python_source
+
+        _write(python_source(a), args.output)
+        return EXIT_OK
     if args.graph:
         print(a.graph)
     if summary:
@@ -121,6 +126,39 @@ def cmd_compile(args: argparse.Namespace) -> int:
         else:
             print(model)
             print(f"{a.name}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    return EXIT_OK
+
+
+def _write(text: str, output: str | None) -> None:
+    """Print ``text``, or write it to ``output`` atomically."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    tmp = f"{output}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, output)
+    print(f"wrote {output}", file=sys.stderr)
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from .api import load
+    from .syntax.format import format_cnn, format_yaml
+    from .syntax.source import YAML_SUFFIXES
+
+    spec = load(args.spec)
+    to = args.to or ("yaml" if str(args.spec).endswith(YAML_SUFFIXES) else "cnn")
+    try:
+        text = (format_yaml if to == "yaml" else format_cnn)(spec)
+    except ValueError as exc:
+        raise error(f"cannot write this spec as {to}: {exc}", None,
+                    "the other syntax can hold it; see docs/language.md") from None
+    if args.check:
+        with open(args.spec, encoding="utf-8") as f:
+            same = f.read() == text
+        print(f"{args.spec}: {'formatted' if same else 'would be reformatted'}")
+        return EXIT_OK if same else 1
+    _write(text, args.output)
     return EXIT_OK
 
 
@@ -175,7 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="summary format")
     c.add_argument("--graph", action="store_true", help="print the expanded graph, one line per node")
     c.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the built module")
+    c.add_argument("--emit", choices=("python",), help="write standalone PyTorch source for the network")
+    c.add_argument("-o", "--output", metavar="FILE", help="with --emit: write to FILE instead of stdout")
     c.set_defaults(func=cmd_compile)
+
+    c = sub.add_parser("fmt", parents=[common], help="print a spec in canonical .cnn or YAML form (convert)")
+    c.add_argument("--to", choices=("cnn", "yaml"), help="output syntax (default: the input's)")
+    c.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    c.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
+    c.set_defaults(func=cmd_fmt)
 
     c = sub.add_parser("ops", help="list the built-in ops and their arguments")
     c.add_argument("--debug", action="store_true")

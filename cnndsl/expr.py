@@ -299,7 +299,12 @@ def format_expr(e: Expr, prec: int = 0) -> str:
     """Canonical source text of an expression (minimal parentheses)."""
     kind = type(e)
     if kind is Num:
-        return repr(e.value)
+        v = e.value
+        if isinstance(v, float) and math.isinf(v):
+            text = "1e999" if v > 0 else "-1e999"
+        else:
+            text = repr(v)
+        return f"({text})" if text.startswith("-") and prec > _PREC["neg"] else text
     if kind is Str:
         return '"' + e.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if kind is Bool:
@@ -311,7 +316,7 @@ def format_expr(e: Expr, prec: int = 0) -> str:
     if kind is BinOp:
         p = _PREC[e.op]
         right_p = p if e.op == "**" else p + 1
-        left_p = p + 1 if e.op == "**" else p
+        left_p = p + 1 if e.op == "**" or p == _PREC["=="] else p  # comparisons do not chain
         text = f"{format_expr(e.left, left_p)} {e.op} {format_expr(e.right, right_p)}"
         return f"({text})" if p < prec else text
     if kind is Unary:

@@ -24,7 +24,6 @@ from typing import Any
 
 from .. import expr as E
 from ..ir import (
-    BlockDef,
     From,
     Group,
     Layer,
@@ -62,58 +61,36 @@ _ITEM_KEYWORDS = frozenset({"in", "not", "residual", "concat", "add", "multiply"
 
 # ============================================================================ expressions
 
-_PREC = {"if": 1, "or": 2, "and": 3, "not": 4, "==": 5, "!=": 5, "<": 5, "<=": 5, ">": 5, ">=": 5,
-         "+": 6, "-": 6, "*": 7, "/": 7, "//": 7, "%": 7, "neg": 8, "**": 9}
-_COMPARE = frozenset({"==", "!=", "<", "<=", ">", ">="})
-
-
 def _expr(e: E.Expr, prec: int = 0) -> str:
-    """``format_expr`` with two fixes, so the text always parses back to the same AST.
-
-    * comparisons do not chain in the grammar (``a == b == c`` is a syntax error), so a comparison
-      operand that is itself a comparison is parenthesised on both sides (format_expr leaves the left
-      one bare);
-    * a negative number literal (from YAML or the API, never from parsing) is written like the unary
-      minus it reads back as, with parentheses where that binds differently (``(-2) ** 2``).
-
-    Infinite floats are written ``1e999``, which reads back as the same float.
-    """
-    kind = type(e)
-    if kind is E.Num:
-        v = e.value
-        if isinstance(v, float) and math.isnan(v):
+    """``format_expr``, after refusing what has no .cnn spelling (NaN, line breaks in strings, names
+    that are not identifiers); the text then always parses back to the same AST."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        kind = type(x)
+        if kind is E.Num and isinstance(x.value, float) and math.isnan(x.value):
             raise ValueError("NaN has no spelling in a spec")
-        text = ("-1e999" if v < 0 else "1e999") if isinstance(v, float) and math.isinf(v) else repr(v)
-        if text.startswith("-"):
-            return f"({text})" if _PREC["neg"] < prec else text
-        return text
-    if kind is E.Str:
-        return _quote(e.value)
-    if kind is E.BinOp:
-        p = _PREC[e.op]
-        if e.op == "**":
-            left_p, right_p = p + 1, p
-        elif e.op in _COMPARE:
-            left_p = right_p = p + 1
-        else:
-            left_p, right_p = p, p + 1
-        text = f"{_expr(e.left, left_p)} {e.op} {_expr(e.right, right_p)}"
-        return f"({text})" if p < prec else text
-    if kind is E.Unary:
-        p = _PREC["not" if e.op == "not" else "neg"]
-        text = ("not " if e.op == "not" else e.op) + _expr(e.operand, p)
-        return f"({text})" if p < prec else text
-    if kind is E.IfExp:
-        text = f"{_expr(e.body, 2)} if {_expr(e.test, 2)} else {_expr(e.orelse, 1)}"
-        return f"({text})" if prec > 1 else text
-    if kind is E.ListExpr:
-        return "[" + ", ".join(_expr(i) for i in e.items) + "]"
-    if kind is E.MapExpr:
-        return "{" + ", ".join(f"{_key(k)}: {_expr(v)}" for k, v in e.items) + "}"
-    if kind is E.Call:
-        parts = [_expr(a) for a in e.args] + [f"{_name(k, 'argument')}={_expr(v)}" for k, v in e.kwargs]
-        return f"{_name(e.func, 'function')}(" + ", ".join(parts) + ")"
-    return E.format_expr(e, prec)  # Bool, Name, InShape
+        if kind is E.Str:
+            _quote(x.value)
+        elif kind is E.MapExpr:
+            for k, v in x.items:
+                _key(k)
+                stack.append(v)
+        elif kind is E.Call:
+            _name(x.func, "function")
+            for k, v in x.kwargs:
+                _name(k, "argument")
+                stack.append(v)
+            stack.extend(x.args)
+        elif kind is E.ListExpr:
+            stack.extend(x.items)
+        elif kind is E.BinOp:
+            stack += [x.left, x.right]
+        elif kind is E.Unary:
+            stack.append(x.operand)
+        elif kind is E.IfExp:
+            stack += [x.test, x.body, x.orelse]
+    return E.format_expr(e, prec)
 
 
 def _quote(s: str) -> str:
@@ -212,9 +189,6 @@ def _ref(r: Ref) -> str:
 def _item(it: Any, top: bool = False) -> list[str]:
     """An item as lines, relative indentation (nested lines start with INDENT)."""
     if isinstance(it, From):
-        if not top:  # the grammar has `from` as a statement of block and network bodies only
-            raise ValueError(f"'from {'.'.join(it.ref.path)}' inside a group, branch or residual cannot be "
-                             "written in .cnn (only at the top of a block or network body)")
         return [f"from {_ref(it.ref)}"]
     if isinstance(it, Layer):
         lines = [_call(it)]
@@ -404,212 +378,4 @@ def _data(v: Any, indent: str, used: int) -> str:
     return f"{v['type']}(\n" + "".join(f"{inner}{p},\n" for p in parts) + indent + ")"
 
 
-# ============================================================================ YAML
-
-_YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply"})
-
-
-def format_yaml(spec: Spec, *, imports: bool | None = None) -> str:
-    """The YAML twin of :func:`format_cnn` (keys ``imports``, ``blocks``, ``network``, ``train``)."""
-    out: list[str] = []
-    if _keep_imports(spec, imports) and spec.imports:
-        out.append("imports: " + _flow([i.path for i in spec.imports]))
-    if spec.blocks:
-        lines = ["blocks:"]
-        for b in spec.blocks:
-            if len(lines) > 1:
-                lines.append("")
-            lines.append(f"  {_flow(b.name)}:")
-            body = _yblock_fields(b)
-            lines += ["    " + l for l in body] if body else []
-            if not body:
-                lines[-1] += " {}"
-        out.append("\n".join(lines))
-    if spec.network is not None:
-        out.append("\n".join(["network:", *("  " + l for l in _ynetwork(spec.network))]))
-    if spec.train is not None:
-        if not isinstance(spec.train, dict):
-            raise ValueError("the train section must be a mapping")
-        out.append("\n".join(_ydata("train", spec.train)))
-    return "\n\n".join(out) + "\n"
-
-
-_DUMPER = None
-
-
-def _dumper():
-    """A SafeDumper that writes strings holding line breaks double-quoted (one line, escaped)."""
-    global _DUMPER
-    if _DUMPER is None:
-        import yaml  # PyYAML is imported only when YAML is written
-
-        class Dumper(yaml.SafeDumper):
-            def ignore_aliases(self, data):  # the loader refuses anchors: write shared values out
-                return True
-
-        def represent_str(dumper, s):
-            style = '"' if any(c in s for c in "\n\r\x85\u2028\u2029") else None
-            return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
-
-        Dumper.add_representer(str, represent_str)
-        _DUMPER = Dumper
-    return _DUMPER
-
-
-def _flow(v: Any) -> str:
-    """One value in YAML flow style, on one line."""
-    import yaml
-
-    text = yaml.dump(v, Dumper=_dumper(), default_flow_style=True, width=1 << 30, sort_keys=False,
-                     allow_unicode=True)
-    text = text.removesuffix("\n...\n")
-    return text.rstrip("\n")
-
-
-def _ydata(key: str | None, v: Any, width: int = 100) -> list[str]:
-    """Plain data: ``key: value`` on one line when it fits, else a block mapping / list."""
-    head = "- " if key is None else _flow(key) + ": "
-    text = _flow(v)
-    if not isinstance(v, (dict, list)) or not v or len(head) + len(text) <= width:
-        return [head + text]
-    if isinstance(v, dict):
-        sub = [l for k, x in v.items() for l in _ydata(k, x, width - 2)]
-    else:
-        sub = [l for x in v for l in _ydata(None, x, width - 2)]
-    if key is None:  # a collection inside a list: its first line shares the '- '
-        return ["- " + sub[0], *("  " + l for l in sub[1:])]
-    return [head.rstrip(), *("  " + l for l in sub)]
-
-
-def _yexpr(e: E.Expr) -> Any:
-    """An expression as a YAML value: numbers and booleans as scalars, lists and mappings as YAML
-    collections, anything else as its expression text (a YAML string is parsed as an expression)."""
-    kind = type(e)
-    if kind is E.Num:
-        return e.value
-    if kind is E.Bool:
-        return e.value
-    if kind is E.ListExpr:
-        return [_yexpr(i) for i in e.items]
-    if kind is E.MapExpr:
-        return {k: _yexpr(v) for k, v in e.items}
-    return _expr(e)
-
-
-def _ypositional(e: E.Expr) -> Any:
-    # a mapping among positional arguments would read as the keyword arguments: write it as text
-    return _expr(e) if type(e) is E.MapExpr else _yexpr(e)
-
-
-def _yparams(params: tuple[Param, ...]) -> str:
-    return _flow({p.name: None if p.default is None else _yexpr(p.default) for p in params})
-
-
-def _yblock_fields(b: BlockDef) -> list[str]:
-    lines = []
-    if b.params:
-        lines.append("params: " + _yparams(b.params))
-    if b.body:
-        lines += ["layers:", *("  " + l for l in _yitems(b.body))]
-    return lines
-
-
-def _ynetwork(net: NetworkDef) -> list[str]:
-    lines = ["name: " + _flow(net.name)]
-    if net.params:
-        lines.append("params: " + _yparams(net.params))
-    lines.append("input: " + _flow([_yexpr(d) for d in net.input]))
-    if net.body:
-        lines += ["layers:", *("  " + l for l in _yitems(net.body))]
-    if net.outputs:
-        lines.append("outputs: " + _flow([".".join(r.path) for r in net.outputs]))
-    if net.freeze:
-        lines.append("freeze: " + _flow([p.glob for p in net.freeze]))
-    if net.unfreeze:
-        lines.append("unfreeze: " + _flow([p.glob for p in net.unfreeze]))
-    return lines
-
-
-def _yitems(body: tuple) -> list[str]:
-    return [l for it in body for l in _yitem(it)]
-
-
-def _ymeta(it: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if it.name is not None:
-        meta["name"] = it.name
-    if it.repeat is not None:
-        meta["repeat"] = _yexpr(it.repeat.count)
-        if it.repeat.index is not None:
-            meta["as"] = it.repeat.index
-    if it.when is not None:
-        meta["when"] = _yexpr(it.when)
-    return meta
-
-
-def _yitem(it: Any) -> list[str]:
-    """A list entry: the first line starts with '- ', the rest with two spaces."""
-    if isinstance(it, From):
-        return ["- " + _flow({"from": ".".join(it.ref.path)})]
-    meta = _ymeta(it)
-    if isinstance(it, Layer):
-        args = _yargs(it)
-        if args is None and not meta:
-            return ["- " + _flow(it.op)]  # a bare name is a layer, whatever the name
-        if it.op in _YAML_RESERVED:
-            raise ValueError(f"a layer named {it.op!r} with arguments, a name, repeat or condition cannot be "
-                             "written in YAML (as a key it means something else)")
-        d = {"name": meta.pop("name")} if "name" in meta else {}
-        d[it.op] = args
-        d.update(meta)
-        return ["- " + _flow(d)]
-    if isinstance(it, Merge):
-        refs = [".".join(r.path) for r in it.refs]
-        d = {"name": meta.pop("name")} if "name" in meta else {}
-        d[it.merge] = refs[0] if len(refs) == 1 else refs
-        d.update(meta)
-        return ["- " + _flow(d)]
-    lines = [f"{k}: {_flow(v)}" for k, v in meta.items()]
-    if isinstance(it, Group):
-        lines += _ysub("group", it.body)
-    elif isinstance(it, Residual):
-        lines += _ysub("residual", it.body)
-        sc = it.shortcut
-        if sc is not None:
-            fields = []
-            if sc.name is not None:
-                fields.append("name: " + _flow(sc.name))
-            if sc.when is not None:
-                fields.append("when: " + _flow(_yexpr(sc.when)))
-            if sc.body:
-                fields += _ysub("layers", sc.body)
-            lines += ["shortcut:", *("  " + l for l in fields)] if fields else ["shortcut: {}"]
-    elif isinstance(it, Parallel):
-        lines.append("merge: " + it.merge)
-        branches = []
-        for b in it.branches:
-            sub = _yitems(b)
-            branches += ["- " + sub[0], *("  " + l for l in sub[1:])] if sub else ["- []"]
-        lines += ["parallel:", *("  " + l for l in branches)] if branches else ["parallel: []"]
-    else:  # pragma: no cover
-        raise TypeError(f"not an item: {it!r}")
-    return ["- " + lines[0], *("  " + l for l in lines[1:])]
-
-
-def _ysub(key: str, body: tuple) -> list[str]:
-    if not body:
-        return [f"{key}: []"]
-    return [f"{key}:", *("  " + l for l in _yitems(body))]
-
-
-def _yargs(it: Layer) -> Any:
-    """``null`` → none; a value → one positional; a list → positionals (+ a final keyword mapping);
-    a mapping → keywords (the forms yaml_load.call_args reads)."""
-    kwargs = {k.name: _yexpr(k.value) for k in it.kwargs}
-    if not it.args:
-        return kwargs or None
-    if len(it.args) == 1 and not kwargs and type(it.args[0]) not in (E.ListExpr, E.MapExpr):
-        return _yexpr(it.args[0])
-    values = [_ypositional(a) for a in it.args]
-    return values + [kwargs] if kwargs else values
+from .format_yaml import format_yaml  # noqa: E402  (the YAML writer reuses the helpers above)

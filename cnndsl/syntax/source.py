@@ -56,7 +56,9 @@ def detect_format(text: str, name: str = "") -> str:
         s = line.strip()
         if not s or s.startswith("#"):
             continue
-        first = s.split()[0].rstrip(":")
+        first = s.split()[0]
+        if first.endswith(":"):  # `network:` / `train:` open a YAML mapping
+            return "yaml"
         return "cnn" if first in ("network", "block", "import", "train") else "yaml"
     return "cnn"
 
