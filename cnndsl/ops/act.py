@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Op, PosFloat, register
+from .base import Op, PosFloat, ShapeError, register
 
 
 class Activation(Op):
@@ -124,6 +124,13 @@ class Softmax(Activation):
     summary = "softmax over a dimension (nn.Softmax)"
     positional = ("dim",)
     dim: int = 1
+
+    def infer(self, ins):
+        rank = len(ins[0]) + 1  # the batch dimension counts
+        if not -rank <= self.dim < rank:
+            raise ShapeError(f"dim={self.dim} is out of range for a {rank}-D tensor (batch included)",
+                             "dim=1 is the channels (or features) dimension")
+        return ins[0]
 
     def build(self, ins, out):
         from torch import nn

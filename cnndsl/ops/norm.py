@@ -121,7 +121,10 @@ class InstanceNorm(Op):
     affine: bool = False
 
     def infer(self, ins):
-        need_map(self.name, ins[0])
+        _, h, w = need_map(self.name, ins[0])
+        if h * w == 1:
+            raise ShapeError("instancenorm normalises over H×W, which is 1×1 here (PyTorch refuses it)",
+                             "move it before the pooling that reduces the map to one pixel")
         return ins[0]
 
     def param_shapes(self, ins, out):
