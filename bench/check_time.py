@@ -117,9 +117,10 @@ def main() -> None:
         chk = median_time(check, env, args.runs)
         results[label] = (base, torch_t, chk)
         print(f"\n[{label}]")
-        print(f"  python -c pass              {base[0]:.3f} s  ({base[1]:.3f})")
-        print(f"  python -c 'import torch'    {torch_t[0]:.3f} s  ({torch_t[1]:.3f})")
-        print(f"  cnndsl check {args.spec:14s}{chk[0]:.3f} s  ({chk[1]:.3f})   "
+        label_w = max(28, len(f"cnndsl check {args.spec}") + 2)
+        print(f"  {'python -c pass':{label_w}s}{base[0]:.3f} s  ({base[1]:.3f})")
+        print(f"  {'python -c ' + repr('import torch'):{label_w}s}{torch_t[0]:.3f} s  ({torch_t[1]:.3f})")
+        print(f"  {'cnndsl check ' + args.spec:{label_w}s}{chk[0]:.3f} s  ({chk[1]:.3f})   "
               f"ratio to import torch {chk[0] / torch_t[0]:.2f}   target <= 0.300 s: "
               f"{'PASS' if chk[0] <= 0.3 else 'FAIL'}")
 
