@@ -65,6 +65,20 @@ class Graph:
                 users[i].append(n.id)
         return users
 
+    def reusable_inputs(self) -> set[int]:
+        """Nodes that may overwrite their first input in place: that tensor is read by nothing else,
+        is not the network input or an output, and its producer's backward does not need it."""
+        users = self.consumers()
+        outputs = set(self.outputs)
+        out = set()
+        for n in self.nodes[1:]:
+            first = n.inputs[0]
+            src = self.nodes[first]
+            if (first != 0 and first not in outputs and users[first] == [n.id]
+                    and src.op is not None and src.op.inplace_safe):
+                out.add(n.id)
+        return out
+
     def __str__(self) -> str:
         """One line per node, like torch.fx's graph printout."""
         lines = [f"graph {self.name}:"]

@@ -127,18 +127,13 @@ class Network(nn.Module):
 
 def _build_modules(root: nn.Module, analysis: Analysis) -> dict[int, nn.Module]:
     graph = analysis.graph
-    users = graph.consumers()
-    outputs = set(graph.outputs)
+    reusable = graph.reusable_inputs()
     modules: dict[int, nn.Module] = {}
     for info in analysis.layers:
         node = info.node
         ins = [graph.nodes[i].shape for i in node.inputs]
         module = node.op.build(ins, node.shape)
-        first = node.inputs[0]
-        src = graph.nodes[first]
-        reusable = (first != 0 and first not in outputs and users[first] == [node.id]
-                    and src.op is not None and src.op.inplace_safe)
-        if reusable and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
+        if node.id in reusable and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
             module.inplace = True
         for pname in info.cost.frozen:
             getattr(module, pname).requires_grad_(False)

@@ -161,8 +161,7 @@ class _Emitter:
     # ---- building the modules (on the meta device: only their attributes are read)
     def _build(self) -> None:
         g = self.graph
-        users = g.consumers()
-        outputs = set(g.outputs)
+        reusable = g.reusable_inputs()
         for node in g.layers():
             ins = [g.nodes[i].shape for i in node.inputs]
             try:
@@ -170,12 +169,8 @@ class _Emitter:
                     module = node.op.build(ins, node.shape)
             except Exception:  # noqa: BLE001  an op whose construction needs real tensors
                 module = node.op.build(ins, node.shape)
-            # the same rule as emit.module: activations overwrite a tensor nothing else reads
-            first = node.inputs[0]
-            src = g.nodes[first]
-            if (first != 0 and first not in outputs and users[first] == [node.id] and src.op is not None
-                    and src.op.inplace_safe and getattr(node.op, "can_inplace", False)
-                    and hasattr(module, "inplace")):
+            # the rule emit.module uses: activations overwrite a tensor nothing else reads
+            if node.id in reusable and getattr(node.op, "can_inplace", False) and hasattr(module, "inplace"):
                 module.inplace = True
                 self.inplace.add(node.id)
             self.modules[node.id] = module
