@@ -1,14 +1,12 @@
 """argparse registration of ``train``, ``eval`` and ``predict`` (imports no torch).
 
-The main CLI calls :func:`register` and adds the common flags (the positional ``spec``, ``--set``,
-``--debug``), either afterwards or through ``parents``. :func:`main` is a standalone entry point
-(``python -m cnndsl.train ...``) that adds those flags itself.
+The main CLI (:mod:`cnndsl.cli`) calls :func:`register` with the common flags (the positional
+``spec``, ``--set``, ``--debug``) as ``parents`` and fills ``args.params`` / ``args.train_overrides``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Sequence
 
 
@@ -68,36 +66,3 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("images", nargs="+", help="image files")
     p.set_defaults(func=_predict)
-
-
-def _common() -> argparse.ArgumentParser:
-    c = argparse.ArgumentParser(add_help=False)
-    c.add_argument("spec", help="a .cnn or YAML spec")
-    c.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a network parameter, or train.x.y=value")
-    c.add_argument("--debug", action="store_true", help="show tracebacks")
-    return c
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point with the common flags added here."""
-    from cnndsl.errors import CnnError
-
-    parser = argparse.ArgumentParser(prog="cnndsl")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub, parents=[_common()])
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CnnError as exc:
-        if args.debug:
-            raise
-        print(exc.render(), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,15 +16,9 @@ from . import config as C
 
 
 def collect_overrides(args: Any) -> dict[str, Any]:
-    """Train overrides from ``args.train_overrides`` (or ``--set train.*``) and the shortcut flags."""
+    """Train overrides: ``--set train.*`` (``args.train_overrides``, filled by cnndsl.cli) and the
+    shortcut flags."""
     out: dict[str, Any] = dict(getattr(args, "train_overrides", None) or {})
-    if not out:
-        for item in getattr(args, "set", None) or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise error(f"--set {item}: expected NAME=VALUE")
-            if key.startswith("train."):
-                out[key[len("train."):]] = value
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("device", "device"),
                       ("seed", "seed"), ("runs_dir", "runs_dir")):
         v = getattr(args, flag, None)
@@ -34,15 +28,8 @@ def collect_overrides(args: Any) -> dict[str, Any]:
 
 
 def network_params(args: Any) -> dict[str, Any]:
-    params = getattr(args, "params", None)
-    if params is not None:
-        return dict(params)
-    out = {}
-    for item in getattr(args, "set", None) or []:
-        key, _, value = item.partition("=")
-        if not key.startswith("train."):
-            out[key] = C.parse_scalar(value)
-    return out
+    """Network parameters from ``--set`` (``args.params``, filled by cnndsl.cli)."""
+    return dict(getattr(args, "params", None) or {})
 
 
 def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConfig:

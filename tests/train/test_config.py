@@ -67,9 +67,11 @@ def test_overrides_parse_values_and_expand_bare_calls():
 
 def test_cli_flags_become_overrides():
     from argparse import Namespace
+    from cnndsl.cli import prepare
     from cnndsl.train.commands import collect_overrides, network_params
     args = Namespace(set=["train.optimizer.lr=0.5", "width=32"], epochs=3.0, batch_size=None, device="cpu",
                      seed=None, runs_dir=None)
+    prepare(args)
     assert collect_overrides(args) == {"optimizer.lr": "0.5", "epochs": 3.0, "device": "cpu"}
     assert network_params(args) == {"width": 32}
 
