@@ -36,35 +36,29 @@ def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConf
     return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec, overrides)
 
 
-def _output_shape(spec: Any, params: dict[str, Any]) -> tuple[int, ...] | None:
-    """The first output's shape from the compiler's analysis (None for hand-built test specs)."""
-    try:
-        import cnndsl
-        outs = list(cnndsl.analyze(spec, **params).output_shapes)
-        return tuple(outs[0]) if outs else None
-    except Exception:  # noqa: BLE001 - specs built by hand (tests) have no analysis
-        return None
+def _analysis(spec: Any, params: dict[str, Any]) -> Any:
+    """The compiler's analysis of the network (None for hand-built test specs, which are not Specs)."""
+    import cnndsl
+    from cnndsl.ir import Spec
+
+    return cnndsl.analyze(spec, **params) if isinstance(spec, Spec) else None
 
 
-def _net_shapes(spec: Any, params: dict[str, Any]) -> tuple[tuple[int, ...] | None, int | None]:
-    """(input C,H,W, classes) from the compiler's analysis, when available."""
-    try:
-        import cnndsl
-        a = cnndsl.analyze(spec, **params)
-        outs = list(a.output_shapes)
-        return tuple(a.input_shape), (outs[0][0] if outs and len(outs[0]) >= 1 else None)
-    except Exception:  # noqa: BLE001 - specs built by hand (tests) have no analysis
+def _net_shapes(analysis: Any) -> tuple[tuple[int, ...] | None, int | None]:
+    """(input C,H,W, classes = width of the first output) when the network was analysed."""
+    if analysis is None:
         return None, None
+    return tuple(analysis.input_shape), analysis.output_shapes[0][0]
 
 
 _SPATIAL = (C.RandomCrop, C.HFlip, C.Resize, C.RandomResizedCrop, C.Cutout, C.RandomErasing)
 
 
-def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, params: dict[str, Any]) -> None:
+def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, analysis: Any) -> None:
     """Refuse data the network's output cannot be trained on, before the first step."""
-    out = _output_shape(spec, params)
-    if out is None:
+    if analysis is None:
         return
+    out = tuple(analysis.output_shapes[0])
     span = spec.train_span(("data",)) if hasattr(spec, "train_span") else None
     per_pixel = data.train.labels.dim() == 3
     if per_pixel and (len(out) != 3 or tuple(out[1:]) != tuple(data.train.labels.shape[1:])):
@@ -128,11 +122,13 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         rdir = new_run_dir(cfg.runs_dir, spec)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
+    analysis = _analysis(spec, params)
     if build is None:
         import cnndsl
-        build = cnndsl.build
-    model = build(spec, **params)
-    shape, classes = _net_shapes(spec, params)
+        model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+    else:
+        model = build(spec, **params)
+    shape, classes = _net_shapes(analysis)
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
@@ -141,7 +137,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         raise error(f"the dataset's images are {'x'.join(map(str, data.shape))} but the network's input is "
                     f"{'x'.join(map(str, shape))}", span=spec.train_span(("data",)) if hasattr(spec, "train_span") else None,
                     hint="change the network's input, or add resize(...) to augment")
-    check_targets(spec, cfg, data, params)
+    check_targets(spec, cfg, data, analysis)
     if dist.main:
         rdir.mkdir(parents=True, exist_ok=True)
         src = getattr(spec, "path", None)
@@ -218,7 +214,7 @@ def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> d
     cfg = config_of(spec, collect_overrides(args))
     model, _, params = _model_and_state(spec, args, build)
     device = loop.resolve_device(cfg.device)
-    shape, classes = _net_shapes(spec, params)
+    shape, classes = _net_shapes(_analysis(spec, params))
     data = load_data(cfg.data, data_root=args.data_root, shape=shape or getattr(model, "cnndsl_input_shape", None),
                      num_classes=classes)
     split = data.test if args.split == "test" else data.val
@@ -265,7 +261,7 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -
         meta = json.loads(meta_file.read_text())
     else:
         from .data import load as load_data
-        shape, classes = _net_shapes(spec, params)
+        shape, classes = _net_shapes(_analysis(spec, params))
         d = load_data(cfg.data, data_root=getattr(args, "data_root", None), shape=shape, num_classes=classes)
         meta = {"classes": d.classes, "mean": d.mean, "std": d.std, "shape": list(d.shape)}
     from .augment import norm_stats
