@@ -96,7 +96,7 @@ def _expr(e: E.Expr, prec: int = 0) -> str:
 def _quote(s: str) -> str:
     if "\n" in s or "\r" in s:
         raise ValueError(f"the string {s!r} holds a line break, which .cnn strings cannot")
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return E.format_expr(E.Str(s))
 
 
 def _name(name: str, what: str, reserved: Iterable[str] = ()) -> str:
