@@ -57,9 +57,8 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def add_common(p: argparse.ArgumentParser, spec: bool = True) -> None:
-    if spec:
-        p.add_argument("spec", help="a .cnn or .yaml spec file")
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="a .cnn or .yaml spec file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
     p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
@@ -68,15 +67,17 @@ def add_common(p: argparse.ArgumentParser, spec: bool = True) -> None:
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """Fill ``args.params`` / ``args.train_overrides`` from ``--set`` (used by every command)."""
+    """Fill ``args.params`` / ``args.train_overrides`` from ``--set`` and ``args.limits`` from
+    ``--max-params`` / ``--max-layers`` (used by every command)."""
     args.params, args.train_overrides = parse_set(getattr(args, "set", None))
+    args.limits = limits_from(args)
 
 
 def _analysis(args: argparse.Namespace):
     from .api import analyze, load
 
     spec = load(args.spec)
-    return spec, analyze(spec, limits=limits_from(args), **args.params)
+    return spec, analyze(spec, limits=args.limits, **args.params)
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
@@ -227,12 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 
-    try:
-        from .train.cli import register
-    except ImportError:  # the training runner is optional at import time
-        register = None
-    if register is not None:
-        register(sub, parents=[common])
+    from .train.cli import register  # argparse only; the runner imports torch when a command runs
+
+    register(sub, parents=[common])
     return p
 
 

@@ -210,3 +210,8 @@ def test_fmt_converts_between_syntaxes(cli, tmp_path):
 def test_fmt_check_reports_unformatted_files(cli):
     rc, out, _ = cli("fmt", SIMPLE, "--check")     # the hand-written spec keeps several items per line
     assert rc == 1 and "would be reformatted" in out
+
+
+def test_train_honours_the_parameter_budget(cli):
+    rc, _, err = cli("train", str(SPECS / "mnist5k.cnn"), "--max-params", "100", "--device", "cpu")
+    assert rc == 2 and "parameter budget" in err and "the budget is 100" in err

@@ -36,12 +36,12 @@ def config_of(spec: Any, overrides: dict[str, Any] | None = None) -> C.TrainConf
     return C.validate(C.apply_overrides(getattr(spec, "train", None), overrides or {}), spec, overrides)
 
 
-def _analysis(spec: Any, params: dict[str, Any]) -> Any:
+def _analysis(spec: Any, params: dict[str, Any], limits: Any = None) -> Any:
     """The compiler's analysis of the network (None for hand-built test specs, which are not Specs)."""
     import cnndsl
     from cnndsl.ir import Spec
 
-    return cnndsl.analyze(spec, **params) if isinstance(spec, Spec) else None
+    return cnndsl.analyze(spec, limits=limits, **params) if isinstance(spec, Spec) else None
 
 
 def _net_shapes(analysis: Any) -> tuple[tuple[int, ...] | None, int | None]:
@@ -100,8 +100,9 @@ def new_run_dir(runs_dir: str, spec: Any) -> Path:
 def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               build: Callable[..., Any] | None = None, data_root: str | None = None, run_dir: str | None = None,
               resume: str | None = None, force: bool = False, quiet: bool = False, progress: bool = True,
-              detect_anomaly: bool = False, stop_after_steps: int | None = None):
-    """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`."""
+              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
+    """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
+    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
     import torch
     from . import distributed as D, loop
     from .data import load as load_data
@@ -122,7 +123,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         rdir = new_run_dir(cfg.runs_dir, spec)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
-    analysis = _analysis(spec, params)
+    analysis = _analysis(spec, params, limits)
     if build is None:
         import cnndsl
         model = cnndsl.build(analysis)  # the analysis already holds the expanded network
@@ -173,7 +174,7 @@ def _train_cmd(args: Any) -> int:
     spec = _load_spec(args)
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
-                    quiet=args.quiet, detect_anomaly=args.detect_anomaly)
+                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if res.status == "interrupted":
         if main:
