@@ -73,11 +73,20 @@ def prepare(args: argparse.Namespace) -> None:
     args.limits = limits_from(args)
 
 
-def _analysis(args: argparse.Namespace):
+def _analysis(args: argparse.Namespace, train: bool = False):
+    """(spec, analysis, preflight); with ``train``, the train section and every ``--set train.*``
+    are checked against the network too (no torch), their warnings joining the analysis's."""
     from .api import analyze, load
 
     spec = load(args.spec)
-    return spec, analyze(spec, limits=args.limits, **args.params)
+    a = analyze(spec, limits=args.limits, **args.params)
+    pf = None
+    if train and (spec.train is not None or args.train_overrides):
+        from .train.preflight import preflight
+
+        pf = preflight(spec, a, args.train_overrides)
+        a.warnings.extend(pf.warnings)
+    return spec, a, pf
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
@@ -92,23 +101,23 @@ def _print_warnings(analysis, quiet: bool = False) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    spec, a = _analysis(args)
+    spec, a, pf = _analysis(args, train=True)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
 
     n = len(a.layers)
     print(f"ok: {args.spec}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
           f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
-          + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
+          + (f", {len(a.warnings)} warning(s)" if a.warnings else "") + (f"; {pf.summary()}" if pf else ""))
     return EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis.report import FORMATS
 
-    spec, a = _analysis(args)
-    _print_warnings(a, args.format == "json")
     summary = args.summary or args.format != "text"
+    spec, a, _ = _analysis(args, train=summary)
+    _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source
 
@@ -175,20 +184,9 @@ def _torchinfo(model, a) -> None:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops import REGISTRY
+    from .ops.help import describe, listing, lookup
 
-    for name, cls in sorted(REGISTRY.items()):
-        if name in ("add", "concat", "multiply"):
-            continue
-        fields = []
-        for f, info in cls.model_fields.items():
-            default = "" if info.is_required() else f"={info.default!r}"
-            fields.append(f"{f}{default}")
-        alias = {v: k for k, v in cls.aliases.items()}
-        shown = ", ".join(f + (f" ({alias[f.split('=')[0]]})" if f.split("=")[0] in alias else "") for f in fields)
-        print(f"{name:18s} {cls.summary}")
-        if shown:
-            print(f"{'':18s}   {shown}")
+    print(describe(lookup(args.name)) if args.name else listing())
     return EXIT_OK
 
 
@@ -224,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
     c.set_defaults(func=cmd_fmt)
 
-    c = sub.add_parser("ops", help="list the built-in ops and their arguments")
+    c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
+    c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 
