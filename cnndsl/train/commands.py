@@ -125,7 +125,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
-    _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
+    _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides, shape), seen)  # the data as read
     if dist.main:
         rdir.mkdir(parents=True, exist_ok=True)
         src = getattr(spec, "path", None)

@@ -404,6 +404,16 @@ def _span_path(raw: Any, loc: tuple) -> tuple:
     return tuple(path)
 
 
+def written_span(spec: Any, path: tuple) -> Any:
+    """The position of the value at ``path`` (or of a key above it) in the spec's train section;
+    None when the spec does not write it (not the ``train {`` line)."""
+    spans = getattr(spec, "train_spans", None) or {}
+    for cut in range(len(path), 0, -1):
+        if spans.get(tuple(path[:cut])) is not None:
+            return spans[tuple(path[:cut])]
+    return None
+
+
 def override_flag(dotted: str, overrides: dict[str, Any] | None) -> str | None:
     """``--set train.KEY=VALUE`` when ``overrides`` set the train value at ``dotted`` (or inside it)."""
     for key, value in (overrides or {}).items():
@@ -435,7 +445,7 @@ def validate(raw: dict | None, spec: Any = None, overrides: dict[str, Any] | Non
                         break
             msg, hint = explain(err, path, raw, yaml)
             flag = override_flag(".".join(str(p) for p in path), overrides)
-            if flag:  # the value comes from the command line: name the flag, not a line of the spec
-                msg, span = f"{msg} (from {flag})", None
+            if flag:  # the value comes from the command line: name the flag; point at the spec's
+                msg, span = f"{msg} (from {flag})", written_span(spec, path)  # value only if it has one
             diags.append(error(msg, span, hint).diagnostics[0])
         raise CnnError(diags) from None

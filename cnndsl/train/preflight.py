@@ -66,7 +66,7 @@ def _span(spec: Any, key: tuple, overrides: dict[str, Any] | None) -> tuple[Span
     """Where a train value was written: its spec position, or the ``--set`` flag that gave it."""
     flag = C.override_flag(".".join(map(str, key)), overrides)
     if flag:
-        return None, f" (from {flag})"
+        return C.written_span(spec, key), f" (from {flag})"
     return (spec.train_span(key) if hasattr(spec, "train_span") else None), ""
 
 
@@ -152,9 +152,11 @@ def _class_hint(spec: Any, analysis: Any, width: int, classes: int) -> str:
 # ----------------------------------------------------------------------------------- checks
 
 def check_fit(spec: Any, cfg: C.TrainConfig, analysis: Any, info: DataInfo,
-              overrides: dict[str, Any] | None = None) -> list[Diagnostic]:
+              overrides: dict[str, Any] | None = None, input_shape: Sequence[int] | None = None
+              ) -> list[Diagnostic]:
     """Refuse data the network cannot be trained on (raises CnnError); return warnings.
-    ``info`` comes from the dataset's name (check time) or from the data read (train time)."""
+    ``info`` comes from the dataset's name (check time) or from the data read (train time);
+    ``input_shape``: the network's input when there is no analysis (a hand-built model)."""
     found: list[Diagnostic] = []
     data_span, data_from = _span(spec, ("data",), overrides)
     aug_span, aug_from = _span(spec, ("augment",), overrides)
@@ -181,9 +183,9 @@ def check_fit(spec: Any, cfg: C.TrainConfig, analysis: Any, info: DataInfo,
         span, frm = _span(spec, ("batch_size",), overrides)
         raise error(f"batch_size {cfg.batch_size} is larger than the training set ({info.num_train} images)"
                     f"{frm}", span or data_span, "lower batch_size, or set drop_last: false")
-    if analysis is None:
+    net = tuple(analysis.input_shape) if analysis is not None else tuple(input_shape or ())
+    if not net:
         return found
-    net = tuple(analysis.input_shape)
     after = "" if (channels, size) == (info.channels, info.size) else \
         f", {_dims(channels or 0, *(size or (0, 0)))} after augment"
     if channels is not None and channels != net[0]:
@@ -199,7 +201,8 @@ def check_fit(spec: Any, cfg: C.TrainConfig, analysis: Any, info: DataInfo,
                                + (_declare(spec, 1, size[0], _dims(net[0], *size)) if size[0] == size[1]
                                   else f"declare the network's input as {_dims(net[0], *size)}"),
                     notes=_input_note(spec))
-    found += _check_outputs(spec, analysis, info, size, data_span, data_from)
+    if analysis is not None:
+        found += _check_outputs(spec, analysis, info, size, data_span, data_from)
     return found
 
 

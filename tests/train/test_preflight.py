@@ -168,3 +168,16 @@ def test_check_and_summary_of_a_train_section_do_not_import_torch(tmp_path):
                        timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[0, 0, 0, 2, 2]"
+
+
+def test_fp16_on_the_cpu_warns_at_train_start_too(tmp_path, capsys):
+    """The runner warns from the device it resolved, before reading data (here: a folder that is
+    missing, so the test does not pay for fp16 steps on the CPU)."""
+    import cnndsl
+    from cnndsl.train.commands import run_train
+    path = spec_file(tmp_path, f'data: imagefolder("{tmp_path}/missing", channels = 1)\nprecision: fp16\ndevice: cpu')
+    with pytest.raises(CnnError, match="does not exist"):
+        run_train(cnndsl.load(path), run_dir=str(tmp_path / "run"), progress=False)
+    err = capsys.readouterr().err
+    assert err.count("precision fp16 on the CPU (device: cpu)") == 1
+    assert f"{path}:11:" in err  # at the precision line
