@@ -101,7 +101,7 @@ def _print_warnings(analysis, quiet: bool = False) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    spec, a, pf = _analysis(args, train=True)
+    _, a, pf = _analysis(args, train=True)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
 
@@ -116,7 +116,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis.report import FORMATS
 
     summary = args.summary or args.format != "text"
-    spec, a, _ = _analysis(args, train=summary)
+    _, a, _ = _analysis(args, train=summary)
     _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source

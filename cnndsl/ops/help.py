@@ -68,7 +68,7 @@ def field_docs(cls: type[Op]) -> dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        for m in re.finditer(r"^\s+(\w+)\s*:\s*[^#\n]+#\s*(.+)$", source, re.M):
+        for m in re.finditer(r"^\s+(\w+)\s*:\s*[^#\n]+#\s*(.+)$", source, re.MULTILINE):
             docs[m.group(1)] = m.group(2).strip()
     return docs
 

@@ -20,8 +20,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "specs"  # a source checkout's s
 def _defines(text: str, name: str, yaml: bool) -> bool:
     if yaml:
         return "blocks:" in text and re.search(rf"^\s*-?\s*name:\s*['\"]?{re.escape(name)}['\"]?\s*$",
-                                               text, re.M) is not None
-    return re.search(rf"^\s*block\s+{re.escape(name)}\b", text, re.M) is not None
+                                               text, re.MULTILINE) is not None
+    return re.search(rf"^\s*block\s+{re.escape(name)}\b", text, re.MULTILINE) is not None
 
 
 def _candidates(base: Path) -> list[Path]:

@@ -381,29 +381,6 @@ def apply_overrides(train: dict | None, overrides: dict[str, Any]) -> dict:
     return out
 
 
-def _span_path(raw: Any, loc: tuple) -> tuple:
-    """Map a pydantic error location onto keys of the raw dict (dropping union tags)."""
-    path: list = []
-    node = raw
-    for key in loc:
-        if isinstance(node, dict):
-            if key in node:
-                path.append(key)
-                node = node[key]
-            elif node.get("type") == key:
-                continue  # discriminator tag inserted by pydantic
-            else:
-                break
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-            path.append(key)
-            node = node[key]
-        elif isinstance(node, str) and key == node:
-            continue
-        else:
-            break
-    return tuple(path)
-
-
 def written_span(spec: Any, path: tuple) -> Any:
     """The position of the value at ``path`` (or of a key above it) in the spec's train section;
     None when the spec does not write it (not the ``train {`` line)."""
@@ -431,21 +408,6 @@ def validate(raw: dict | None, spec: Any = None, overrides: dict[str, Any] | Non
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        from .explain import explain
+        from .explain import diagnose
 
-        diags = []
-        yaml = str(getattr(spec, "path", None) or "").endswith((".yaml", ".yml"))
-        for err in exc.errors()[:5]:
-            path = _span_path(raw, tuple(err["loc"]))
-            span = None
-            if spec is not None and hasattr(spec, "train_span"):
-                for cut in range(len(path), -1, -1):  # the closest key that has a position
-                    span = spec.train_span(path[:cut]) if cut else None
-                    if span is not None:
-                        break
-            msg, hint = explain(err, path, raw, yaml)
-            flag = override_flag(".".join(str(p) for p in path), overrides)
-            if flag:  # the value comes from the command line: name the flag; point at the spec's
-                msg, span = f"{msg} (from {flag})", written_span(spec, path)  # value only if it has one
-            diags.append(error(msg, span, hint).diagnostics[0])
-        raise CnnError(diags) from None
+        raise diagnose(exc, raw, spec, overrides) from None

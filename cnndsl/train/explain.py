@@ -12,7 +12,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from cnndsl.errors import did_you_mean
+from cnndsl.errors import CnnError, did_you_mean, error
+
 from . import config as C
 
 # (kind, key) → what that kind has instead
@@ -180,3 +181,47 @@ def unknown_key(loc: tuple, path: tuple, raw: Any, yaml: bool = False) -> tuple[
         have = f"{' and '.join(holders)} {'has' if len(holders) == 1 else 'have'} it"
         return message, f"{name} has no '{key}' ({have}); " + (counterpart or takes)
     return message, counterpart or takes
+
+
+def _span_path(raw: Any, loc: tuple) -> tuple:
+    """Map a pydantic error location onto keys of the raw dict (dropping union tags)."""
+    path: list = []
+    node = raw
+    for key in loc:
+        if isinstance(node, dict):
+            if key in node:
+                path.append(key)
+                node = node[key]
+            elif node.get("type") == key:
+                continue  # discriminator tag inserted by pydantic
+            else:
+                break
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            path.append(key)
+            node = node[key]
+        elif isinstance(node, str) and key == node:
+            continue
+        else:
+            break
+    return tuple(path)
+
+
+def diagnose(exc: Any, raw: dict, spec: Any = None, overrides: dict[str, Any] | None = None) -> CnnError:
+    """A pydantic ValidationError of the train section → one diagnostic per problem (at most 5),
+    each at the spec's value or naming the ``--set`` flag that gave it."""
+    diags = []
+    yaml = str(getattr(spec, "path", None) or "").endswith((".yaml", ".yml"))
+    for err in exc.errors()[:5]:
+        path = _span_path(raw, tuple(err["loc"]))
+        span = None
+        if spec is not None and hasattr(spec, "train_span"):
+            for cut in range(len(path), -1, -1):  # the closest key that has a position
+                span = spec.train_span(path[:cut]) if cut else None
+                if span is not None:
+                    break
+        msg, hint = explain(err, path, raw, yaml)
+        flag = C.override_flag(".".join(str(p) for p in path), overrides)
+        if flag:  # the value comes from the command line: name the flag; point at the spec's
+            msg, span = f"{msg} (from {flag})", C.written_span(spec, path)  # value only if it has one
+        diags.append(error(msg, span, hint).diagnostics[0])
+    return CnnError(diags)

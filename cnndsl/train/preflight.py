@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from cnndsl.errors import Diagnostic, Span, error, warning
+
 from . import config as C
 from .datasets import DataInfo, info_of
 
@@ -211,8 +213,8 @@ def _check_outputs(spec: Any, analysis: Any, info: DataInfo, size: tuple[int, in
     """The first output against the targets: one class per image, or a class per pixel."""
     out = tuple(analysis.output_shapes[0])
     node = analysis.graph.nodes[analysis.graph.outputs[0]]
-    note = [(data_span, f"the data{data_from}: {info.name}, "
-                        f"{info.classes or '?'} classes{' per pixel' if info.per_pixel else ''}")]
+    per = " per pixel" if info.per_pixel else ""
+    note = [(data_span, f"the data{data_from}: {info.name}, {info.classes or '?'} classes{per}")]
     if info.per_pixel:
         if len(out) != 3 or (size is not None and tuple(out[1:]) != tuple(size)):
             raise error(f"the dataset has per-pixel targets {_dims(*size) if size else ''}, but the network's "

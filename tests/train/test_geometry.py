@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import cnndsl
-from cnndsl.train import augment as A, config as C
+from cnndsl.train import augment as A
+from cnndsl.train import config as C
 from cnndsl.train.commands import run_train
 from cnndsl.train.data import Split
 from cnndsl.train.loader import make_loader

@@ -64,7 +64,7 @@ def test_eval_a_run_directory_alone(cli, run):
 
 
 def test_eval_a_spec_without_train_section_with_the_runs_config(cli, run):
-    root, res = run
+    root, _ = run
     rc, out, err = cli("eval", str(root / "bare.cnn"), "--checkpoint", str(root / "run" / "best.pt"), "--json")
     assert rc == 0, err
     assert json.loads(out)["n"] == 32
