@@ -82,17 +82,20 @@ def resolve(args: Any, command: str = "eval") -> Recorded:
     spec_path = None if _is_run(target) else args.spec
     if spec_path is None and ckpt is None:
         ckpt = args.spec
+    spec = None
+    if spec_path is not None:
+        import cnndsl
+        spec = cnndsl.load(spec_path)  # a missing path is reported as such first
     if ckpt is None:
         raise error(f"{command} needs a checkpoint", None,
                     f"pass --checkpoint RUN_DIR (or a .pt file), or give the run directory instead of the spec: "
                     f"cnndsl {command} runs/<spec>/<time>")
+    if not Path(ckpt).exists():
+        raise error(f"checkpoint {ckpt} does not exist", None, "pass a run directory or a .pt file")
     run_dir = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
     run = _json(run_dir / "run.json")
     data = _json(run_dir / "data.json") or {}
-    if spec_path is not None:
-        import cnndsl
-        spec = cnndsl.load(spec_path)
-    else:
+    if spec is None:
         spec = recorded_spec(run_dir, run)
     params = dict((run or {}).get("params") or data.get("params") or {})
     params.update(getattr(args, "params", None) or {})
