@@ -56,12 +56,23 @@ def is_yaml(path: str, text: str) -> bool:
     return detect_format(text, path) == "yaml"
 
 
+_TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.M)
+
+
+def looks_like_spec(text: str) -> bool:
+    """A YAML text with at least one of cnndsl's top-level keys (or no keys yet)."""
+    keys = set(_TOP_KEY.findall(text))
+    return not keys or bool(keys & {"imports", "blocks", "network", "train"})
+
+
 def analyse(text: str, path: str, read: Callable[[Path], str] | None = None) -> Result:
     """Parse, resolve imports, expand and analyse ``text`` as the file ``path``."""
     from ..api import analyze
     from ..syntax.source import parse_text, read_file, resolve_imports
 
     result = Result(path, text, [])
+    if is_yaml(path, text) and not looks_like_spec(text):
+        return result  # some other YAML file (a CI workflow...): not ours to judge
     try:
         spec = parse_text(text, path)
         spec = resolve_imports(spec, Path(path).parent, read or read_file)
