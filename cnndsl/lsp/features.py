@@ -87,20 +87,28 @@ def _containers(a: "Analysis", containers: list["Container"]) -> str:
     what = first.label if first.kind == "block" else first.kind
     name = first.path.rsplit(".", 1)[-1]
     name = what if name.isdigit() else name
+    parts: list["Container"] = []
     if first.kind == "repeat":
         parts = [c for c in a.graph.containers.values() if c.path.startswith(first.path + ".")
                  and "." not in c.path[len(first.path) + 1:]]
         what = f"{len(parts)} × {parts[0].label}" if parts else what
     if len(containers) == 1:
         ins, out, params, rf = _container_row(a, first)
-        return "\n\n".join([f"**{name}** · {what}", f"`{first.path}`: {ins} → **{out}**",
-                            f"params {params:,} · receptive field {rf}"])
+        text = [f"**{name}** · {what}", f"`{first.path}`: {ins} → **{out}**", f"params {params:,} · receptive field {rf}"]
+        if len(parts) > 1:
+            text.append(_container_table(a, parts))
+        return "\n\n".join(text)
+    return "\n\n".join([f"**{name}** · {what} — {len(containers)} instances", _container_table(a, containers)])
+
+
+def _container_table(a: "Analysis", containers: list["Container"]) -> str:
     rows = ["| instance | input | output | params | receptive field |", "|---|---|---|---:|---|"]
     for c in containers[:MAX_ROWS]:
         ins, out, params, rf = _container_row(a, c)
         rows.append(f"| `{c.path}` | {ins} | {out} | {params:,} | {rf} |")
-    more = [f"… and {len(containers) - MAX_ROWS} more"] if len(containers) > MAX_ROWS else []
-    return "\n\n".join([f"**{name}** · {what} — {len(containers)} instances", "\n".join(rows), *more])
+    if len(containers) > MAX_ROWS:
+        rows.append(f"\n… and {len(containers) - MAX_ROWS} more")
+    return "\n".join(rows)
 
 
 def op_doc(name: str) -> str | None:
