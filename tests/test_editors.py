@@ -4,7 +4,6 @@ broken ones, in sync with the op registry and the train models) and the TextMate
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -164,7 +163,7 @@ def _tokens(line: str) -> list[tuple[str, str]]:
 
 
 def test_grammar_regexes_compile():
-    for name, rule in GRAMMAR["repository"].items():
+    for rule in GRAMMAR["repository"].values():
         re.compile(rule["match"])
     assert GRAMMAR["scopeName"] == "source.cnn"
 

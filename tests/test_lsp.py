@@ -198,3 +198,21 @@ def test_server_analysis_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["simple_cnn.cnn", "unet.yaml"])
+def test_every_prefix_of_a_spec_is_answered(name):
+    """As a spec is typed, every intermediate text gets diagnostics and answers, never a crash."""
+    from cnndsl.lsp import features as F
+    from cnndsl.lsp.document import analyse
+
+    path = ROOT / "specs" / name
+    text = path.read_text(encoding="utf-8")
+    for cut in range(0, len(text) + 1, 7):
+        typed = text[:cut]
+        result = analyse(typed, str(path))
+        assert not any(d.message.startswith("cnndsl internal error") for d in result.diagnostics), cut
+        lines = typed.splitlines() or [""]
+        pos = (len(lines) - 1, len(lines[-1]))
+        F.hover(result, pos), F.inlay_hints(result), F.completions(result, pos), F.definition(result, pos)
+    assert analyse(text, str(path)).analysis is not None

@@ -66,7 +66,16 @@ def looks_like_spec(text: str) -> bool:
 
 
 def analyse(text: str, path: str, read: Callable[[Path], str] | None = None) -> Result:
-    """Parse, resolve imports, expand and analyse ``text`` as the file ``path``."""
+    """Parse, resolve imports, expand and analyse ``text`` as the file ``path``. A bug in cnndsl
+    becomes a diagnostic too, so the editor keeps working and the bug is seen."""
+    try:
+        return _analyse(text, path, read)
+    except Exception as exc:  # noqa: BLE001 - an internal error, reported where the user looks
+        message = f"cnndsl internal error: {type(exc).__name__}: {exc}"
+        return Result(path, text, [Diagnostic(message, None, "this is a bug in cnndsl; please report it")])
+
+
+def _analyse(text: str, path: str, read: Callable[[Path], str] | None) -> Result:
     from ..api import analyze
     from ..syntax.source import parse_text, read_file, resolve_imports
 
