@@ -55,7 +55,7 @@ def _node_for_module(analysis: "Analysis", module_path: str) -> "Node | None":
     return best
 
 
-def _from_program(exc: BaseException, program: Any, analysis: "Analysis") -> tuple["Node | None", str | None]:
+def from_program(exc: BaseException, program: Any, analysis: "Analysis") -> tuple["Node | None", str | None]:
     """Use the failing node/op named in the message and the program's module stack."""
     text = _chain_text(exc)
     op = (_ATEN.search(text) or [None, None])[1]
@@ -75,8 +75,10 @@ def _from_program(exc: BaseException, program: Any, analysis: "Analysis") -> tup
 
 
 def probe_layers(analysis: "Analysis", model: Any, try_export: Callable[["Job"], None],
-                 make_job: Callable[[Any, Any, list[str]], "Job"]) -> "Node | None":
-    """Export the network's layers one at a time (distinct op and input shapes only) until one fails."""
+                 make_job: Callable[[Any, Any, list[str]], "Job"], only: int | None = None) -> "Node | None":
+    """Export the network's layers one at a time (distinct op and input shapes only; ``only``: the
+    layer with this node id) until one fails; that layer, or None. With ``only``, a layer that
+    cannot be exported alone (several inputs) counts as failing."""
     import torch
     from torch import nn
 
@@ -93,7 +95,13 @@ def probe_layers(analysis: "Analysis", model: Any, try_export: Callable[["Job"],
         node = info.node
         ins = [analysis.graph.nodes[i].shape for i in node.inputs]
         key = (node.op.describe(), tuple(ins))
-        if not node.registered or key in seen or len(set(ins)) != 1 or len(seen) >= MAX_PROBES:
+        if only is not None and node.id != only:
+            continue
+        if not node.registered or len(set(ins)) != 1:
+            if only is not None:
+                return node  # cannot be exported alone: not known to work
+            continue
+        if key in seen or len(seen) >= MAX_PROBES:
             continue
         seen.add(key)
         module = model.get_submodule(node.path)

@@ -238,7 +238,7 @@ def _checker_name(fmt: Format) -> str:
 
 def _blame(exc: Exception, fmt: Format, job: Job, analysis: "Analysis") -> CnnError:
     """Find the layer an exporter failed on, and in which other formats that layer exports."""
-    from .blame import _from_program, export_error, probe_layers
+    from .blame import export_error, from_program, probe_layers
     from .formats import export_program
 
     program = None
@@ -248,7 +248,7 @@ def _blame(exc: Exception, fmt: Format, job: Job, analysis: "Analysis") -> CnnEr
             program = export_program(job)
     except Exception:  # noqa: BLE001 - torch.export itself failed; probing will find the layer
         pass
-    node, op = _from_program(exc, program, analysis)
+    node, op = from_program(exc, program, analysis)
 
     def attempt(f: Format):
         def run(j: Job) -> None:
@@ -268,15 +268,7 @@ def _blame(exc: Exception, fmt: Format, job: Job, analysis: "Analysis") -> CnnEr
                 continue
             if any(importlib.util.find_spec(m) is None for m in other.requires):
                 continue
-            only = _Only(analysis, node.id)
-            if probe_layers(only, job.model, attempt(other), make_job) is None:
+            if probe_layers(analysis, job.model, attempt(other), make_job, only=node.id) is None:
                 works_in.append(other.name)
     return export_error(exc, fmt, analysis, node, op, works_in)
 
-
-class _Only:
-    """An analysis view holding one layer (to probe that layer alone in another format)."""
-
-    def __init__(self, analysis: "Analysis", node_id: int):
-        self.graph = analysis.graph
-        self.layers = [info for info in analysis.layers if info.node.id == node_id]

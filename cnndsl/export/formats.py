@@ -38,8 +38,7 @@ class Format:
     title: str
     requires: tuple[str, ...]                                  # Python modules the format needs
     write: Callable[[Job, Path], None]
-    run: Callable[[Job, Path], Callable[["torch.Tensor"], list["torch.Tensor"]]]  # reload → a callable
-    note: str = ""
+    run: Callable[[Job, Path], Callable[["torch.Tensor"], list["torch.Tensor"]] | None]  # reload → a callable
 
 
 def _outputs(value: Any) -> list["torch.Tensor"]:
@@ -156,11 +155,8 @@ def _json(meta: dict[str, str]) -> str:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("onnx", ".onnx", "ONNX", ("onnx", "onnxscript"), _write_onnx, _run_onnx,
-           "checked with onnxruntime when it is installed"),
-    Format("pt2", ".pt2", "torch.export", (), _write_pt2, _run_pt2, "torch.export.load(path).module()"),
-    Format("torchscript", ".torchscript", "TorchScript", (), _write_torchscript, _run_torchscript,
-           "torch.jit.load(path); traced"),
-    Format("safetensors", ".safetensors", "safetensors", ("safetensors",), _write_safetensors, _run_safetensors,
-           "weights only: cnndsl.build(spec) + load_safetensors"),
+    Format("onnx", ".onnx", "ONNX", ("onnx", "onnxscript"), _write_onnx, _run_onnx),
+    Format("pt2", ".pt2", "torch.export", (), _write_pt2, _run_pt2),
+    Format("torchscript", ".torchscript", "TorchScript", (), _write_torchscript, _run_torchscript),
+    Format("safetensors", ".safetensors", "safetensors", ("safetensors",), _write_safetensors, _run_safetensors),
 )}
