@@ -181,3 +181,15 @@ def test_fp16_on_the_cpu_warns_at_train_start_too(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("precision fp16 on the CPU (device: cpu)") == 1
     assert f"{path}:11:" in err  # at the precision line
+
+
+def test_the_editor_shows_what_check_says(tmp_path):
+    """The language server's diagnostics include the train section's, as typed (never a crash)."""
+    from cnndsl.lsp.document import analyse
+    path = spec_file(tmp_path, "data: cifar10")
+    found = analyse(Path(path).read_text(), path).diagnostics
+    assert any("cifar10 images have 3 channels" in d.message for d in found)
+    text = (ROOT / "specs" / "mnist5k.cnn").read_text()
+    for cut in range(text.index("train"), len(text) + 1, 5):
+        result = analyse(text[:cut], str(ROOT / "specs" / "mnist5k.cnn"))
+        assert not any(d.message.startswith("cnndsl internal error") for d in result.diagnostics), cut
