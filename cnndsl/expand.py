@@ -107,7 +107,7 @@ class Expander:
     def run(self, params: dict[str, Any]) -> Graph:
         net = self.spec.network
         if net is None:
-            raise error("the spec defines no network", None,
+            raise error("the spec defines no network", Span(self.spec.path or "<string>", 1, 1),
                         "add 'network Name { input 3x32x32 ... }' (block-only files are imported by others)")
         for b in self.spec.blocks:
             if b.name in REGISTRY:
@@ -153,10 +153,12 @@ class Expander:
                         "to leave an item out, use 'when COND' instead of a repeat count of 0"
                         if count == 0 else "x3 repeats an item three times; x(n) takes an expression")
         estimate = self.estimate(item, ctx.names)  # includes this repeat count
+        before = len(self.nodes) - 1  # layers expanded so far (not the input)
         if len(self.nodes) + estimate > self.limits.max_layers:
-            raise error(f"this repeat expands to about {estimate:,} layers, above the limit of "
-                        f"{self.limits.max_layers:,}", rep.span or item.span,
-                        "reduce the repeat counts (nested repeats multiply)")
+            total = f"about {estimate:,} layers" if before == 0 else \
+                f"about {estimate:,} more layers, {before + estimate:,} in all"
+            raise error(f"this repeat expands to {total}, above the limit of {self.limits.max_layers:,}",
+                        rep.span or item.span, "reduce the repeat counts (nested repeats multiply)")
         body = item.model_copy(update={"name": None, "repeat": None, "when": None})
         inner = ctx
         if item.name is not None:
@@ -283,6 +285,9 @@ class Expander:
             shape = op.infer(ins)
         except ShapeError as exc:
             raise self.shape_error(exc, path, op, inputs, span) from None
+        if any(d > E.MAX_INT for d in shape):
+            raise error(f"{op.name} '{path}' would output {E.format_shape(shape)}: a dimension above "
+                        f"{E.MAX_INT:.0e}", span, "check the sizes and scale factors before this layer")
         params = sum(math.prod(s) for s in op.param_shapes(ins, shape).values())
         self.param_total += params
         if self.param_total > self.limits.max_params:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import CnnError, Span, error
+from ..errors import CnnError, Source, error
 from .examples import SYNTAX_EXAMPLES
 from .grammar import parser
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
@@ -24,7 +24,7 @@ from .limits import MAX_EXPR_DEPTH, MAX_NESTING
 _STRUCTURAL = {"group", "residual", "shortcut", "parallel", "branch", "body", "mapping", "list", "arglist"}
 
 
-def check_depth(tree: Tree, filename: str) -> None:
+def check_depth(tree: Tree, source: Source, offset: tuple[int, int] = (0, 0)) -> None:
     """Refuse absurd nesting before anything recursive (pydantic, evaluation) sees the tree."""
     stack: list[tuple[Any, int, int]] = [(tree, 0, 0)]
     while stack:
@@ -35,7 +35,7 @@ def check_depth(tree: Tree, filename: str) -> None:
             nesting += 1
         if nesting > MAX_NESTING or depth > MAX_EXPR_DEPTH:
             m = node.meta
-            span = None if m.empty else Span(filename, m.line, m.column, m.end_line, m.end_column)
+            span = None if m.empty else source.span(m.line, m.column, m.end_line, m.end_column, offset)
             what = f"nesting deeper than {MAX_NESTING} levels" if nesting > MAX_NESTING else \
                 f"expression nesting deeper than {MAX_EXPR_DEPTH} levels"
             raise error(what, span, "flatten the structure, or use a repeat (x N) instead of deep nesting")
@@ -66,7 +66,7 @@ def _brackets(text: str) -> Iterator[tuple[str, int, int]]:
         i += 1
 
 
-def check_brackets(text: str, filename: str) -> None:
+def check_brackets(text: str, source: Source, offset: tuple[int, int] = (0, 0)) -> None:
     """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
 
     Parenthesised expressions leave no node in the tree, so ``check_depth`` cannot see them; without
@@ -77,7 +77,7 @@ def check_brackets(text: str, filename: str) -> None:
         if ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                raise error(f"nesting deeper than {MAX_NESTING} levels", Span(filename, line, col, line, col + 1),
+                raise error(f"nesting deeper than {MAX_NESTING} levels", source.span(line, col, line, col + 1, offset),
                             "flatten the structure, or use a repeat (x N) instead of deep nesting")
         else:
             depth = max(0, depth - 1)
@@ -107,9 +107,11 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
-def syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
+def syntax_error(exc: UnexpectedInput, source: Source, expression: bool = False) -> CnnError:
+    """The diagnostic for a parse error in ``source`` (a whole file, or one ``expression``)."""
+    text = source.text
     line, col = (exc.line, exc.column) if getattr(exc, "line", -1) not in (-1, None) else _eof_pos(text)
-    span = Span(filename, line, col, line, col + 1)
+    span = source.span(line, col, line, col + 1)
     label = None
     try:
         label = exc.match_examples(functools.partial(parser().parse, start="start"), SYNTAX_EXAMPLES,
@@ -126,15 +128,15 @@ def syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
         at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
         if at_end:
             message = "unexpected end of file"
-            span = Span(filename, *_eof_pos(text))
+            span = source.span(*_eof_pos(text))
             opener = _unclosed(text)
             if opener:
-                notes.append((Span(filename, *opener[1:], opener[1], opener[2] + 1),
+                notes.append((source.span(*opener[1:], opener[1], opener[2] + 1),
                               f"this '{opener[0]}' is never closed"))
                 closer = {"(": ")", "[": "]", "{": "}"}[opener[0]]
                 # the example labels describe mid-file mistakes; at the end, the open bracket is the story
                 label = (f"the expression ends inside this '{opener[0]}': is a '{closer}' missing?"
-                         if filename == "<expr>" else
+                         if expression else
                          f"the file ends inside the '{opener[0]}' opened on line {opener[1]}: "
                          f"is it truncated, or is a '{closer}' missing?")
         else:

@@ -9,25 +9,50 @@ from lark import Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from .. import expr as E
-from ..errors import _SOURCES, CnnError, Span, error, remember_source
+from ..errors import CnnError, Source, Span, error
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
+from ..names import check_module_name
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import parser
-from .limits import check_text
+from .limits import check_text, check_tokens, number_literal
 
 
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     """Parse ``.cnn`` source into a Spec (imports are not resolved here; see :mod:`cnndsl.load`)."""
-    check_text(text, filename)
-    check_brackets(text, filename)
+    source = Source(filename, text)
+    check_text(text, source)
+    check_brackets(text, source)
+    check_tokens(text, source)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
-        raise syntax_error(exc, text, filename) from None
-    check_depth(tree, filename)
+        raise syntax_error(exc, source) from None
+    check_depth(tree, source)
+    return _transform(_ToSpec(source), tree)
+
+
+def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), source: Source | None = None
+               ) -> "E.Expr":
+    """Parse one expression: a YAML value (``source`` is the YAML file; spans are shifted by
+    ``offset``, lines and columns) or a ``--set`` value (its own source, named ``filename``)."""
+    if source is None:
+        source, offset = Source(filename, text), (0, 0)
+    check_brackets(text, source, offset)
+    check_tokens(text, source, offset)
     try:
-        return _ToSpec(filename).transform(tree)
+        tree = parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        d = syntax_error(exc, Source("<expr>", text), expression=True).diagnostics[0]
+        span = source.span(d.span.line, d.span.col, offset=offset) if d.span else None
+        raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
+    check_depth(tree, source, offset)
+    return _transform(_ToSpec(source, offset), tree)
+
+
+def _transform(transformer: "_ToSpec", tree: Any) -> Any:
+    try:
+        return transformer.transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, CnnError):
             raise exc.orig_exc from None
@@ -37,67 +62,35 @@ def parse_cnn(text: str, filename: str = "<string>") -> Spec:
 # ----------------------------------------------------------------------------- tree → IR
 
 
-def _span(meta: Any, filename: str, offset: tuple[int, int] = (0, 0)) -> Span | None:
-    if getattr(meta, "empty", True):
-        return None
-    line, col = offset
-    return Span(filename, meta.line + line, meta.column + col, meta.end_line + line, meta.end_column + col)
-
-
-def _tok_span(tok: Token, filename: str, offset: tuple[int, int] = (0, 0)) -> Span:
-    line, col = offset
-    return Span(filename, tok.line + line, tok.column + col, tok.end_line + line, tok.end_column + col)
-
-
-def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0)) -> "E.Expr":
-    """Parse one expression (YAML values); spans are shifted by ``offset`` (lines, columns)."""
-    if offset == (0, 0) and filename not in _SOURCES:
-        remember_source(filename, text)  # e.g. a --set value: let its diagnostics quote it
-    check_brackets(text, filename)
-    try:
-        tree = parser().parse(text, start="expr")
-    except UnexpectedInput as exc:
-        err = syntax_error(exc, text, "<expr>")
-        d = err.diagnostics[0]
-        line, col = offset
-        span = Span(filename, d.span.line + line, d.span.col + col) if d.span else None
-        raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
-    check_depth(tree, filename)
-    try:
-        return _ToSpec(filename, offset).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CnnError):
-            raise exc.orig_exc from None
-        raise
-
-
 @v_args(meta=True)
 class _ToSpec(Transformer_NonRecursive):
     """Bottom-up: each method gets the meta (positions) and the transformed children."""
 
-    def __init__(self, filename: str, offset: tuple[int, int] = (0, 0)):
+    def __init__(self, source: Source, offset: tuple[int, int] = (0, 0)):
         super().__init__()
-        self.f = filename
+        self.source = source
         self.offset = offset
 
     def sp(self, meta: Any) -> Span | None:
-        return _span(meta, self.f, self.offset)
+        if getattr(meta, "empty", True):
+            return None
+        return self.source.span(meta.line, meta.column, meta.end_line, meta.end_column, self.offset)
 
     def tsp(self, tok: Token) -> Span:
-        return _tok_span(tok, self.f, self.offset)
+        return self.source.span(tok.line, tok.column, tok.end_line, tok.end_column, self.offset)
 
     # ---- top level
     def start(self, meta, children):
-        imports, blocks, network, train, train_spans = [], [], None, None, None
+        imports, blocks, network, train, train_spans = [], {}, None, None, None
         for kind, value in children:
             if kind == "import":
                 imports.append(value)
             elif kind == "block":
-                for other in blocks:
-                    if other.name == value.name:
-                        raise error(f"block '{value.name}' is defined twice", value.span,
-                                    notes=[(other.span, "first defined here")])
-                blocks.append(value)
+                other = blocks.get(value.name)
+                if other is not None:
+                    raise error(f"block '{value.name}' is defined twice", value.span,
+                                notes=[(other.span, "first defined here")])
+                blocks[value.name] = value
             elif kind == "network":
                 if network is not None:
                     raise error("only one network per file", value.span,
@@ -108,8 +101,8 @@ class _ToSpec(Transformer_NonRecursive):
                 if train is not None:
                     raise error("only one train section per file", value[1].get(()))
                 train, train_spans = value
-        return Spec(imports=tuple(imports), blocks=tuple(blocks), network=network, train=train,
-                    path=self.f, train_spans=train_spans)
+        return Spec(imports=tuple(imports), blocks=tuple(blocks.values()), network=network, train=train,
+                    path=self.source.name, train_spans=train_spans)
 
     def import_stmt(self, meta, children):
         return "import", Import(path=_unquote(children[0]), span=self.sp(meta))
@@ -183,7 +176,8 @@ class _ToSpec(Transformer_NonRecursive):
     # ---- network statements: (kind, value, span) tuples, sorted out by network_def
     def input_shape(self, meta, children):
         tok = children[1]
-        dims = tuple(E.Num(int(d), self.tsp(tok)) for d in str(tok).split("x"))
+        span = self.tsp(tok)
+        dims = tuple(E.Num(number_literal(d, span), span) for d in str(tok).split("x"))
         return "input", dims, self.sp(meta)
 
     def input_exprs(self, meta, children):
@@ -208,7 +202,7 @@ class _ToSpec(Transformer_NonRecursive):
     def item(self, meta, children):
         label, (cls, fields, span), repeat, when = children
         if label is not None:
-            fields["name"] = str(label)
+            fields["name"] = check_module_name(str(label), self.tsp(label))
         return cls(**fields, repeat=repeat, when=when, span=span)
 
     def label(self, meta, children):
@@ -217,7 +211,7 @@ class _ToSpec(Transformer_NonRecursive):
     def repeat(self, meta, children):
         _, count, index = children
         if isinstance(count, Token):
-            count = E.Num(int(count), self.tsp(count))
+            count = E.Num(number_literal(str(count), self.tsp(count)), self.tsp(count))
         return Repeat(count=count, index=None if index is None else str(index), span=self.sp(meta))
 
     def when(self, meta, children):
@@ -279,9 +273,7 @@ class _ToSpec(Transformer_NonRecursive):
     # ---- expressions
     def number(self, meta, children):
         (tok,) = children
-        text = str(tok)
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        return E.Num(value, self.tsp(tok))
+        return E.Num(number_literal(str(tok), self.tsp(tok)), self.tsp(tok))
 
     def string(self, meta, children):
         return E.Str(_unquote(children[0]), self.tsp(children[0]))
