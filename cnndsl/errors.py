@@ -33,11 +33,14 @@ class Source:
 
     @functools.cached_property
     def lines(self) -> list[str]:
-        return [l[:-1] if l.endswith("\r") else l for l in re.split(self.newlines, self.text)]
+        return self.text.split("\n") if self.newlines == "\n" else re.split(self.newlines, self.text)
 
     def line(self, number: int) -> str | None:
-        """The text of a 1-based line, or None outside the text."""
-        return self.lines[number - 1] if 1 <= number <= len(self.lines) else None
+        """The text of a 1-based line (without its line break), or None outside the text."""
+        if not 1 <= number <= len(self.lines):
+            return None
+        line = self.lines[number - 1]
+        return line[:-1] if line.endswith("\r") else line
 
     def span(self, line: int, col: int, end_line: int | None = None, end_col: int | None = None,
              offset: tuple[int, int] = (0, 0)) -> "Span":

@@ -101,7 +101,7 @@ class Expander:
         self.containers: dict[str, Container] = {}
         self.param_total = 0
         self.implicit: dict[str, int] = {}
-        self.estimates: dict[str, int] = {}
+        self.estimates: dict[tuple[str, bool], int] = {}
 
     # ------------------------------------------------------------------ entry
     def run(self, params: dict[str, Any]) -> Graph:
@@ -121,6 +121,7 @@ class Expander:
         if len(dims) not in (1, 3):
             raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
                         net.input_span, "e.g. input 3x32x32")
+        self.check_size(net.body, bound)
         self.nodes.append(Node(0, "input", None, (), tuple(dims), net.input_span))
         root = _Ctx(_Scope(""), _Namespace(), dict(bound))
         root.ns.names["input"] = _Binding(0)
@@ -321,22 +322,24 @@ class Expander:
         return b
 
     # ------------------------------------------------------------------ size estimate
-    def estimate(self, item: Item, names: dict[str, Any]) -> int:
-        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1)."""
+    def estimate(self, item: Item, names: dict[str, Any], floor: bool = False) -> int:
+        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1).
+        ``floor``: a lower bound instead (conditional items and shortcuts count 0)."""
         kind = item.kind
-        if kind == "from":
+        if kind == "from" or (floor and item.when is not None):
             return 0
         if kind == "layer":
             block = self.blocks.get(item.op)
-            n = 1 if block is None else self.block_estimate(block)
+            n = 1 if block is None else self.block_estimate(block, floor)
         elif kind == "group":
-            n = sum(self.estimate(i, names) for i in item.body)
+            n = sum(self.estimate(i, names, floor) for i in item.body)
         elif kind == "residual":
-            n = 1 + sum(self.estimate(i, names) for i in item.body)
-            if item.shortcut is not None:
-                n += sum(self.estimate(i, names) for i in item.shortcut.body)
+            n = 1 + sum(self.estimate(i, names, floor) for i in item.body)
+            sc = item.shortcut
+            if sc is not None and not (floor and sc.when is not None):
+                n += sum(self.estimate(i, names, floor) for i in sc.body)
         elif kind == "parallel":
-            n = 1 + sum(self.estimate(i, names) for b in item.branches for i in b)
+            n = 1 + sum(self.estimate(i, names, floor) for b in item.branches for i in b)
         else:
             n = 1
         if item.repeat is not None:
@@ -347,11 +350,30 @@ class Expander:
             n *= count if isinstance(count, int) and count > 0 else 1
         return n
 
-    def block_estimate(self, block: BlockDef) -> int:
-        if block.name not in self.estimates:
-            self.estimates[block.name] = 1  # cycles are refused before expansion
-            self.estimates[block.name] = max(1, sum(self.estimate(i, {}) for i in block.body))
-        return self.estimates[block.name]
+    def block_estimate(self, block: BlockDef, floor: bool = False) -> int:
+        key = (block.name, floor)
+        if key not in self.estimates:
+            self.estimates[key] = 1  # cycles are refused before expansion
+            n = sum(self.estimate(i, {}, floor) for i in block.body)
+            self.estimates[key] = n if floor else max(1, n)
+        return self.estimates[key]
+
+    def check_size(self, body: tuple[Item, ...], names: dict[str, Any]) -> None:
+        """Refuse, before expanding anything, a network that has more layers than the limit even
+        counting only what is certain (a long list of items costs time to expand and to refuse)."""
+        total = 0
+        for item in body:
+            n = self.estimate(item, names, floor=True)
+            total += n
+            if total <= self.limits.max_layers:
+                continue
+            if item.repeat is not None and n > self.limits.max_layers:  # the repeat check's own words
+                raise error(f"this repeat expands to about {self.estimate(item, names):,} layers, above the "
+                            f"limit of {self.limits.max_layers:,}", item.repeat.span or item.span,
+                            "reduce the repeat counts (nested repeats multiply)")
+            raise error(f"the network has at least {total:,} layers up to here, above the limit of "
+                        f"{self.limits.max_layers:,}", item.span,
+                        "use blocks and repeats for repeated structure, or raise the limit (--max-layers)")
 
 
 def _truthy(value: Any, e: E.Expr) -> bool:

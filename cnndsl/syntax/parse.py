@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lark import Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark import Token, Tree
+from lark.exceptions import UnexpectedInput
 
 from .. import expr as E
-from ..errors import CnnError, Source, Span, error
+from ..errors import Source, Span, error
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
 from ..names import check_module_name
@@ -29,7 +29,7 @@ def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     except UnexpectedInput as exc:
         raise syntax_error(exc, source) from None
     check_depth(tree, source)
-    return _transform(_ToSpec(source), tree)
+    return _ToSpec(source).transform(tree)
 
 
 def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), source: Source | None = None
@@ -47,29 +47,38 @@ def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), sourc
         span = source.span(d.span.line, d.span.col, offset=offset) if d.span else None
         raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
     check_depth(tree, source, offset)
-    return _transform(_ToSpec(source, offset), tree)
-
-
-def _transform(transformer: "_ToSpec", tree: Any) -> Any:
-    try:
-        return transformer.transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CnnError):
-            raise exc.orig_exc from None
-        raise
+    return _ToSpec(source, offset).transform(tree)
 
 
 # ----------------------------------------------------------------------------- tree → IR
 
 
-@v_args(meta=True)
-class _ToSpec(Transformer_NonRecursive):
-    """Bottom-up: each method gets the meta (positions) and the transformed children."""
+class _ToSpec:
+    """Bottom-up: each method, named after its rule, gets the meta (positions) and the transformed
+    children. The walk is iterative (deep trees cannot overflow the stack) and calls the methods
+    directly: lark's Transformer with ``v_args`` costs several times more per node, which is most of
+    the parse time of a long spec."""
 
     def __init__(self, source: Source, offset: tuple[int, int] = (0, 0)):
-        super().__init__()
         self.source = source
         self.offset = offset
+
+    def transform(self, root: Tree) -> Any:
+        done: list[Any] = []                       # results, children before their parent
+        todo: list[tuple[Any, bool]] = [(root, False)]
+        while todo:
+            node, ready = todo.pop()
+            if not isinstance(node, Tree):        # a token, or None for an absent [optional]
+                done.append(node)
+            elif ready:
+                n = len(node.children)
+                children = done[len(done) - n:] if n else []
+                del done[len(done) - n:]
+                done.append(getattr(self, node.data)(node.meta, children))
+            else:
+                todo.append((node, True))
+                todo.extend((child, False) for child in reversed(node.children))
+        return done[0]
 
     def sp(self, meta: Any) -> Span | None:
         if getattr(meta, "empty", True):

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 import math
+import re
 
 from .. import expr as E
 from ..errors import Source, Span, did_you_mean, error
@@ -47,25 +48,23 @@ def parse_yaml(text: str, filename: str = "<string>") -> Spec:
 # ----------------------------------------------------------------------------- guards
 
 
+# a comment, a quoted string (to its closing quote, lines included) or one flow bracket
+_FLOW_SCAN = re.compile(r"#[^\n]*|\"[^\"]*\"?|'[^']*'?|[\[\]{}]")
+
+
 def _prescan(source: Source) -> None:
-    """Cheap flow-bracket depth check, so no parser ever sees absurd nesting."""
-    depth, line, col, quote = 0, 1, 0, None
-    for ch in source.text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-            quote = None if quote == "#" else quote
-        elif quote:
-            if ch == quote and quote != "#":
-                quote = None
-        elif ch in "\"'#":
-            quote = ch
-        elif ch in "[{":
+    """Cheap flow-bracket depth check, so no parser ever sees absurd nesting (one regex pass)."""
+    depth, text = 0, source.text
+    for m in _FLOW_SCAN.finditer(text):
+        ch = m.group()
+        if ch in ("[", "{"):
             depth += 1
             if depth > MAX_YAML_DEPTH:
-                raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}", source.span(line, col),
+                at = m.start()
+                raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}",
+                            source.span(text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)),
                             "specs never need this much nesting")
-        elif ch in "]}":
+        elif ch in ("]", "}"):
             depth -= 1
 
 
