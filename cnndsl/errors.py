@@ -148,9 +148,11 @@ def _quote(span: Span, color: bool) -> list[str]:
     if line is None:
         return []
     line = line.expandtabs(4) if "\t" not in line[: span.col] else line.replace("\t", " ")
-    if _UNSAFE.search(line):  # escapes widen the line: shift the caret with them
-        head = printable(line[: span.col - 1], newlines=False)
-        line, span = head + printable(line[span.col - 1:], newlines=False), _moved(span, len(head) + 1)
+    if _UNSAFE.search(line):  # escapes widen the line: move and widen the caret with them
+        end = span.end_col if span.end_line == span.line and span.end_col else span.col + 1
+        head, mid = (printable(part, newlines=False) for part in (line[: span.col - 1], line[span.col - 1: end - 1]))
+        line = head + mid + printable(line[end - 1:], newlines=False)
+        span = Span(span.file, span.line, len(head) + 1, span.line, len(head) + 1 + max(1, len(mid)), span.source)
     if len(line) > 160:  # keep the caret visible on very long lines
         start = max(0, span.col - 80)
         line, col = line[start:start + 160], span.col - start
@@ -164,11 +166,6 @@ def _quote(span: Span, color: bool) -> list[str]:
     caret = " " * (col - 1) + "^" + "~" * (width - 1)
     return [f" {_paint(gutter, 'blue', color)} | {line}",
             f" {pad} | {_paint(caret, 'error', color)}"]
-
-
-def _moved(span: Span, col: int) -> Span:
-    width = (span.end_col - span.col) if span.end_line == span.line and span.end_col else None
-    return Span(span.file, span.line, col, span.end_line, None if width is None else col + width, span.source)
 
 
 def render(d: Diagnostic, color: bool = False) -> str:

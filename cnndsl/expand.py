@@ -287,8 +287,8 @@ class Expander:
         except ShapeError as exc:
             raise self.shape_error(exc, path, op, inputs, span) from None
         if any(d > E.MAX_INT for d in shape):
-            raise error(f"{op.name} '{path}' would output {E.format_shape(shape)}: a dimension above "
-                        f"{E.MAX_INT:.0e}", span, "check the sizes and scale factors before this layer")
+            raise error(f"{op.name} '{path}' would output {'×'.join(map(E.magnitude, shape))}: a dimension "
+                        f"above {E.MAX_INT:.0e}", span, "check the sizes and scale factors before this layer")
         params = sum(math.prod(s) for s in op.param_shapes(ins, shape).values())
         self.param_total += params
         if self.param_total > self.limits.max_params:
@@ -394,7 +394,12 @@ def bind_network_params(net, overrides: dict[str, Any]) -> dict[str, Any]:
     bound: dict[str, Any] = {}
     for p in net.params:
         if p.name in overrides:
-            bound[p.name] = overrides[p.name]
+            try:
+                bound[p.name] = E.check_value(overrides[p.name])
+            except CnnError as exc:
+                d = exc.diagnostics[0]
+                raise error(f"the value given for parameter '{p.name}': {d.message}", None, d.hint,
+                            notes=[(p.span, f"'{p.name}' is declared here")]) from None
         elif p.default is not None:
             bound[p.name] = E.evaluate(p.default, E.Env(bound))
         else:

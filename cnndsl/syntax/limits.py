@@ -41,7 +41,7 @@ def check_text(text: str, source: Source | str) -> None:
 _TOKEN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"?|[A-Za-z0-9_.]+|\*\*|//|[=!<>]=|\S')
 
 
-def check_tokens(text: str, source: Source, offset: tuple[int, int] = (0, 0)) -> None:
+def check_tokens(text: str, source: Source, offset: tuple[int, int] = (0, 0), what: str = "spec") -> None:
     """Refuse more than MAX_TOKENS tokens before parsing (linear; stops at the first one over).
 
     Parsing costs tens of microseconds and a tree node per token, so 200,000 ``relu`` (1 MB)
@@ -55,8 +55,9 @@ def check_tokens(text: str, source: Source, offset: tuple[int, int] = (0, 0)) ->
             if count > MAX_TOKENS:
                 line = text.count("\n", 0, m.start()) + 1
                 col = m.start() - text.rfind("\n", 0, m.start())
-                raise error(f"spec too long: more than {MAX_TOKENS:,} tokens", source.span(line, col, offset=offset),
-                            "a network this size is written with blocks and repeats (x N), not item by item")
+                raise error(f"{what} too long: more than {MAX_TOKENS:,} tokens", source.span(line, col, offset=offset),
+                            "a network this size is written with blocks and repeats (x N), not item by item"
+                            if what == "spec" else "expressions compute values, they do not list them")
 
 
 def number_literal(text: str, span: Span | None) -> int | float:

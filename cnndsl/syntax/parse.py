@@ -39,7 +39,7 @@ def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), sourc
     if source is None:
         source, offset = Source(filename, text), (0, 0)
     check_brackets(text, source, offset)
-    check_tokens(text, source, offset)
+    check_tokens(text, source, offset, "expression")
     try:
         tree = parser().parse(text, start="expr")
     except UnexpectedInput as exc:
@@ -265,8 +265,9 @@ class _ToSpec:
 
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
-        return Shortcut(name=None if name is None else str(name), when=when, body=group_fields["body"],
-                        span=self.sp(meta))
+        if name is not None:
+            name = check_module_name(str(name), self.tsp(name), "shortcut name")
+        return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta))
 
     def parallel(self, meta, children):
         kind, *branches = children
