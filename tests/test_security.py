@@ -90,6 +90,14 @@ def test_an_injected_freeze_glob_stays_in_a_comment(tmp_path, monkeypatch):
     assert not model.c.weight.requires_grad and not (tmp_path / "PWNED").exists()
 
 
+def test_a_nul_in_a_yaml_string_still_emits_python():
+    """Item 22: a NUL in a YAML string (here a glob, and the spec path) made a file that does not compile."""
+    spec = "network:\n  input: 3x8x8\n  layers: [{name: c, conv: [4, {k: 1}]}]\n  freeze: [\"c.*\", \"a\\0b\"]\n"
+    analysis = cnndsl.analyze(cnndsl.parse(spec, format="yaml"))
+    assert analysis.graph.freeze[1][0] == "a\x00b"
+    assert_emitter_shape(python_source(analysis, source="spec\x00.yaml"))
+
+
 # ----------------------------------------------------------------------------- items 6/7: the name rule
 
 BAD_SPELLINGS = ["a.b", "", "a b", "a\nb", "a\x00b", "1a", "é", "a-b", "a\x1b[31m"]
