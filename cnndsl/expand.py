@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import expr as E
-from .bind import bind_block, bind_op
+from .bind import bind_block, bind_network_params, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
 from .graph import Container, Graph, Node
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
@@ -380,32 +380,6 @@ def _truthy(value: Any, e: E.Expr) -> bool:
     if isinstance(value, E.Symbol):
         raise error(f"unknown name '{value}' in condition", value.span or e.span)
     return bool(value)
-
-
-def bind_network_params(net, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Network parameters: defaults in order, replaced by overrides (--set, build(**params))."""
-    known = {p.name for p in net.params}
-    for name in overrides:
-        if name not in known:
-            hint = did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)) if known
-                                                 else f"network {net.name} declares no parameters")
-            raise error(f"network {net.name} has no parameter '{name}'", None, hint,
-                        notes=[(net.span, f"network {net.name} is declared here")])
-    bound: dict[str, Any] = {}
-    for p in net.params:
-        if p.name in overrides:
-            try:
-                bound[p.name] = E.check_value(overrides[p.name])
-            except CnnError as exc:
-                d = exc.diagnostics[0]
-                raise error(f"the value given for parameter '{p.name}': {d.message}", None, d.hint,
-                            notes=[(p.span, f"'{p.name}' is declared here")]) from None
-        elif p.default is not None:
-            bound[p.name] = E.evaluate(p.default, E.Env(bound))
-        else:
-            raise error(f"network {net.name} needs a value for parameter '{p.name}'", p.span,
-                        f"pass it with --set {p.name}=VALUE or build(spec, {p.name}=...)")
-    return bound
 
 
 def check_block_cycles(spec: Spec) -> None:

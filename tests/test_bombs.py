@@ -97,7 +97,7 @@ def run_bomb(name: str) -> tuple[dict, str]:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         r = subprocess.run([sys.executable, "-c", _CHILD, "check", target, *args], capture_output=True,
                            text=True, cwd=d, env=env, timeout=120, check=False)
-    line = next((l for l in r.stderr.splitlines() if l.startswith("BOMB ")), None)
+    line = next((text for text in r.stderr.splitlines() if text.startswith("BOMB ")), None)
     assert line is not None, r.stderr[-2000:]
     return json.loads(line[5:]), r.stderr
 

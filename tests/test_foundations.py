@@ -108,8 +108,9 @@ def test_the_hash_is_the_same_in_both_syntaxes(twin):
 
 
 def test_the_hash_ignores_layout_comments_and_argument_spelling():
+    spelled_out = "conv(out=c, kernel=3, stride=s,\n    padding=1, bias=false)"
     reformatted = ("# the same network, written differently\n" + PINNED
-                   .replace("conv(c, k=3, s=s, p=1, bias=false)", "conv(out=c, kernel=3, stride=s,\n    padding=1, bias=false)")
+                   .replace("conv(c, k=3, s=s, p=1, bias=false)", spelled_out)
                    .replace("    ", "\t").replace("head: linear(10)", "head: linear(out=10)  # ten classes"))
     assert reformatted != PINNED
     assert spec_hash(cnndsl.parse(reformatted)) == spec_hash(cnndsl.parse(PINNED))

@@ -16,7 +16,7 @@ from ..expr import MAX_INT
 MAX_FILE_BYTES = 1 << 20     # 1 MiB: larger spec files are refused before parsing
 MAX_NESTING = 64             # nested groups / branches / blocks bodies / brackets
 MAX_EXPR_DEPTH = 400         # depth of any syntax tree (long expression chains)
-MAX_TOKENS = 20_000          # tokens of one .cnn file or expression (2,000 unrolled layers: 12-16k; shipped specs: < 320)
+MAX_TOKENS = 20_000          # tokens of a .cnn file or expression (2,000 unrolled layers: 12-16k; specs: < 320)
 
 _INT_DIGITS = len(str(MAX_INT))
 
