@@ -8,7 +8,8 @@ the IR is built (:mod:`cnndsl.ir` validates every node, whichever front end made
   characters, not empty (a reference path part may also be a position, ``layer1.0``);
 - a name that becomes a submodule (a layer, group, stage, repeat or shortcut name) must not be an
   attribute ``torch.nn.Module`` or cnndsl's built modules already have (``forward``, ``training``,
-  ``to``, ``state_dict``, ...), nor ``input``, which names the network's input in references.
+  ``to``, ``state_dict``, ...), nor start with ``__`` (Python's and torch's internals: torch adds
+  such attributes at run time), nor be ``input``, which names the network's input in references.
 
 The spelling is decided in :func:`spelling_problem` alone: a second, quoted form of names (issue 9's
 ``"block1-0"``) is added there, once.
@@ -71,23 +72,29 @@ def spelling_problem(name: object) -> str | None:
     return f"{name!r} contains the character {bad!r}"
 
 
-_HINT = "names are letters, digits and '_', not starting with a digit (e.g. conv1, layer_2)"
+NAME_HINT = "names are letters, digits and '_', not starting with a digit (e.g. conv1, layer_2)"
 
 
 def check_name(name: object, span: Span | None, what: str = "name") -> str:
     """``name`` if it is a valid name; otherwise a CnnError at ``span``."""
     problem = spelling_problem(name)
     if problem is not None:
-        raise error(f"invalid {what}: {problem}", span, _HINT)
+        raise error(f"invalid {what}: {problem}", span, NAME_HINT)
     return name  # type: ignore[return-value]
+
+
+def is_reserved_module_name(name: str) -> bool:
+    """``name`` would clash with an attribute modules have (or may get: ``__*``), or with ``input``."""
+    return name in RESERVED_MODULE_NAMES or name.startswith("__")
 
 
 def check_module_name(name: object, span: Span | None, what: str = "layer name") -> str:
     """A name that becomes a submodule: a valid name that is not an attribute modules already have."""
     check_name(name, span, what)
-    if name in RESERVED_MODULE_NAMES or (name.startswith("__") and name.endswith("__")):  # type: ignore[union-attr]
+    if is_reserved_module_name(name):  # type: ignore[arg-type]
         why = ("'input' names the network's input in references" if name == "input"
-               else f"'{name}' is already an attribute of every torch.nn.Module")
+               else f"'{name}' is already an attribute of every torch.nn.Module" if name in RESERVED_MODULE_NAMES
+               else "names starting with '__' belong to Python and torch")
         raise error(f"{what} '{name}' cannot be used: {why}", span,
                     f"rename it, e.g. '{name.strip('_') or 'layer'}_1'")  # type: ignore[union-attr]
     return name  # type: ignore[return-value]

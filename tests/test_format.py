@@ -35,7 +35,7 @@ from cnndsl.ir import (
     Shortcut,
     Spec,
 )
-from cnndsl.names import RESERVED_MODULE_NAMES
+from cnndsl.names import is_reserved_module_name
 from cnndsl.syntax.format import format_cnn, format_value, format_yaml
 from cnndsl.syntax.parse import parse_expr
 
@@ -287,7 +287,7 @@ FUNCS = ["min", "max", "f", "make_divisible", "sgd"]
 MERGES = ["concat", "add", "multiply"]
 
 names = st.sampled_from(IDENTS)
-module_names = st.sampled_from([n for n in IDENTS if n not in RESERVED_MODULE_NAMES])  # the name rule
+module_names = st.sampled_from([n for n in IDENTS if not is_reserved_module_name(n)])  # the name rule
 # keys of mappings (train section, map expressions) may be words the grammar also uses as keywords
 keys = st.sampled_from(IDENTS + ["if", "in", "not", "and", "true", "network", "residual", "when", "input"])
 text = st.text(st.characters(blacklist_characters="\n\r\x00\x85\u2028\u2029", blacklist_categories=("Cs",)),

@@ -26,7 +26,7 @@ import cnndsl
 from cnndsl import CnnError
 from cnndsl.emit.module import Container
 from cnndsl.emit.python import python_source
-from cnndsl.names import NN_MODULE_ATTRIBUTES, RESERVED_MODULE_NAMES
+from cnndsl.names import NN_MODULE_ATTRIBUTES, check_module_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPERTY = settings(deadline=None, derandomize=True, database=None, max_examples=60,
@@ -172,12 +172,15 @@ def test_issue_reproducers_for_yaml_names(text):
 def test_reserved_names_cover_torch_and_cnndsl_modules():
     """The hard-coded set (so `check` needs no torch) against the installed torch and the modules
     cnndsl builds: every attribute a spec name could collide with is reserved."""
-    assert set(dir(torch.nn.Module())) <= NN_MODULE_ATTRIBUTES
+    torch_names = set(dir(torch.nn.Module()))
+    assert {n for n in torch_names if not n.startswith("__")} <= NN_MODULE_ATTRIBUTES  # the hard-coded list
     model = cnndsl.build("network N { input 3x8x8  g: { c: conv(4, k=1) }  relu }")
     children = set(model._modules) | set(model._parameters) | set(model._buffers)
-    assert set(dir(model)) - children <= RESERVED_MODULE_NAMES
-    assert set(dir(model.g)) - set(model.g._modules) <= RESERVED_MODULE_NAMES
-    assert set(dir(Container())) <= RESERVED_MODULE_NAMES
+    attributes = torch_names | (set(dir(model)) - children) | (set(dir(model.g)) - set(model.g._modules)) \
+        | set(dir(Container()))
+    for name in attributes:
+        with pytest.raises(CnnError, match="cannot be used"):
+            check_module_name(name, None)
 
 
 def test_reserved_words_remain_fine_as_parameters_and_other_names():
