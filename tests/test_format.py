@@ -384,7 +384,7 @@ params = st.lists(st.tuples(names, st.one_of(st.none(), small_exprs)), max_size=
     lambda ps: tuple(Param(name=n, default=d) for n, d in ps))
 
 plain = st.recursive(
-    st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False), st.booleans(), text,
+    st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), text,
               st.sampled_from(IDENTS + ["sgd", "true", "not", "in", "max"])),
     lambda kids: st.one_of(
         st.lists(kids, max_size=3),
