@@ -74,7 +74,8 @@ class _ToSpec:
                 n = len(node.children)
                 children = done[len(done) - n:] if n else []
                 del done[len(done) - n:]
-                done.append(getattr(self, node.data)(node.meta, children))
+                method = getattr(self, node.data, None)  # a rule without a method stays a Tree, as in lark
+                done.append(Tree(node.data, children, node.meta) if method is None else method(node.meta, children))
             else:
                 todo.append((node, True))
                 todo.extend((child, False) for child in reversed(node.children))
