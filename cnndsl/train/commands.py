@@ -147,7 +147,9 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
                                                     "mean": data.mean, "std": data.std,
                                                     "shape": list(data.shape), "params": params}) + "\n")
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, force=force, quiet=quiet,
+    from cnndsl.canonical import spec_hash
+
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec_hash(spec), resume=resume, force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
         result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
