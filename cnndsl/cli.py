@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])
+    from .inspect.cli import register as register_inspect  # argparse only, like the train commands
+
+    register_inspect(sub, parents=[common])
     return p
 
 
