@@ -77,9 +77,7 @@ def _show_picture(ax: Any, picture: np.ndarray) -> None:
 def _cmap(name: str) -> Any:
     import matplotlib
 
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad("white")
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad="white")
 
 
 def capture(subject: Subject, inp: Input, layers: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -86,8 +86,7 @@ def draw(weight: np.ndarray, title: str, *, max_filters: int = 64, transposed: b
              f", each a block of its kernels for the {in_ch} input channels")
     import matplotlib
 
-    cmap = matplotlib.colormaps["RdBu_r"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
     viz.hide_axes(ax)
     ax.set_title(caption + "; one colour scale", fontsize=9)

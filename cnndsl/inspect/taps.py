@@ -76,7 +76,12 @@ def unknown_layer(name: str, valid: Sequence[str], network: str, flag: str = "--
 
 def plan(model: nn.Module, names: Iterable[str], analysis: "Analysis | None" = None,
          flag: str = "--layer") -> list[Site]:
-    """Decide how each name's value is captured (checks every name before anything runs)."""
+    """Decide how each name's value is captured (checks every name before anything runs). Without
+    ``analysis``, a network :func:`cnndsl.build` made is looked up by its analysis."""
+    if analysis is None:
+        from ..api import analysis_of
+
+        analysis = analysis_of(model)
     modules = dict(model.named_modules())
     sites = []
     for name in names:
@@ -188,10 +193,6 @@ def features(model: nn.Module, x: torch.Tensor, layers: Sequence[str] | str, *,
     """
     if isinstance(layers, str):
         layers = [layers]
-    if analysis is None:
-        from ..api import analysis_of
-
-        analysis = analysis_of(model)
     sites = plan(model, layers, analysis, flag="layers")
     with torch.no_grad(), Capture(model, sites) as cap:
         out = model(x)
