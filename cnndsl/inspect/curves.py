@@ -67,9 +67,15 @@ def read_metrics(run: str | Path) -> list[dict[str, float | None]]:
 
 
 def run_label(path: Path) -> str:
-    """``<spec>/<time>`` as the runner names runs, or just the directory's name."""
+    """``<spec>/<time>`` as the runner names runs (or the directory's name), with the ``--set``
+    values the run was trained with."""
     path = path if path.is_dir() else path.parent
-    return f"{path.parent.name}/{path.name}" if path.parent.name not in ("", ".") else path.name
+    label = f"{path.parent.name}/{path.name}" if path.parent.name not in ("", ".") else path.name
+    try:
+        params = json.loads((path / "data.json").read_text()).get("params") or {}
+    except (OSError, ValueError, AttributeError):
+        params = {}
+    return label + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
 def draw(runs: Sequence[tuple[str, list[dict[str, float | None]]]], dpi: int = viz.DPI) -> Any:

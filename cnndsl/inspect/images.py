@@ -95,13 +95,13 @@ def normalize_each(maps: np.ndarray) -> np.ndarray:
 
 def columns_for(n: int, tile_h: int, tile_w: int, box_aspect: float) -> int:
     """The column count that draws ``n`` tiles largest in a box of width/height ``box_aspect``;
-    among layouts within 10 % of the largest, the one with the fewest empty cells."""
+    among layouts within 15 % of the largest, the one with the fewest empty cells."""
     def scale(cols: int) -> float:
         rows = math.ceil(n / cols)
         return min(box_aspect / (cols * (tile_w + 1)), 1 / (rows * (tile_h + 1)))
 
     best = max(scale(c) for c in range(1, n + 1))
-    good = [c for c in range(1, n + 1) if scale(c) >= 0.9 * best]
+    good = [c for c in range(1, n + 1) if scale(c) >= 0.85 * best]
     return min(good, key=lambda c: (math.ceil(n / c) * c - n, -scale(c)))
 
 

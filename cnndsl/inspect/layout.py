@@ -14,7 +14,7 @@ from typing import Any
 from . import viz
 from .diagram import COLOURS, DEFAULT_COLOUR, Diagram
 
-BOX_W, LINE_H, ROW_STEP, COL_STEP, MARGIN = 2.5, 0.15, 0.95, 2.75, 0.35   # inches
+BOX_W, LINE_H, ROW_STEP, COL_STEP, MARGIN, LANE_STEP = 2.5, 0.15, 0.95, 2.75, 0.35, 0.12   # inches
 FONT = 6.5
 MAX_CHARS = 52
 
@@ -79,26 +79,51 @@ def _cluster_depths(d: Diagram) -> dict[str, int]:
     return depth
 
 
+def lanes(d: Diagram, pos: dict[str, Placed]) -> dict[tuple[str, str], float]:
+    """The x of the vertical run of every edge that skips rows: beside the column it leaves (right
+    of it, or left when it goes left); edges whose runs overlap get separate lanes, shortest inside."""
+    skips = [(a, b) for a, b in d.edges if pos[b].y - pos[a].y > ROW_STEP * 1.5]
+    skips.sort(key=lambda e: pos[e[1]].y - pos[e[0]].y)
+    taken: list[tuple[int, float, float, float]] = []   # (side, x, y0, y1)
+    out = {}
+    for a, b in skips:
+        pa, pb = pos[a], pos[b]
+        side = 1 if pb.x >= pa.x - 1e-6 else -1
+        base = (max(pa.x, pb.x) if side > 0 else min(pa.x, pb.x)) + side * (BOX_W / 2 + 0.1)
+        k = 0
+        while any(s == side and abs(x - (base + side * LANE_STEP * k)) < 1e-6 and y0 < pb.y and pa.y < y1
+                  for s, x, y0, y1 in taken):
+            k += 1
+        x = base + side * LANE_STEP * k
+        taken.append((side, x, pa.y, pb.y))
+        out[(a, b)] = x
+    return out
+
+
+def _extent(d: Diagram, pos: dict[str, Placed]) -> tuple[float, float, float]:
+    """(left, right) of what is drawn, in inches, and the padding around it."""
+    runs = list(lanes(d, pos).values())
+    lo = min([p.x - BOX_W / 2 for p in pos.values()] + runs)
+    hi = max([p.x + BOX_W / 2 for p in pos.values()] + runs)
+    return lo, hi, MARGIN + 0.14 * max(_cluster_depths(d).values(), default=0)
+
+
 def size(d: Diagram) -> tuple[float, float]:
     """Figure size in inches."""
     pos = place(d)
-    xs = [p.x for p in pos.values()]
-    pad = 0.14 * max(_cluster_depths(d).values(), default=0)
-    w = max(xs) - min(xs) + BOX_W + 2 * (MARGIN + pad)
-    h = max(p.y + p.h / 2 for p in pos.values()) + MARGIN + pad
-    return max(w, 3.0), h
+    lo, hi, pad = _extent(d, pos)
+    h = max(p.y + p.h / 2 for p in pos.values()) + pad
+    return max(hi - lo + 2 * pad, 3.0), h
 
 
-def _route(pa: Placed, pb: Placed) -> Any:
-    """A straight edge between neighbouring rows; an edge that skips rows runs down beside the
-    column (right of it, or left when it goes left) so it does not cross the boxes in between."""
+def _route(pa: Placed, pb: Placed, lane: float | None) -> Any:
+    """A straight edge between neighbouring rows; an edge that skips rows runs down its lane."""
     from matplotlib.path import Path
 
     start, end = (pa.x, pa.y + pa.h / 2), (pb.x, pb.y - pb.h / 2)
-    if pb.y - pa.y <= ROW_STEP * 1.5:
+    if lane is None:
         return Path([start, end])
-    side = 1 if pb.x >= pa.x - 1e-6 else -1
-    lane = (max(pa.x, pb.x) if side > 0 else min(pa.x, pb.x)) + side * (BOX_W / 2 + 0.1)
+    side = 1 if lane > pa.x else -1
     x_a, x_b = pa.x + side * BOX_W * 0.35, pb.x + side * BOX_W * 0.35
     gap = (ROW_STEP - pa.h) / 2
     return Path([(x_a, start[1]), (lane, start[1] + gap), (lane, end[1] - gap * 0.8), (x_b, end[1])])
@@ -109,8 +134,8 @@ def draw(d: Diagram, dpi: int = viz.DPI) -> Any:
 
     pos = place(d)
     w, h = size(d)
-    left = min(p.x for p in pos.values()) - BOX_W / 2 - (w - (max(p.x for p in pos.values()) -
-                                                              min(p.x for p in pos.values()) + BOX_W)) / 2
+    lo, hi, _ = _extent(d, pos)
+    left = lo - (w - (hi - lo)) / 2
     fig = viz.figure(w, h, dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(left, left + w)
@@ -129,8 +154,9 @@ def draw(d: Diagram, dpi: int = viz.DPI) -> Any:
         ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=0.08",
                                     fill=False, linestyle="--", linewidth=0.7, edgecolor="#8888aa"))
         ax.text(x0 + 0.06, y0 + 0.04, d.clusters[path].label, fontsize=FONT, va="top", ha="left", color="#44446a")
+    runs = lanes(d, pos)
     for a, b in d.edges:
-        ax.add_patch(FancyArrowPatch(path=_route(pos[a], pos[b]), arrowstyle="-|>", mutation_scale=7,
+        ax.add_patch(FancyArrowPatch(path=_route(pos[a], pos[b], runs.get((a, b))), arrowstyle="-|>", mutation_scale=7,
                                      linewidth=0.7, color="#555555", shrinkA=0, shrinkB=1))
     for box in d.boxes:
         p = pos[box.id]
