@@ -57,6 +57,21 @@ network Gray {
 
 
 @pytest.fixture(scope="session")
+def resnet_pair():
+    """cnndsl's specs/resnet18.cnn and torchvision's resnet18 with the same (random) weights, eval mode."""
+    import torch
+    import torchvision
+
+    import cnndsl
+
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18().eval()
+    ours = cnndsl.build(Path(__file__).resolve().parents[2] / "specs" / "resnet18.cnn").eval()
+    ours.load_state_dict(tv.state_dict())
+    return ours, tv
+
+
+@pytest.fixture(scope="session")
 def specs(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("specs")
     out = {}

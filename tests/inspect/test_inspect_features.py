@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 import cnndsl
 from cnndsl.inspect.taps import Capture, plan
@@ -20,12 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def resnets():
-    torch.manual_seed(0)
-    tv = torchvision.models.resnet18().eval()
-    ours = cnndsl.build(ROOT / "specs" / "resnet18.cnn").eval()
-    ours.load_state_dict(tv.state_dict())
-    return ours, tv, torch.randn(2, 3, 32, 32)
+def resnets(resnet_pair):
+    return (*resnet_pair, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
 
 
 def tutorial_hooks(model, names, x):

@@ -30,7 +30,7 @@ def test_unreadable_images(cli, specs, images, tmp_path, kind, expected):
     path = {"corrupt": images["corrupt"], "missing": tmp_path / "nope.png", "directory": tmp_path}[kind]
     rc, _, err = cli("features", str(specs["tiny"]), "--image", str(path), "--layer", "conv1",
                      "-o", str(tmp_path / "m.png"))
-    assert rc == 2 and f"--image: " in err and expected in err and "Traceback" not in err
+    assert rc == 2 and "--image: " in err and expected in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("image, spec, note", [

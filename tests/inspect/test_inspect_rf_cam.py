@@ -4,19 +4,16 @@ torchvision's resnet18."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 import cnndsl
 from cnndsl.inspect import rf as R
 from cnndsl.inspect.cam import grad_cam
 from cnndsl.inspect.subject import Subject
 
-ROOT = Path(__file__).resolve().parents[2]
 
 RF_NET = """
 network RfNet {
@@ -136,12 +133,9 @@ def tutorial_grad_cam(model, x, layer, target):
     return (cam / cam.max()).detach().numpy()
 
 
-def test_grad_cam_matches_the_hook_computation_on_torchvision():
-    torch.manual_seed(0)
-    tv = torchvision.models.resnet18().eval()
-    ours = cnndsl.build(ROOT / "specs" / "resnet18.cnn").eval()
-    ours.load_state_dict(tv.state_dict())
-    x = torch.randn(1, 3, 64, 64)
+def test_grad_cam_matches_the_hook_computation_on_torchvision(resnet_pair):
+    ours, tv = resnet_pair
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     got = grad_cam(ours, x, "layer3", 7)
     want = tutorial_grad_cam(tv, x, "layer3", 7)
     assert got.heatmap.shape == (64, 64) and got.target == 7
