@@ -85,7 +85,7 @@ def build(analysis: Any, depth: int | None = None) -> Diagram:
         for c in shown:
             if c not in clusters:
                 parent = ([p for p in ancestors(c) if p in clusters] or [""])[-1]
-                clusters[c] = Cluster(c, _cluster_label(c, containers[c], containers), parent)
+                clusters[c] = Cluster(c, f"{c} · {_block_detail(c, containers)}", parent)
         inner = shown[-1] if shown else ""
         if collapsed is not None:
             bid = "c_" + collapsed.replace(".", "_")
@@ -121,10 +121,6 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def _relative(path: str, within: str) -> str:
     return path[len(within) + 1:] if within and path.startswith(within + ".") else path
-
-
-def _cluster_label(path: str, c: Any, containers: dict[str, Any]) -> str:
-    return f"{path} · {_block_detail(path, containers)}"
 
 
 def _block_detail(path: str, containers: dict[str, Any]) -> str:

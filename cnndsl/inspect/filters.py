@@ -17,7 +17,7 @@ from . import viz
 from .images import columns_for, tile
 from .subject import load_subject
 
-WIDTH_IN, HEIGHT_IN = 10.0, 8.0
+WIDTH_IN, HEIGHT_IN = 10.0, 6.5
 MAX_INPUTS = 16
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
 

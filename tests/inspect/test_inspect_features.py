@@ -144,10 +144,10 @@ def test_filters_rgb_and_grid(cli, specs, run_dir, tmp_path, picture):
     out = tmp_path / "f.png"
     rc, _, err = cli("filters", str(specs["tiny"]), "--checkpoint", str(run_dir), "-o", str(out), "--dpi", "40")
     assert rc == 0, err
-    rgb = picture(out, 400, 320)
+    rgb = picture(out, 400, 260)
     rc, _, err = cli("filters", str(specs["tiny"]), "--layer", "stage.0.conv1", "-o", str(out), "--dpi", "40")
     assert rc == 0, err
-    grid = picture(out, 400, 320)
+    grid = picture(out, 400, 260)
     colour = lambda p: float(abs(p[..., 0] - p[..., 2]).max())  # noqa: E731
     assert colour(rgb) > 0.2 and colour(grid) > 0.2
 
