@@ -231,8 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])
-    from .inspect.cli import register as register_inspect  # argparse only, like the train commands
+    from .export.cli import register as register_export
+    from .inspect.cli import register as register_inspect
+    from .lsp.cli import register as register_lsp
+    from .schema import register as register_schema
 
+    register_export(sub, parents=[common])
+    register_schema(sub, parents=[common])
+    register_lsp(sub, parents=[common])
     register_inspect(sub, parents=[common])
     return p
 
