@@ -232,12 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(sub, parents=[common])
     from .export.cli import register as register_export
+    from .inspect.cli import register as register_inspect
     from .lsp.cli import register as register_lsp
     from .schema import register as register_schema
 
     register_export(sub, parents=[common])
     register_schema(sub, parents=[common])
     register_lsp(sub, parents=[common])
+    register_inspect(sub, parents=[common])
     return p
 
 
