@@ -31,7 +31,8 @@ class Recorded:
     run_dir: Path | None = None
 
 
-def write_run_json(run_dir: Path, spec: Any, params: dict[str, Any], overrides: dict[str, Any] | None) -> None:
+def write_run_json(run_dir: Path, spec: Any, params: dict[str, Any], overrides: dict[str, Any] | None,
+                   spec_hash: str) -> None:
     """Record how the run was started (not rewritten when a run is resumed)."""
     path = run_dir / "run.json"
     if path.exists():
@@ -39,7 +40,7 @@ def write_run_json(run_dir: Path, spec: Any, params: dict[str, Any], overrides: 
     src = getattr(spec, "path", None)
     record = {"spec": os.path.abspath(src) if src else None,
               "spec_copy": ("spec" + Path(src).suffix) if src else None,
-              "params": params, "train_overrides": overrides or {}, "spec_hash": spec.hash()}
+              "params": params, "train_overrides": overrides or {}, "spec_hash": spec_hash}
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
