@@ -88,19 +88,19 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
               detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
     ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
-    import torch
-    from . import distributed as D, loop
-    from .data import load as load_data
-
     from .datasets import info_of_loaded
     from .preflight import check_fit, precision_warning, preflight
     from .rundir import write_run_json
 
     params = params or {}
     analysis = _analysis(spec, params, limits)
-    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes
-    cfg, seen = pf.config, set()
+    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes,
+    cfg, seen = pf.config, set()                                    # before torch is even imported
     _report(pf.warnings, seen)
+    import torch
+    from . import distributed as D, loop
+    from .data import load as load_data
+
     device = loop.resolve_device(cfg.device)
     _report([w for w in [precision_warning(spec, cfg, device.type, overrides)] if w], seen)
     dist = D.init(device.type)
@@ -182,9 +182,10 @@ def _eval_config(spec: Any, args: Any, state: dict[str, Any], recorded: Any = No
 
 
 def train_cmd(args: Any) -> int:
+    rc = _train_cmd(args)  # refuses a bad spec before torch is imported
     from .distributed import leave
 
-    return leave(_train_cmd(args))
+    return leave(rc)
 
 
 def _train_cmd(args: Any) -> int:

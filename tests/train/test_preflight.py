@@ -159,15 +159,16 @@ print(codes)
 """
 
 
-def test_check_and_summary_of_a_train_section_do_not_import_torch(tmp_path):
+def test_check_summary_and_a_refused_train_do_not_import_torch(tmp_path):
     bad = spec_file(tmp_path, "data: cifar10")  # an error found from the dataset's name alone
     argvs = [["check", "specs/mnist5k.cnn"], ["compile", "specs/mnist5k.cnn", "--summary"],
              ["check", "specs/airbench94.cnn", "--set", "train.optimizer.lr=0.05"], ["check", bad],
-             ["check", "specs/mnist5k.cnn", "--set", "train.epochs=abc"]]
+             ["check", "specs/mnist5k.cnn", "--set", "train.epochs=abc"],
+             ["train", bad], ["train", "specs/mnist5k.cnn", "--set", "train.epochs=abc"]]  # refused before torch
     r = subprocess.run([sys.executable, "-c", NO_TORCH.format(argvs=argvs)], capture_output=True, text=True,
                        timeout=60, cwd=ROOT, check=False)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[0, 0, 0, 2, 2]"
+    assert r.stdout.strip().splitlines()[-1] == "[0, 0, 0, 2, 2, 2, 2]"
 
 
 def test_fp16_on_the_cpu_warns_at_train_start_too(tmp_path, capsys):
