@@ -13,21 +13,27 @@ from ..errors import _SOURCES, CnnError, Span, error, remember_source
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
 from .diagnose import check_brackets, check_depth, syntax_error
-from .grammar import parser
+from .grammar import COMMENTS, parser
 from .limits import check_text
+from .trivia import cnn_trivia
 
 
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     """Parse ``.cnn`` source into a Spec (imports are not resolved here; see :mod:`cnndsl.load`)."""
     check_text(text, filename)
     check_brackets(text, filename)
+    comments: list = []
+    token = COMMENTS.set(comments)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
         raise syntax_error(exc, text, filename) from None
+    finally:
+        COMMENTS.reset(token)
     check_depth(tree, filename)
     try:
-        return _ToSpec(filename).transform(tree)
+        spec = _ToSpec(filename).transform(tree)
+        return spec.model_copy(update={"trivia": cnn_trivia(text, filename, comments, tree)})
     except VisitError as exc:
         if isinstance(exc.orig_exc, CnnError):
             raise exc.orig_exc from None
@@ -133,7 +139,7 @@ class _ToSpec(Transformer_NonRecursive):
             if isinstance(stmt, tuple):
                 raise error(f"'{stmt[0]}' is only allowed in a network, not in block '{name}'", stmt[2])
         return "block", BlockDef(name=str(name), params=params or (), body=tuple(body),
-                                 span=self.tsp(name))
+                                 span=self.tsp(name), extent=self.sp(meta))
 
     def network_def(self, meta, children):
         name, params, body = _split_def(children)
@@ -167,7 +173,8 @@ class _ToSpec(Transformer_NonRecursive):
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
         return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
                                      body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
-                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span)
+                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span,
+                                     extent=self.sp(meta))
 
     def train_def(self, meta, children):
         (mapping,) = children
@@ -209,7 +216,7 @@ class _ToSpec(Transformer_NonRecursive):
         label, (cls, fields, span), repeat, when = children
         if label is not None:
             fields["name"] = str(label)
-        return cls(**fields, repeat=repeat, when=when, span=span)
+        return cls(**fields, repeat=repeat, when=when, span=span, extent=self.sp(meta))
 
     def label(self, meta, children):
         return children[0]
@@ -263,7 +270,7 @@ class _ToSpec(Transformer_NonRecursive):
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
         return Shortcut(name=None if name is None else str(name), when=when, body=group_fields["body"],
-                        span=self.sp(meta))
+                        span=self.sp(meta), extent=self.sp(meta))
 
     def parallel(self, meta, children):
         kind, *branches = children

@@ -18,6 +18,7 @@ from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef
                   Ref, Repeat, Residual, Shortcut, Spec)
 from .limits import MAX_NESTING, check_text
 from .parse import parse_expr
+from .trivia_yaml import extent, yaml_trivia
 
 MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,7 +36,8 @@ def parse_yaml(text: str, filename: str = "<string>") -> Spec:
         raise _yaml_error(exc, filename, text) from None
     if root is None:
         raise error("the YAML document is empty", Span(filename, 1, 1))
-    return _SpecBuilder(filename).spec(root)
+    spec = _SpecBuilder(filename).spec(root)
+    return spec.model_copy(update={"trivia": yaml_trivia(text, filename, root)})
 
 
 # ----------------------------------------------------------------------------- guards
@@ -200,12 +202,12 @@ class _SpecBuilder:
         value = self.scalar(node)
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise error(f"expected a layer name, got {value!r}", self.sp(node))
-        return Ref(path=tuple(str(value).split(".")), span=self.sp(node))
+        return Ref(path=tuple(str(value).split(".")), span=self.sp(node), extent=extent(node, self.f))
 
     # ---- structure
     def spec(self, root: yaml.Node) -> Spec:
         top = self.mapping(root, "the spec", _TOP)
-        imports = tuple(Import(path=str(self.scalar(n)), span=self.sp(n))
+        imports = tuple(Import(path=str(self.scalar(n)), span=self.sp(n), extent=extent(n, self.f))
                         for n in self.sequence(top["imports"][1], "imports")) if "imports" in top else ()
         blocks = ()
         if "blocks" in top:
@@ -232,7 +234,8 @@ class _SpecBuilder:
     def block(self, name: str, key: yaml.Node, node: yaml.Node) -> BlockDef:
         m = self.mapping(node, f"block {name}", ("params", "layers"))
         return BlockDef(name=name, params=self.params(m.get("params", (None, None))[1]),
-                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(key))
+                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(key),
+                        extent=extent(node, self.f, key))
 
     def network(self, key: yaml.Node, node: yaml.Node) -> NetworkDef:
         m = self.mapping(node, "network", _NET)
@@ -254,7 +257,8 @@ class _SpecBuilder:
         def patterns(k: str) -> tuple[Pattern, ...]:
             if k not in m:
                 return ()
-            return tuple(Pattern(glob=str(self.scalar(n)), span=self.sp(n)) for n in self.sequence(m[k][1], k))
+            return tuple(Pattern(glob=str(self.scalar(n)), span=self.sp(n), extent=extent(n, self.f))
+                         for n in self.sequence(m[k][1], k))
 
         outputs = ()
         if "outputs" in m:
@@ -262,7 +266,7 @@ class _SpecBuilder:
         return NetworkDef(name=str(name), params=self.params(m.get("params", (None, None))[1]), input=dims,
                           body=self.items(m["layers"][1]) if "layers" in m else (), outputs=outputs,
                           freeze=patterns("freeze"), unfreeze=patterns("unfreeze"), span=self.sp(key),
-                          input_span=self.sp(m["input"][0]))
+                          input_span=self.sp(m["input"][0]), extent=extent(node, self.f, key))
 
     def items(self, node: yaml.Node) -> tuple:
         return tuple(self.item(n) for n in self.sequence(node, "layers"))
@@ -273,7 +277,7 @@ class _SpecBuilder:
             if not isinstance(op, str) or not op.isidentifier():
                 raise error(f"expected a layer, got {op!r}", self.sp(node),
                             "a layer is an op name ('relu') or a mapping ('conv: {out: 64, k: 3}')")
-            return Layer(op=op, span=self.sp(node))
+            return Layer(op=op, span=self.sp(node), extent=extent(node, self.f))
         m = self.mapping(node, "a layer item")
         heads = [k for k in m if k not in _META and k != "shortcut" and k != "merge"]
         if len(heads) != 1:
@@ -281,7 +285,7 @@ class _SpecBuilder:
                         self.sp(node), "use one list item per layer, e.g. '- conv: {out: 64, k: 3}'")
         head = heads[0]
         key, value = m[head]
-        meta: dict[str, Any] = {"span": self.sp(key)}
+        meta: dict[str, Any] = {"span": self.sp(key), "extent": extent(node, self.f)}
         if "name" in m:
             meta["name"] = str(self.scalar(m["name"][1]))
         if "when" in m:
@@ -297,7 +301,7 @@ class _SpecBuilder:
         if head == "group":
             return Group(body=self.items(value), **meta)
         if head == "residual":
-            shortcut = self.shortcut(m["shortcut"][1]) if "shortcut" in m else None
+            shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
             return Residual(body=self.items(value), shortcut=shortcut, **meta)
         if head == "parallel":
             if "merge" not in m:
@@ -310,18 +314,19 @@ class _SpecBuilder:
         if head == "from":
             if len(m) > 1:
                 raise error("'from' stands alone in its item", self.sp(key))
-            return From(ref=self.ref(value), span=self.sp(key))
+            return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
         if head in ("concat", "add", "multiply"):
             refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
             return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
 
-    def shortcut(self, node: yaml.Node) -> Shortcut:
+    def shortcut(self, node: yaml.Node, key: yaml.Node | None = None) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
         return Shortcut(name=str(self.scalar(m["name"][1])) if "name" in m else None,
                         when=self.expr(m["when"][1]) if "when" in m else None,
-                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(node))
+                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(node),
+                        extent=extent(node, self.f, key))
 
     def call_args(self, node: yaml.Node) -> tuple[tuple, tuple]:
         """``null`` → no arguments; a value → one positional; a list → positional (a final mapping
