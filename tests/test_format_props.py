@@ -102,3 +102,57 @@ def test_shipped_specs_with_comments_everywhere(syntax):
         assert cnndsl.parse(once, format=syntax).canonical() == spec.canonical(), path
         other = WRITE[OTHER[syntax]](spec)
         assert comments_of(other, OTHER[syntax]) == comments_of(text, syntax), path
+
+
+# ----------------------------------------------------------------------------- every output reads back
+
+# identifiers of any length (a YAML key over 1,024 characters needs the explicit `? key` form)
+idents = st.one_of(st.sampled_from(["a", "B", "x_1"]), st.integers(1, 1500).map(lambda n: "n" + "x" * n))
+anything = st.text(max_size=12)  # any code point: controls, NUL, line breaks, lone surrogates, '#', quotes
+
+
+@st.composite
+def strange_specs(draw):
+    """Specs whose strings (arguments, globs, import paths, train keys and values) hold anything."""
+    from cnndsl import expr as E
+    from cnndsl.ir import BlockDef, Import, Kwarg, Layer, NetworkDef, Param, Pattern, Spec
+
+    block = BlockDef(name=draw(idents), params=(Param(name=draw(idents)),),
+                     body=(Layer(op=draw(idents), name=draw(idents), args=(E.Str(draw(anything)),),
+                                 kwargs=(Kwarg(name=draw(idents), value=E.Str(draw(anything))),)),))
+    net = NetworkDef(name=draw(idents), input=(E.Num(3),), body=(Layer(op=block.name),),
+                     freeze=tuple(Pattern(glob=g) for g in draw(st.lists(anything, max_size=2))))
+    train = draw(st.dictionaries(st.one_of(idents, anything), st.one_of(anything, st.lists(anything, max_size=2)),
+                                 max_size=3))
+    imports = tuple(Import(path=p) for p in draw(st.lists(anything, max_size=2)))
+    return Spec(imports=imports, blocks=(block,), network=net, train=train)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strange_specs())
+def test_every_output_reads_back(spec):
+    """What a writer writes reads back as the same spec; what it cannot write it refuses with a
+    ValueError (then cnndsl fmt reports it), never text that reads back differently or not at all."""
+    for syntax, write in WRITE.items():
+        try:
+            text = write(spec)
+        except ValueError as exc:
+            assert str(exc)
+            continue
+        back = cnndsl.parse(text, format=syntax)
+        assert back.canonical() == spec.canonical(), text
+        assert [i.path for i in back.imports] == [i.path for i in spec.imports]
+        assert [p.glob for p in back.network.freeze] == [p.glob for p in spec.network.freeze]
+
+
+def test_long_keys_read_back():
+    """Issue 6 item 22: format_yaml wrote keys over 1,024 characters that PyYAML cannot read."""
+    from cnndsl.ir import BlockDef, Layer, Spec
+
+    long = "k" * 1100
+    spec = Spec(blocks=(BlockDef(name="B" + long, body=(Layer(op="relu"),)),),
+                train={long: 1, "nested": {long: [1, {long: "x"}]}})
+    text = format_yaml(spec)
+    assert f"  ? B{long}\n  :\n" in text and f"  ? {long}\n  : 1\n" in text
+    back = cnndsl.parse(text, format="yaml")
+    assert back.canonical() == spec.canonical() and back.train == spec.train

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..ir import Spec
 from .spelling import ITEM_KEYWORDS, expr_text, located, name, ref_text
-from .trivia import Comment, Notes, attach, bodies
+from .trivia import Comment, Notes, attach
 
 INDENT = "    "
 WIDTH = 100         # lines are wrapped to this width (comments aside)
@@ -50,23 +50,28 @@ class ItemWriter:
         span = getattr(node, "extent", None)
         return span if span is not None and span.file == self.file else None
 
-    def commented(self, line: str, c: Comment, ref: Any, out_col: int, offset: int = 0) -> str:
-        """``line`` (which starts at column ``offset``) and the comment ``c``: at its source column
-        relative to ``ref`` (the span of something written at ``out_col``) when that leaves a
-        space, else SEP after the code."""
-        pad = len(SEP)
-        if ref is not None and self.layout and c.line == ref.line:
-            want = out_col + (c.col - ref.col) - (offset + len(line))
-            pad = want if want >= 1 else pad
-        return line + " " * pad + c.text
+    def spacing(self, used: int, ref: Any, out_col: int, line: int, col: int, before: Any = None) -> int:
+        """The spaces before something at source ``line:col``, ``used`` columns being taken: it
+        keeps its column relative to ``ref`` (the span of what was written at ``out_col``) when that
+        leaves two spaces, or one where the source had one after ``before``; else SEP."""
+        if ref is None or not self.layout or line != ref.line:
+            return len(SEP)
+        want = out_col + (col - ref.col) - used
+        one = before is not None and before.end_line == line and col - before.end_col == 1
+        return want if want >= 2 or (want == 1 and one) else len(SEP)
 
-    def finish(self, line: str, trailing: list, ref: Any, ind: str, out_col: int | None = None) -> list[str]:
+    def commented(self, line: str, c: Comment, ref: Any, out_col: int, offset: int = 0, before: Any = None) -> str:
+        """``line`` (which starts at column ``offset``) and the comment ``c`` (see ``spacing``)."""
+        return line + " " * self.spacing(offset + len(line), ref, out_col, c.line, c.col, before) + c.text
+
+    def finish(self, line: str, trailing: list, ref: Any, ind: str, out_col: int | None = None,
+               before: Any = None) -> list[str]:
         """The last line of an item with its trailing comments (the first on the line, the others
         on lines of their own after it); ``ref`` is written at ``out_col`` (default: ``ind``)."""
         if not trailing:
             return [line]
         col = len(ind) if out_col is None else out_col
-        return [self.commented(line, trailing[0], ref, col), *(ind + c.text for c in trailing[1:])]
+        return [self.commented(line, trailing[0], ref, col, 0, before), *(ind + c.text for c in trailing[1:])]
 
     @staticmethod
     def marks(entries: list, ind: str) -> list[str]:
@@ -75,9 +80,7 @@ class ItemWriter:
 
     def quiet(self, node: Any) -> bool:
         """No comment inside ``node`` (its leading and trailing ones are written outside it)."""
-        n = self.notes.of(node)
-        return not (n.header or n.end) and not any(
-            self.notes.of(c) or not self.quiet(c) for b in bodies(node) for c in b)
+        return not self.notes.any_inside(node)
 
     # ------------------------------------------------------------------ bodies
 
@@ -113,20 +116,21 @@ class ItemWriter:
         a, b = self.ext(prev), self.ext(it)
         return a is not None and b is not None and a.end_line == b.line and not self.notes.of(prev).trailing
 
+    def pad(self, row: _Row, it: Any, ind: str) -> int:
+        here = self.ext(it)
+        return self.spacing(len(row.text), self.ext(row.first), len(ind), here.line, here.col, self.ext(row.last)) \
+            if here is not None else len(SEP)
+
     def join(self, row: _Row, it: Any, piece: str, ind: str) -> str | None:
-        first, here = self.ext(row.first), self.ext(it)
-        pad = len(SEP)
-        if first is not None and here is not None and here.line == first.line:
-            want = len(ind) + (here.col - first.col) - len(row.text)
-            pad = want if want >= 1 else pad
-        for p in dict.fromkeys((pad, len(SEP))):
+        for p in dict.fromkeys((self.pad(row, it, ind), len(SEP))):
             text = row.text + " " * p + piece
             if len(text) <= self.width:
                 return text
         return None
 
     def close(self, row: _Row, ind: str) -> list[str]:
-        return self.finish(row.text, self.notes.of(row.last).trailing, self.ext(row.first), ind)
+        return self.finish(row.text, self.notes.of(row.last).trailing, self.ext(row.first), ind,
+                           before=self.ext(row.last))
 
     def row_text(self, items: tuple, ind: str) -> str | None:
         """A body on one line (``a  b  c``, at the items' relative source columns), or None when an
@@ -140,12 +144,7 @@ class ItemWriter:
             if row is None:
                 row = _Row(ind + piece, it, it)
                 continue
-            first, here = self.ext(row.first), self.ext(it)
-            pad = len(SEP)
-            if first is not None and here is not None and here.line == first.line:
-                want = len(ind) + (here.col - first.col) - len(row.text)
-                pad = want if want >= 1 else pad
-            row.text += " " * pad + piece
+            row.text += " " * self.pad(row, it, ind) + piece
             row.last = it
         return "" if row is None else row.text[len(ind):]
 

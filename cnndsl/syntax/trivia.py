@@ -88,18 +88,11 @@ class CommentMap:
         return self._notes.setdefault(self.key(node), Notes())
 
     def any_inside(self, node: Any) -> bool:
-        """Whether ``node`` or anything nested in it has comments (other than its trailing ones)."""
+        """Whether anything inside ``node`` has comments (its leading and trailing ones are outside)."""
         n = self.of(node)
-        if n.leading or n.header or n.end:
+        if n.header or n.end:
             return True
         return any(self.of(c) or self.any_inside(c) for body in bodies(node) for c in body)
-
-    def texts(self) -> list[str]:
-        """Every attached comment's text (tests: nothing is lost)."""
-        out = [c.text for c in self.spec_end if c is not None]
-        for n in self._notes.values():
-            out += [c.text for part in (n.leading, n.trailing, n.header, n.end) for c in part if c is not None]
-        return out
 
 
 # ----------------------------------------------------------------------------- the anchor tree
