@@ -152,3 +152,14 @@ def test_format_yaml_imports_on_its_own():
     for module in ("cnndsl.syntax.format_yaml", "cnndsl.syntax.format_yaml_items", "cnndsl.syntax.format"):
         run = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=ROOT)
         assert run.returncode == 0, run.stderr
+
+
+def test_formatting_section_of_the_language_reference_is_fmt_output():
+    text = (ROOT / "docs" / "language.md").read_text()
+    section = text[text.index("## 20. Formatting"):]
+    blocks = re.findall(r"```(cnn|yaml)\n(.*?)```", section, re.S)
+    assert [lang for lang, _ in blocks] == ["cnn", "yaml"]
+    for lang, body in blocks:
+        assert WRITE["." + lang](cnndsl.parse(body, format=lang)) == body
+    (_, cnn), (_, yaml) = blocks
+    assert format_yaml(cnndsl.parse(cnn)) == yaml                # the YAML shown is the conversion

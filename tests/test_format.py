@@ -247,6 +247,21 @@ def test_yaml_writes_what_cnn_cannot():
     assert cnndsl.parse(format_yaml(spec), format="yaml") == spec
 
 
+def test_every_item_kind_has_a_writer_in_each_syntax():
+    """A new construct adds ``_item_<kind>`` (.cnn) and ``_yitem_<kind>`` (YAML): checked here."""
+    import typing
+
+    from cnndsl.ir import Item
+    from cnndsl.syntax.format_items import ItemWriter
+    from cnndsl.syntax.format_yaml_items import YamlItems
+
+    kinds = [cls.model_fields["kind"].default for cls in typing.get_args(typing.get_args(Item)[0])]
+    assert {"layer", "group", "residual", "parallel", "merge", "from"} <= set(kinds)
+    for kind in kinds:
+        assert callable(getattr(ItemWriter, f"_item_{kind}", None)), kind
+        assert callable(getattr(YamlItems, f"_yitem_{kind}", None)), kind
+
+
 # ----------------------------------------------------------------------------- expressions
 
 TRICKY = [

@@ -39,7 +39,11 @@ class Comment:
     line: int        # 1-based, as the front end counts lines
     col: int         # 1-based column of '#'
     text: str        # from '#' to the end of the line, trailing whitespace removed
-    own_line: bool   # nothing but whitespace before it on its line
+    code_end: int    # the column just after the code before it on its line; 0: alone on its line
+
+    @property
+    def own_line(self) -> bool:
+        return self.code_end == 0
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,10 @@ def _place(c: Comment, parent: _Anchor, notes: CommentMap, ends: dict, yaml: boo
     after = [k for k in kids if k.start > pos]
     nxt = after[0] if after else None
     if not c.own_line:
+        if not yaml and prev is not None and prev.end[0] == c.line and prev.end[1] != c.code_end \
+                and nxt is not None and nxt.nested:  # `residual { ... }  # c` before `shortcut`: the residual's
+            notes.edit(parent.key).trailing.append(c)
+            return None
         if prev is not None and prev.end[0] == c.line:
             owner = parent
             while yaml and prev.container and prev.start[0] != prev.end[0] and prev.children \
@@ -311,7 +319,8 @@ def cnn_trivia(text: str, filename: str, tokens: list, tree: Any) -> Trivia:
     comments = []
     for t in tokens:
         before = lines[t.line - 1][:t.column - 1] if t.line <= len(lines) else ""
-        comments.append(Comment(t.line, t.column, str(t).rstrip(), not before.strip()))
+        code = before.rstrip()
+        comments.append(Comment(t.line, t.column, str(t).rstrip(), len(code) + 1 if code.strip() else 0))
     extents: dict[tuple, Any] = {}
     for node in getattr(tree, "children", ()):
         if getattr(node, "data", None) == "train_def":

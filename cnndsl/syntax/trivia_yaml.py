@@ -55,7 +55,8 @@ def yaml_trivia(text: str, filename: str, root: yaml.Node) -> Trivia:
             blank.add(line)
         col = _comment_col(row, i, covered, starts)
         if col is not None:
-            comments.append(Comment(line, col + 1, row[col:].rstrip(), not row[:col].strip()))
+            code = row[:col].rstrip()
+            comments.append(Comment(line, col + 1, row[col:].rstrip(), len(code) + 1 if code.strip() else 0))
         if j >= n:
             break
         j += 2 if text.startswith("\r\n", j) else 1
