@@ -50,7 +50,7 @@ def test_comments_and_imports_survive_conversion(path):
     other = WRITE[OTHER[path.suffix]](spec)
     assert comments(other, OTHER[path.suffix]) == comments(text, path.suffix)
     back = cnndsl.parse(other, format=OTHER[path.suffix][1:])
-    assert back.imports == spec.imports and back.canonical() == spec.canonical()
+    assert back.imports == spec.imports and back.canonical() == spec.canonical() and back.hash() == spec.hash()
     assert len(back.blocks) == len(spec.blocks)        # imported blocks are not pulled in
 
 

@@ -34,6 +34,7 @@ def spec_files(paths: list[str]) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Add ``fmt`` (it takes none of the ``parents``' options: formatting binds no parameters)."""
     c = sub.add_parser("fmt", help="format specs, keeping comments (like black); --to converts the syntax",
                        description="Format spec files in canonical style, keeping comments and the items "
                                    "written on one line; or convert a spec to the other syntax with --to.")
