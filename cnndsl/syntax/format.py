@@ -1,6 +1,6 @@
 """Spec IR → ``.cnn`` text: the inverse of the parser, keeping comments and the user's line breaks.
 
-``format_cnn(spec)`` round-trips (``parse(format_cnn(s)).canonical() == s.canonical()``) and is
+``format_cnn(spec)`` round-trips (``canonical_spec(parse(format_cnn(s))) == canonical_spec(s)``) and is
 idempotent (formatting its output gives the same text). The style:
 
 - one blank line between top-level constructs, four-space indentation, ``conv(64, k=3)`` spacing;
