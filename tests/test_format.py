@@ -117,19 +117,6 @@ def test_formatted_text_loads(path, tmp_path):
         assert canonical_spec(cnndsl.load(alone)) == canonical_spec(spec)
 
 
-def test_imports_are_kept_and_imported_blocks_are_not_written():
-    path = Path(__file__).resolve().parent.parent / "specs/resnet18.cnn"
-    for spec in (cnndsl.parse(path.read_text()), cnndsl.load(path)):
-        text = format_cnn(spec)
-        assert '\nimport "lib/resnet_blocks.cnn"\n' in text and "block BasicBlock" not in text
-        assert cnndsl.parse(text).imports == spec.imports
-        assert "imports: [lib/resnet_blocks.cnn]" in format_yaml(spec)
-        assert "blocks:" not in format_yaml(spec)
-        assert cnndsl.parse(format_yaml(spec), format="yaml").imports == spec.imports
-    text = format_cnn(spec, standalone=True)
-    assert "import " not in text and "block BasicBlock" in text
-
-
 LAYOUT = '''block B(c, s = 1) {
     residual { conv(c, k=3, s=s)  batchnorm } shortcut down when s != 1 { conv(c, k=1, s=s) }
     relu
@@ -246,21 +233,6 @@ def test_yaml_writes_what_cnn_cannot():
         format_yaml(Spec(blocks=(BlockDef(name="B", body=(Layer(op="group", name="g"),)),)))
     spec = Spec(blocks=(BlockDef(name="B", body=(Layer(op="group"),)),))  # a bare name is a layer
     assert cnndsl.parse(format_yaml(spec), format="yaml") == spec
-
-
-def test_every_item_kind_has_a_writer_in_each_syntax():
-    """A new construct adds ``_item_<kind>`` (.cnn) and ``_yitem_<kind>`` (YAML): checked here."""
-    import typing
-
-    from cnndsl.ir import Item
-    from cnndsl.syntax.format_items import ItemWriter
-    from cnndsl.syntax.format_yaml_items import YamlItems
-
-    kinds = [cls.model_fields["kind"].default for cls in typing.get_args(typing.get_args(Item)[0])]
-    assert {"layer", "group", "residual", "parallel", "merge", "from"} <= set(kinds)
-    for kind in kinds:
-        assert callable(getattr(ItemWriter, f"_item_{kind}", None)), kind
-        assert callable(getattr(YamlItems, f"_yitem_{kind}", None)), kind
 
 
 # ----------------------------------------------------------------------------- expressions
