@@ -1,29 +1,28 @@
-"""The training loop: one function, :func:`fit`, from a validated config, a model and data to a run.
+"""The training loop: :func:`fit`, from a validated config, a model and data to a run.
 
 Per step there is no host synchronisation on accelerators: loss sums, correct counts, the first
-non-finite step and the last finite loss accumulate on the device and are read every ``log_every``
-steps (every step on the CPU, where reading is free) and before every checkpoint, so no checkpoint
-is ever written after a non-finite loss.
+non-finite step and the last finite loss accumulate on the device (:class:`S.Meters`) and are read
+every ``log_every`` steps (every step on the CPU, where reading is free) and before every
+checkpoint, so no checkpoint is ever written after a non-finite loss.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnndsl.errors import error
-from . import checkpoint as ckpt, config as C, distributed as D, optim as O
+from . import checkpoint as ckpt, config as C, distributed as D, optim as O, state as S
 from .data import Data
-from .evaluate import compute_loss, evaluate, init_whitening, outputs
+from .evaluate import compute_loss, evaluate, init_whitening
 from .loader import make_loader
 from .metrics import Progress, RunLogger
 from .augment import eval_images, mix_batch, mix_seed, norm_stats
@@ -74,13 +73,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def autocast_factory(device: torch.device, precision: str) -> Callable[[], Any] | None:
-    if precision == "fp32":
-        return None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
-
-
 class _Interrupt:
     """SIGINT sets a flag; the loop saves a resumable checkpoint and stops at the next step."""
 
@@ -120,6 +112,48 @@ def ended_by(exc: BaseException) -> dict[str, Any]:
             "error": {"type": type(exc).__name__, "message": text}}
 
 
+def _freeze(model: nn.Module, cfg: C.TrainConfig, epoch: int) -> None:
+    """Timed freezing: ``freeze_after`` rules whose epoch has come stop their parameters' training."""
+    for rule in cfg.freeze_after:
+        pats = O._globs(rule.match)
+        for n, p in model.named_parameters():
+            if O._matches(n, pats) and epoch >= rule.epochs:
+                p.requires_grad_(False)
+
+
+def _end_of_epoch(parts: S.Parts, meters: S.Meters, pos: S.Position, cfg: C.TrainConfig, data: Data,
+                  val_loader: Any, dist: D.Dist, *, seen: int, seconds: float, last: bool) -> dict[str, Any]:
+    """The epoch's record: train loss and accuracy over every process, lr, speed, and validation
+    (with the EMA weights when there are some) when it is due."""
+    train_loss, train_acc = meters.totals(dist)
+    record: dict[str, Any] = {
+        "epoch": pos.epoch + 1, "step": pos.step, "train_loss": train_loss, "train_acc": train_acc,
+        "lr": parts.opt.param_groups[0]["lr"], "images_per_s": seen * dist.world / max(seconds, 1e-9),
+        "seconds": seconds}
+    if val_loader is not None and ((pos.epoch + 1) % cfg.val_every == 0 or last):
+        ema, model = parts.ema, parts.model
+        saved = ema.swap(model) if ema is not None and cfg.ema.type == "ema" else None
+        ev = evaluate(model, val_loader, cfg.loss, data.num_classes, tta=cfg.tta, autocast=parts.autocast,
+                      reduce=lambda t: D.all_reduce_sum(t, dist))
+        if saved is not None:
+            ema.restore(model, saved)
+        record.update(val_loss=ev["loss"], val_acc=ev["acc"])
+        if not math.isfinite(ev["loss"]):
+            raise error(f"validation loss is {ev['loss']} after epoch {pos.epoch + 1}; stopping",
+                        hint="the weights diverged; lower the learning rate")
+    return record
+
+
+def _epoch_line(record: dict[str, Any], num_epochs: int) -> str:
+    msg = (f"epoch {record['epoch']}/{num_epochs}: train loss {record['train_loss']:.4f} "
+           f"acc {record['train_acc']:.2%}")
+    if "val_acc" in record:
+        msg += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
+    return msg + f", {record['images_per_s']:,.0f} img/s, {record['seconds']:.1f}s"
+
+
+# ----------------------------------------------------------------------------------------- fit
+
 def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         device: torch.device | None = None, dist: D.Dist | None = None) -> Result:
     """Train ``model`` (already built and seeded) on ``data`` as ``cfg`` says; write the run dir."""
@@ -157,46 +191,10 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     resume_state = ckpt.load(opts.resume) if opts.resume else None
     if resume_state is None and data.train.images is not None:
         init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
+    parts = S.build_parts(model, cfg, device, dist, total_steps, spe)
+    meters = S.Meters(device)
+    pos = S.resume(resume_state, opts, parts, meters) if resume_state is not None else S.Position()
 
-    train_model = D.wrap(model, dist, device)
-    if cfg.compile:
-        mode = None if cfg.compile is True or cfg.compile == "default" else cfg.compile
-        train_model = torch.compile(train_model, mode=mode)
-    opt = O.build_optimizer(model, cfg)
-    sched = O.build_scheduler(opt, cfg, total_steps, spe)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda")
-    ema = O.EMA(model, cfg.ema, total_steps) if cfg.ema else None
-    autocast = autocast_factory(device, cfg.precision)
-
-    # state
-    epoch, start_batch, step, best = 0, 0, 0, None
-    acc_loss = torch.zeros((), device=device, dtype=torch.float64)
-    acc_correct = torch.zeros((), device=device, dtype=torch.int64)
-    acc_count = torch.zeros((), device=device, dtype=torch.int64)
-    history: list[dict[str, Any]] = []
-    if resume_state is not None:
-        got = resume_state.get("spec_hash", "")
-        if got != opts.spec_hash and not opts.force:
-            raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
-                        f"current spec hash {opts.spec_hash}",
-                        hint="resume with the original spec, or pass --force to resume anyway")
-        ckpt.load_weights(model, resume_state["model"], opts.resume)
-        opt.load_state_dict(resume_state["optimizer"])
-        sched.load_state_dict(resume_state["scheduler"])
-        if resume_state.get("scaler"):
-            scaler.load_state_dict(resume_state["scaler"])
-        if ema is not None and resume_state.get("ema"):
-            ema.load_state_dict(resume_state["ema"])
-        epoch, start_batch = int(resume_state["epoch"]), int(resume_state["batch_idx"])
-        step = int(resume_state["global_step"])
-        best = resume_state.get("best")
-        acc = resume_state["accum"]
-        acc_loss.copy_(acc["loss"]), acc_correct.copy_(acc["correct"]), acc_count.copy_(acc["count"])
-        history = json.loads(resume_state.get("history", "[]"))
-        ckpt.set_rng_state(resume_state["rng"])
-
-    bad_step = torch.full((), -1, device=device, dtype=torch.int64)
-    last_finite = torch.full((), float("nan"), device=device, dtype=torch.float64)
     logger = RunLogger(run_dir, enabled=main)
     progress = Progress(quiet=opts.quiet, enabled=main and opts.progress)
     if main:
@@ -208,137 +206,87 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     train_time, train_images = 0.0, 0
     t_run = time.perf_counter()
 
-    def check_finite(cur_epoch: int) -> None:
-        bs = int(bad_step)
-        if bs >= 0:
-            lf = float(last_finite)
-            raise error(f"non-finite loss at step {bs + 1} (epoch {cur_epoch + 1}); last finite loss "
-                        f"{'none' if math.isnan(lf) else f'{lf:.6g}'}; stopped without writing a checkpoint "
-                        "after that step", hint="lower the learning rate, set grad_clip, or rerun with "
-                                                 "--detect-anomaly to find the operation")
-
-    def state(ep: int, batch_idx: int) -> dict[str, Any]:
-        return {"format_version": ckpt.FORMAT_VERSION, "cnndsl_version": ckpt.cnndsl_version(),
-                "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash,
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "ema": ema.state_dict() if ema else {}, "rng": ckpt.rng_state(),
-                "epoch": ep, "global_step": step, "batch_idx": batch_idx,
-                "sampler": {"epoch": ep, "seed": cfg.seed, "position": batch_idx * cfg.batch_size},
-                "accum": {"loss": acc_loss.clone(), "correct": acc_correct.clone(), "count": acc_count.clone()},
-                "best": best, "config": json.dumps(cfg.model_dump(mode="json")),
-                "history": json.dumps(history)}
-
-    def save(name: str, ep: int, batch_idx: int) -> None:
-        check_finite(ep)
+    def save(name: str) -> None:
+        meters.check_finite(pos.epoch)
         if not main:
             return
-        st = state(ep, batch_idx)
+        st = S.checkpoint_state(parts, pos, meters, cfg, opts)
         bad = ckpt.non_finite({"model": st["model"]})
         if bad:
-            raise error(f"non-finite value in {bad} at step {step} (epoch {ep + 1}); checkpoint not written")
+            raise error(f"non-finite value in {bad} at step {pos.step} (epoch {pos.epoch + 1}); "
+                        "checkpoint not written")
         ckpt.save_atomic(st, run_dir / name)
 
     reason: dict[str, Any] | None = None
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
+    p = parts
     try:
         with _Interrupt() as interrupt, anomaly:
-            while epoch < num_epochs and step < total_steps:
-                for rule in cfg.freeze_after:
-                    pats = O._globs(rule.match)
-                    for n, p in model.named_parameters():
-                        if O._matches(n, pats) and epoch >= rule.epochs:
-                            p.requires_grad_(False)
+            while pos.epoch < num_epochs and pos.step < total_steps:
+                _freeze(model, cfg, pos.epoch)
                 model.train()
-                n_batches = min(spe, total_steps - epoch * spe)
-                progress.start_epoch(epoch, num_epochs, n_batches, start_batch)
-                t0, seen = time.perf_counter(), 0
-                stopped = False
-                for b, (x, y) in enumerate(train_loader.epoch(epoch, start_batch), start_batch):
+                n_batches = min(spe, total_steps - pos.epoch * spe)
+                progress.start_epoch(pos.epoch, num_epochs, n_batches, pos.batch)
+                t0, seen, stopped = time.perf_counter(), 0, False
+                for b, (x, y) in enumerate(train_loader.epoch(pos.epoch, pos.batch), pos.batch):
                     if b >= n_batches:
                         break
                     target = y
                     if cfg.mixup or cfg.cutmix:
                         x, target = mix_batch(x, y, data.num_classes, cfg.mixup, cfg.cutmix,
-                                              mix_seed(cfg.seed, step, 0x313))
-                    with autocast() if autocast else nullcontext():
-                        out = train_model(x)
+                                              mix_seed(cfg.seed, pos.step, 0x313))
+                    with p.autocast() if p.autocast else nullcontext():
+                        out = p.train_model(x)
                     loss = compute_loss(out, target, cfg.loss)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                    p.opt.zero_grad(set_to_none=True)
+                    p.scaler.scale(loss).backward()
                     if cfg.grad_clip:
-                        scaler.unscale_(opt)
+                        p.scaler.unscale_(p.opt)
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    step += 1
-                    if ema is not None:
-                        ema.update(model, step)
-                    # device-side bookkeeping
-                    ld = loss.detach().double()
-                    fin = torch.isfinite(ld)
-                    bad_step.copy_(torch.where(~fin & (bad_step < 0), step - 1, bad_step))
-                    last_finite.copy_(torch.where(fin & (bad_step < 0), ld, last_finite))
-                    first = outputs(out)[0].detach()
-                    acc_loss.add_(ld if cfg.loss.reduction == "sum" else ld * y.shape[0])
-                    acc_correct.add_((first.argmax(1) == y).sum())
-                    acc_count.add_(y.numel())
+                    p.scaler.step(p.opt)
+                    p.scaler.update()
+                    p.sched.step()
+                    pos.step += 1
+                    if p.ema is not None:
+                        p.ema.update(model, pos.step)
+                    meters.add(loss, out, y, pos.step, cfg.loss.reduction)
                     seen += y.shape[0]
-                    if step % sync_every == 0:
-                        check_finite(epoch)
-                    if main and (step % cfg.log_every == 0 or b + 1 == n_batches):
-                        cnt = max(int(acc_count), 1)
-                        ips = seen / max(time.perf_counter() - t0, 1e-9)
-                        progress.update(b + 1, float(acc_loss) / cnt, int(acc_correct) / cnt, ips)
+                    if pos.step % sync_every == 0:
+                        meters.check_finite(pos.epoch)
                     last_batch = b + 1 == n_batches
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_batch:
-                        save("last.pt", epoch, b + 1)
-                    if (interrupt.flag or (opts.stop_after_steps and step >= opts.stop_after_steps)) \
+                    if main and (pos.step % cfg.log_every == 0 or last_batch):
+                        progress.update(b + 1, *meters.running(), seen / max(time.perf_counter() - t0, 1e-9))
+                    pos.batch = b + 1
+                    if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and not last_batch:
+                        save("last.pt")
+                    if (interrupt.flag or (opts.stop_after_steps and pos.step >= opts.stop_after_steps)) \
                             and not last_batch:
-                        save("last.pt", epoch, b + 1)
+                        save("last.pt")
                         status, stopped = "interrupted", True
                         break
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 dt = time.perf_counter() - t0
-                check_finite(epoch)
+                meters.check_finite(pos.epoch)
                 if stopped:
                     break
                 train_time += dt
                 train_images += seen * dist.world
-                if ema is not None and cfg.ema.type == "lookahead" and step >= total_steps:
-                    ema.update(model, step, final=True)
-                tot = D.all_reduce_sum(torch.stack([acc_loss, acc_correct.double(), acc_count.double()]), dist)
-                record: dict[str, Any] = {
-                    "epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2].clamp_min(1)),
-                    "train_acc": float(tot[1] / tot[2].clamp_min(1)), "lr": opt.param_groups[0]["lr"],
-                    "images_per_s": seen * dist.world / max(dt, 1e-9), "seconds": dt}
-                if val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == num_epochs):
-                    saved = ema.swap(model) if ema is not None and cfg.ema.type == "ema" else None
-                    ev = evaluate(model, val_loader, cfg.loss, data.num_classes, tta=cfg.tta, autocast=autocast,
-                                  reduce=lambda t: D.all_reduce_sum(t, dist))
-                    if saved is not None:
-                        ema.restore(model, saved)
-                    record.update(val_loss=ev["loss"], val_acc=ev["acc"])
-                    if not math.isfinite(ev["loss"]):
-                        raise error(f"validation loss is {ev['loss']} after epoch {epoch + 1}; stopping",
-                                    hint="the weights diverged; lower the learning rate")
-                history.append(record)
+                if p.ema is not None and cfg.ema.type == "lookahead" and pos.step >= total_steps:
+                    p.ema.update(model, pos.step, final=True)
+                record = _end_of_epoch(p, meters, pos, cfg, data, val_loader, dist, seen=seen, seconds=dt,
+                                       last=pos.epoch + 1 == num_epochs)
+                pos.history.append(record)
                 logger.log_epoch(record)
-                msg = (f"epoch {epoch + 1}/{num_epochs}: train loss {record['train_loss']:.4f} "
-                       f"acc {record['train_acc']:.2%}")
-                if "val_acc" in record:
-                    msg += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
-                progress.line(msg + f", {record['images_per_s']:,.0f} img/s, {dt:.1f}s")
-                acc_loss.zero_(), acc_correct.zero_(), acc_count.zero_()
-                epoch, start_batch = epoch + 1, 0
-                is_best = "val_acc" in record and (best is None or record["val_acc"] > best)
+                progress.line(_epoch_line(record, num_epochs))
+                meters.reset()
+                pos.epoch, pos.batch = pos.epoch + 1, 0
+                is_best = "val_acc" in record and (pos.best is None or record["val_acc"] > pos.best)
                 if is_best:
-                    best = record["val_acc"]
-                save("last.pt", epoch, 0)
+                    pos.best = record["val_acc"]
+                save("last.pt")
                 if is_best:
-                    save("best.pt", epoch, 0)
+                    save("best.pt")
                 if interrupt.flag:
                     status = "interrupted"
                     break
@@ -349,17 +297,19 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     finally:
         progress.close()
         seconds = time.perf_counter() - t_run
-        last = history[-1] if history else {}
-        result = Result(run_dir, status, epoch, step, seconds, train_images / max(train_time, 1e-9),
-                        last.get("val_acc"), best, history, model)
+        last = pos.history[-1] if pos.history else {}
+        result = Result(run_dir, status, pos.epoch, pos.step, seconds, train_images / max(train_time, 1e-9),
+                        last.get("val_acc"), pos.best, pos.history, model)
         if main:
             if reason is None:
-                reason = {"completed": {"reason": f"finished {epoch} epoch(s), {step} steps"},
-                          "interrupted": {"reason": f"interrupted at step {step}; resumable from last.pt"}}.get(status)
+                reason = {"completed": {"reason": f"finished {pos.epoch} epoch(s), {pos.step} steps"},
+                          "interrupted": {"reason": f"interrupted at step {pos.step}; resumable from last.pt"}
+                          }.get(status)
             logger.write_json("summary.json", {
-                "status": status, **(reason or {}), "epochs_completed": epoch, "steps": step, "total_steps": total_steps,
-                "seconds": seconds, "train_seconds": train_time, "images_per_s": result.images_per_s,
-                "val_acc": result.val_acc, "best_val_acc": best, "final": last, "device": str(device),
-                "world_size": dist.world, "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash})
+                "status": status, **(reason or {}), "epochs_completed": pos.epoch, "steps": pos.step,
+                "total_steps": total_steps, "seconds": seconds, "train_seconds": train_time,
+                "images_per_s": result.images_per_s, "val_acc": result.val_acc, "best_val_acc": pos.best,
+                "final": last, "device": str(device), "world_size": dist.world,
+                "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash})
             logger.close()
     return result

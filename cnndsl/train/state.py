@@ -1,0 +1,146 @@
+"""The state of a run: what a step uses (:class:`Parts`), where the run is (:class:`Position`), the
+device-side accumulators (:class:`Meters`), and the checkpoint that saves and restores all three."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from cnndsl.errors import error
+from . import checkpoint as ckpt, config as C, distributed as D, optim as O
+from .evaluate import outputs
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], Any] | None:
+    if precision == "fp32":
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+@dataclass
+class Parts:
+    """What a step uses: the model (and its DDP/compiled wrapper), optimizer, schedule, scaler, EMA."""
+
+    model: nn.Module
+    train_model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    ema: O.EMA | None
+    autocast: Callable[[], Any] | None
+
+
+@dataclass
+class Position:
+    """Where the run is: the next epoch and batch in it, optimizer steps done, best val_acc, history."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Meters:
+    """Device-side accumulators: the epoch's loss sum, correct and seen counts, the first non-finite
+    step and the last finite loss. Nothing here reads the device except :meth:`check_finite` and
+    :meth:`totals`."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.count = torch.zeros((), device=device, dtype=torch.int64)
+        self.bad_step = torch.full((), -1, device=device, dtype=torch.int64)
+        self.last_finite = torch.full((), float("nan"), device=device, dtype=torch.float64)
+
+    def add(self, loss: torch.Tensor, out: Any, y: torch.Tensor, step: int, reduction: str) -> None:
+        """Account for optimizer step ``step`` (1-based) on targets ``y``."""
+        ld = loss.detach().double()
+        fin = torch.isfinite(ld)
+        self.bad_step.copy_(torch.where(~fin & (self.bad_step < 0), step - 1, self.bad_step))
+        self.last_finite.copy_(torch.where(fin & (self.bad_step < 0), ld, self.last_finite))
+        first = outputs(out)[0].detach()
+        self.loss.add_(ld if reduction == "sum" else ld * y.shape[0])
+        self.correct.add_((first.argmax(1) == y).sum())
+        self.count.add_(y.numel())
+
+    def check_finite(self, epoch: int) -> None:
+        bs = int(self.bad_step)
+        if bs >= 0:
+            lf = float(self.last_finite)
+            raise error(f"non-finite loss at step {bs + 1} (epoch {epoch + 1}); last finite loss "
+                        f"{'none' if math.isnan(lf) else f'{lf:.6g}'}; stopped without writing a checkpoint "
+                        "after that step", hint="lower the learning rate, set grad_clip, or rerun with "
+                                                 "--detect-anomaly to find the operation")
+
+    def running(self) -> tuple[float, float]:
+        """(mean loss, accuracy) so far this epoch, on this process."""
+        cnt = max(int(self.count), 1)
+        return float(self.loss) / cnt, int(self.correct) / cnt
+
+    def totals(self, dist: D.Dist) -> tuple[float, float]:
+        """(mean loss, accuracy) of the epoch over every process."""
+        tot = D.all_reduce_sum(torch.stack([self.loss, self.correct.double(), self.count.double()]), dist)
+        return float(tot[0] / tot[2].clamp_min(1)), float(tot[1] / tot[2].clamp_min(1))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss.clone(), "correct": self.correct.clone(), "count": self.count.clone()}
+
+    def load(self, acc: dict[str, torch.Tensor]) -> None:
+        self.loss.copy_(acc["loss"]), self.correct.copy_(acc["correct"]), self.count.copy_(acc["count"])
+
+    def reset(self) -> None:
+        self.loss.zero_(), self.correct.zero_(), self.count.zero_()
+
+
+def build_parts(model: nn.Module, cfg: C.TrainConfig, device: torch.device, dist: D.Dist, total_steps: int,
+           spe: int) -> Parts:
+    train_model = D.wrap(model, dist, device)
+    if cfg.compile:
+        mode = None if cfg.compile is True or cfg.compile == "default" else cfg.compile
+        train_model = torch.compile(train_model, mode=mode)
+    opt = O.build_optimizer(model, cfg)
+    return Parts(model, train_model, opt, O.build_scheduler(opt, cfg, total_steps, spe),
+                  torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda"),
+                  O.EMA(model, cfg.ema, total_steps) if cfg.ema else None, autocast_factory(device, cfg.precision))
+
+
+def resume(state: dict[str, Any], opts: Any, parts: Parts, meters: Meters) -> Position:
+    """Check a checkpoint was written for this spec and load it into the run's objects."""
+    got = state.get("spec_hash", "")
+    if got != opts.spec_hash and not opts.force:
+        raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
+                    f"current spec hash {opts.spec_hash}",
+                    hint="resume with the original spec, or pass --force to resume anyway")
+    ckpt.load_weights(parts.model, state["model"], opts.resume)
+    parts.opt.load_state_dict(state["optimizer"])
+    parts.sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        parts.scaler.load_state_dict(state["scaler"])
+    if parts.ema is not None and state.get("ema"):
+        parts.ema.load_state_dict(state["ema"])
+    meters.load(state["accum"])
+    ckpt.set_rng_state(state["rng"])
+    return Position(int(state["epoch"]), int(state["batch_idx"]), int(state["global_step"]), state.get("best"),
+                     json.loads(state.get("history", "[]")))
+
+
+def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainConfig,
+                      opts: Any) -> dict[str, Any]:
+    """Everything an exact resume needs, at position ``pos`` (its epoch and batch are the next ones)."""
+    return {"format_version": ckpt.FORMAT_VERSION, "cnndsl_version": ckpt.cnndsl_version(),
+            "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash,
+            "model": parts.model.state_dict(), "optimizer": parts.opt.state_dict(),
+            "scheduler": parts.sched.state_dict(),
+            "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else {},
+            "ema": parts.ema.state_dict() if parts.ema else {}, "rng": ckpt.rng_state(),
+            "epoch": pos.epoch, "global_step": pos.step, "batch_idx": pos.batch,
+            "sampler": {"epoch": pos.epoch, "seed": cfg.seed, "position": pos.batch * cfg.batch_size},
+            "accum": meters.state(), "best": pos.best, "config": json.dumps(cfg.model_dump(mode="json")),
+            "history": json.dumps(pos.history)}
