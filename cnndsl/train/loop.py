@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from .evaluate import compute_loss, evaluate, init_whitening
 from .loader import make_loader
 from .metrics import Progress, RunLogger
 from .augment import eval_images, mix_batch, mix_seed, norm_stats
+from .stopping import Stop, Stopper
 
 
 @dataclass
@@ -40,20 +41,26 @@ class RunOptions:
     progress: bool = True
     detect_anomaly: bool = False
     stop_after_steps: int | None = None  # testing aid: stop (as if interrupted) after N steps
+    on_epoch: Callable[[dict[str, Any]], Any] | None = None  # called with each epoch's record; False stops
+    started: float | None = None  # time.perf_counter() when the run started (max_time counts from it)
 
 
 @dataclass
 class Result:
-    run_dir: Path
-    status: str
-    epochs: int
-    steps: int
-    seconds: float
-    images_per_s: float
-    val_acc: float | None
-    best_val_acc: float | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    model: nn.Module | None = None  # the trained (unwrapped) model
+    """What :func:`cnndsl.train` returns: the trained model, its history and where the run was written."""
+
+    run_dir: Path  # config.json, metrics.jsonl/csv, last.pt, best.pt, summary.json
+    status: str  # completed | stopped (max_time; resumable) | interrupted | failed
+    epochs: int  # epochs completed
+    steps: int  # optimizer steps taken
+    seconds: float  # wall-clock time of the loop (this invocation)
+    images_per_s: float  # training throughput over every process
+    val_acc: float | None  # the last validation's accuracy
+    best_val_acc: float | None  # the best validation accuracy (the weights of best.pt)
+    ended_by: str = "completed"  # completed | target_acc | early_stop | on_epoch | max_time | interrupted | failed
+    reason: str = ""  # one line, as in summary.json
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch (metrics.jsonl)
+    model: nn.Module | None = None  # the trained (unwrapped) model, on the device it trained on
 
 
 def resolve_device(name: str) -> torch.device:
@@ -194,6 +201,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     parts = S.build_parts(model, cfg, device, dist, total_steps, spe)
     meters = S.Meters(device)
     pos = S.resume(resume_state, opts, parts, meters) if resume_state is not None else S.Position()
+    stopper = Stopper(cfg, opts.on_epoch, opts.started)
+    stopper.load(pos.stopping)
 
     logger = RunLogger(run_dir, enabled=main)
     progress = Progress(quiet=opts.quiet, enabled=main and opts.progress)
@@ -202,7 +211,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                                           "world_size": dist.world, "steps_per_epoch": spe,
                                           "total_steps": total_steps, "spec_hash": opts.spec_hash})
     sync_every = 1 if device.type == "cpu" else cfg.log_every
-    status = "completed"
+    time_every = cfg.log_every if dist.enabled else 1  # processes agree on running out of time at a sync
+    stop: Stop | None = None
     train_time, train_images = 0.0, 0
     t_run = time.perf_counter()
 
@@ -210,6 +220,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         meters.check_finite(pos.epoch)
         if not main:
             return
+        pos.stopping = stopper.state()
         st = S.checkpoint_state(parts, pos, meters, cfg, opts)
         bad = ckpt.non_finite({"model": st["model"]})
         if bad:
@@ -217,7 +228,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                         "checkpoint not written")
         ckpt.save_atomic(st, run_dir / name)
 
-    reason: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
     p = parts
     try:
@@ -227,7 +238,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                 model.train()
                 n_batches = min(spe, total_steps - pos.epoch * spe)
                 progress.start_epoch(pos.epoch, num_epochs, n_batches, pos.batch)
-                t0, seen, stopped = time.perf_counter(), 0, False
+                t0, seen = time.perf_counter(), 0
                 for b, (x, y) in enumerate(train_loader.epoch(pos.epoch, pos.batch), pos.batch):
                     if b >= n_batches:
                         break
@@ -259,16 +270,21 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                     pos.batch = b + 1
                     if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and not last_batch:
                         save("last.pt")
-                    if (interrupt.flag or (opts.stop_after_steps and pos.step >= opts.stop_after_steps)) \
-                            and not last_batch:
+                    if last_batch:
+                        continue
+                    if interrupt.flag or (opts.stop_after_steps and pos.step >= opts.stop_after_steps):
+                        stop = Stop("interrupted", f"interrupted at step {pos.step}; resumable from last.pt")
+                    elif stopper.max_time and pos.step % time_every == 0 and \
+                            D.broadcast_object(stopper.out_of_time(), dist):
+                        stop = stopper.time_stop(pos.step, pos.epoch, False)
+                    if stop is not None:
                         save("last.pt")
-                        status, stopped = "interrupted", True
                         break
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 dt = time.perf_counter() - t0
                 meters.check_finite(pos.epoch)
-                if stopped:
+                if stop is not None:
                     break
                 train_time += dt
                 train_images += seen * dist.world
@@ -284,29 +300,30 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                 is_best = "val_acc" in record and (pos.best is None or record["val_acc"] > pos.best)
                 if is_best:
                     pos.best = record["val_acc"]
+                if interrupt.flag:
+                    stop = Stop("interrupted", f"interrupted after epoch {pos.epoch}; resumable from last.pt")
+                else:  # every process takes the main one's decision (on_epoch runs everywhere)
+                    stop = D.broadcast_object(stopper.after_epoch(record), dist)
                 save("last.pt")
                 if is_best:
                     save("best.pt")
-                if interrupt.flag:
-                    status = "interrupted"
+                if stop is not None:
                     break
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        reason = ended_by(exc)
+        failure = ended_by(exc)
+        stop = Stop("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", failure["reason"])
         raise
     finally:
         progress.close()
         seconds = time.perf_counter() - t_run
         last = pos.history[-1] if pos.history else {}
-        result = Result(run_dir, status, pos.epoch, pos.step, seconds, train_images / max(train_time, 1e-9),
-                        last.get("val_acc"), pos.best, pos.history, model)
+        stop = stop or Stop("completed", f"finished {pos.epoch} epoch(s), {pos.step} steps")
+        result = Result(run_dir, stop.status, pos.epoch, pos.step, seconds, train_images / max(train_time, 1e-9),
+                        last.get("val_acc"), pos.best, stop.ended_by, stop.reason, pos.history, model)
         if main:
-            if reason is None:
-                reason = {"completed": {"reason": f"finished {pos.epoch} epoch(s), {pos.step} steps"},
-                          "interrupted": {"reason": f"interrupted at step {pos.step}; resumable from last.pt"}
-                          }.get(status)
             logger.write_json("summary.json", {
-                "status": status, **(reason or {}), "epochs_completed": pos.epoch, "steps": pos.step,
+                "status": stop.status, "ended_by": stop.ended_by, "reason": stop.reason,
+                **({"error": failure["error"]} if failure else {}), "epochs_completed": pos.epoch, "steps": pos.step,
                 "total_steps": total_steps, "seconds": seconds, "train_seconds": train_time,
                 "images_per_s": result.images_per_s, "val_acc": result.val_acc, "best_val_acc": pos.best,
                 "final": last, "device": str(device), "world_size": dist.world,

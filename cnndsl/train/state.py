@@ -45,6 +45,7 @@ class Position:
     step: int = 0
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopping: dict[str, Any] | None = None  # the Stopper's state (early stopping's best and patience)
 
 
 class Meters:
@@ -128,7 +129,7 @@ def resume(state: dict[str, Any], opts: Any, parts: Parts, meters: Meters) -> Po
     meters.load(state["accum"])
     ckpt.set_rng_state(state["rng"])
     return Position(int(state["epoch"]), int(state["batch_idx"]), int(state["global_step"]), state.get("best"),
-                     json.loads(state.get("history", "[]")))
+                     json.loads(state.get("history", "[]")), state.get("stopping"))
 
 
 def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainConfig,
@@ -143,4 +144,4 @@ def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainCo
             "epoch": pos.epoch, "global_step": pos.step, "batch_idx": pos.batch,
             "sampler": {"epoch": pos.epoch, "seed": cfg.seed, "position": pos.batch * cfg.batch_size},
             "accum": meters.state(), "best": pos.best, "config": json.dumps(cfg.model_dump(mode="json")),
-            "history": json.dumps(pos.history)}
+            "history": json.dumps(pos.history), "stopping": pos.stopping}

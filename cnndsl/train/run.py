@@ -1,0 +1,248 @@
+"""The training runner as a library: :func:`run_train`, :func:`run_eval`, :func:`run_predict`.
+
+Typed on :class:`cnndsl.ir.Spec`; the public face is :mod:`cnndsl.train.api` (``cnndsl.train``,
+``cnndsl.evaluate``, ``cnndsl.predict``) and the command line (:mod:`cnndsl.train.cli`) goes through it.
+torch is imported only after the spec, its train section and the network have been checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cnndsl.errors import Diagnostic, error
+from cnndsl.ir import Spec
+
+from . import config as C
+
+if TYPE_CHECKING:
+    from cnndsl.analysis import Analysis
+    from cnndsl.expand import Limits
+
+    from .loop import Result
+
+
+def config_of(spec: Spec, overrides: dict[str, Any] | None = None) -> C.TrainConfig:
+    """The spec's train section, validated, with ``overrides`` (dotted keys) applied."""
+    return C.validate(C.apply_overrides(spec.train, overrides or {}), spec, overrides)
+
+
+def _net_shapes(analysis: Analysis) -> tuple[tuple[int, ...], int]:
+    """(input C,H,W, classes = width of the first output)."""
+    return tuple(analysis.input_shape), analysis.output_shapes[0][0]
+
+
+def _report(warnings: list[Diagnostic], seen: set[str] | None = None) -> None:
+    """Print warnings (rank 0 only), each once."""
+    from cnndsl.errors import use_color
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    for w in warnings:
+        if seen is not None and w.message in seen:
+            continue
+        if seen is not None:
+            seen.add(w.message)
+        print(w.render(color=use_color(sys.stderr)), file=sys.stderr)
+
+
+def seed_all(seed: int) -> None:
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def new_run_dir(runs_dir: str, spec: Spec) -> Path:
+    """``<runs_dir>/<spec stem>/<time>`` (``-1``, ``-2`` ... when taken)."""
+    stem = Path(spec.path).stem if spec.path else "spec"
+    base = Path(runs_dir) / stem / time.strftime("%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return path
+
+
+def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+              data_root: str | None = None, run_dir: str | os.PathLike | None = None,
+              resume: str | os.PathLike | None = None, force: bool = False, quiet: bool = False,
+              progress: bool = True, detect_anomaly: bool = False,
+              on_epoch: Callable[[dict[str, Any]], Any] | None = None, limits: Limits | None = None,
+              stop_after_steps: int | None = None) -> Result:
+    """Train the network ``spec`` describes with its train section and ``overrides``.
+
+    ``params``: network parameters; ``limits``: :class:`cnndsl.Limits` for the expansion
+    (``--max-params``, ``--max-layers``); ``on_epoch``: see :func:`cnndsl.train`;
+    ``stop_after_steps``: a testing aid (stop as if interrupted)."""
+    import cnndsl
+
+    from .datasets import info_of_loaded
+    from .preflight import check_fit, precision_warning, preflight
+    from .rundir import write_run_json
+
+    started = time.perf_counter()
+    params = dict(params or {})
+    analysis = cnndsl.analyze(spec, limits=limits, **params)
+    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes,
+    cfg, seen = pf.config, set()                                    # before torch is even imported
+    _report(pf.warnings, seen)
+    import torch
+
+    from . import distributed as D
+    from . import loop
+    from .data import load as load_data
+
+    device = loop.resolve_device(cfg.device)
+    _report([w for w in [precision_warning(spec, cfg, device.type, overrides)] if w], seen)
+    dist = D.init(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if resume:
+        rp = Path(resume)
+        rdir = rp if rp.is_dir() else rp.parent
+    elif run_dir:
+        rdir = Path(run_dir)
+    else:
+        rdir = new_run_dir(cfg.runs_dir, spec)
+    rdir = Path(D.broadcast_object(str(rdir), dist))
+    seed_all(cfg.seed)
+    model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+    shape, classes = _net_shapes(analysis)
+    data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
+    _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
+    if dist.main:
+        rdir.mkdir(parents=True, exist_ok=True)
+        if spec.path and Path(spec.path).exists() and not resume:
+            shutil.copyfile(spec.path, rdir / ("spec" + Path(spec.path).suffix))
+        (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
+                                                    "mean": data.mean, "std": data.std,
+                                                    "shape": list(data.shape), "params": params}) + "\n")
+    from cnndsl.canonical import spec_hash
+
+    digest = spec_hash(spec)
+    if dist.main:
+        write_run_json(rdir, spec, params, overrides, digest)
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=str(resume) if resume else None, force=force,
+                           quiet=quiet, progress=progress, detect_anomaly=detect_anomaly,
+                           stop_after_steps=stop_after_steps, on_epoch=on_epoch, started=started)
+    try:
+        result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
+        D.barrier(dist)  # every rank done (rank 0 may still be writing) before the group is torn down
+        return result
+    finally:
+        D.shutdown(dist)
+
+
+# ----------------------------------------------------------------------------- eval and predict
+
+def _eval_config(spec: Spec, state: dict[str, Any], recorded_train: dict[str, Any] | None,
+                 overrides: dict[str, Any]) -> C.TrainConfig:
+    """The train config a checkpoint was trained with (config.json, else the checkpoint's own),
+    with ``overrides``; the spec's train section when neither recorded one."""
+    from .rundir import recorded_config
+
+    train = recorded_train
+    if train is None and isinstance(state.get("config"), str):
+        try:
+            train = json.loads(state["config"])
+        except ValueError:
+            train = None
+    if isinstance(train, dict):
+        return recorded_config(train, overrides)
+    return config_of(spec, overrides)
+
+
+def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str, Any], ema: bool):
+    import cnndsl
+
+    from . import checkpoint as ckpt
+
+    model = cnndsl.build(spec, **params)
+    state = ckpt.load(checkpoint)
+    weights = ckpt.model_state(state, checkpoint)
+    if ema and state.get("ema"):
+        weights = {**weights, **state["ema"]}
+    ckpt.load_weights(model, weights, checkpoint)
+    return model, state
+
+
+def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any] | None = None,
+             overrides: dict[str, Any] | None = None, split: str = "val", tta: str | None = None,
+             ema: bool = False, data_root: str | None = None,
+             recorded_train: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on the validation or test split: loss, accuracy, per-class accuracy,
+    confusion matrix. ``recorded_train``: the train config its run recorded (config.json)."""
+    from . import loop
+    from .augment import norm_stats
+    from .data import load as load_data
+    from .evaluate import evaluate
+    from .loader import make_loader
+
+    params = dict(params or {})
+    model, state = _model_and_state(spec, checkpoint, params, ema)
+    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
+    device = loop.resolve_device(cfg.device)
+    import cnndsl
+
+    shape, classes = _net_shapes(cnndsl.analyze(spec, **params))
+    data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
+    part = data.test if split == "test" else data.val
+    if part is None or len(part) == 0:
+        raise error(f"dataset '{data.name}' has no {split} split", hint="use --split val")
+    mean, std = norm_stats(cfg.augment, data.mean, data.std)
+    model.to(device)
+    ld = make_loader(part, cfg.augment, mean, std, kind="auto", batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
+                     train=False, drop_last=False, seed=cfg.seed, device=device)
+    ev = evaluate(model, ld, cfg.loss, data.num_classes, tta=tta or cfg.tta)
+    ev["classes"] = data.classes
+    ev["split"] = split
+    return ev
+
+
+def run_predict(spec: Spec, checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike], *,
+                params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, top_k: int = 5,
+                ema: bool = False, data_root: str | None = None,
+                recorded_train: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for each image file."""
+    import torch
+
+    from .data import read_image
+
+    params = dict(params or {})
+    model, state = _model_and_state(spec, checkpoint, params, ema)
+    meta_path = Path(checkpoint)
+    meta_file = (meta_path if meta_path.is_dir() else meta_path.parent) / "data.json"
+    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+    else:
+        import cnndsl
+
+        from .data import load as load_data
+        shape, classes = _net_shapes(cnndsl.analyze(spec, **params))
+        d = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
+        meta = {"classes": d.classes, "mean": d.mean, "std": d.std, "shape": list(d.shape)}
+    from .augment import eval_images
+    c, h, w = meta["shape"]
+    model.eval()
+    results = []
+    with torch.inference_mode():
+        for path in images:  # read as the dataset's images, then what validation does to them
+            x = eval_images(read_image(str(path), (h, w), c).unsqueeze(0), cfg.augment, meta["mean"], meta["std"])
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            prob = out.float().softmax(1)[0]
+            k = min(top_k, prob.numel())
+            top = prob.topk(k)
+            results.append({"image": str(path), "top": [{"class": meta["classes"][i], "prob": float(p)}
+                                                        for p, i in zip(top.values.tolist(), top.indices.tolist())]})
+    return results
