@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backbone.syntax import canonical_backbone, canonical_init
 from .expr import format_expr
 from .ops import REGISTRY
 
@@ -70,6 +71,8 @@ def canonical_spec(spec) -> dict[str, Any]:
         elif item.kind == "merge":
             d["merge"] = item.merge
             d["refs"] = [list(r.path) for r in item.refs]
+        elif item.kind == "backbone":
+            d.update(canonical_backbone(item))
         return d
 
     def params(ps) -> list[list[Any]]:
@@ -87,4 +90,6 @@ def canonical_spec(spec) -> dict[str, Any]:
             "body": items(net.body), "outputs": [list(r.path) for r in net.outputs],
             "freeze": [p.glob for p in net.freeze], "unfreeze": [p.glob for p in net.unfreeze],
         }
+        if net.init is not None:  # only when present: the hashes of specs without it stay as they were
+            out["network"]["init"] = canonical_init(net.init)
     return out

@@ -121,7 +121,22 @@ class From(_Node):
     span: SpanField
 
 
-Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From], Field(discriminator="kind")]
+class Backbone(_Item):
+    """``backbone resnet18(weights = IMAGENET1K_V1, taps = [layer2, layer3])``: an existing model —
+    torchvision, timm (``timm.NAME``) or another cnndsl spec (a path) — cut at a node or tapped at
+    several. Options are plain values (see cnndsl.backbone); ``spans`` locates each for diagnostics."""
+
+    kind: Literal["backbone"] = "backbone"
+    model: str                              # "resnet18", "timm.convnext_tiny" or "pretrain.cnn"
+    weights: str | None = None              # a weights name (DEFAULT, IMAGENET1K_V1) or a file / run directory
+    until: str | None = None                # cut after this node (default: drop the final classifier)
+    taps: tuple[str, ...] = ()              # or: several outputs, by node name
+    strict: bool = True                     # weights must match key for key
+    args: tuple[tuple[str, Any], ...] = ()  # model factory arguments / the spec's network parameters
+    spans: SpanField                        # {"model" | "weights" | "until" | "taps.N" | "args.NAME": Span}
+
+
+Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone], Field(discriminator="kind")]
 
 
 class Param(_Node):
@@ -134,6 +149,14 @@ class Pattern(_Node):
     """A glob over parameter names (``freeze "layer1.*"``)."""
 
     glob: str
+    span: SpanField
+
+
+class Init(_Node):
+    """``init "runs/x/best.pt"``: weights the built network starts from, matched by name."""
+
+    source: str          # a file, a run directory, or torchvision:MODEL[.WEIGHTS]
+    strict: bool = True  # false: load the keys that match and report the others
     span: SpanField
 
 
@@ -152,6 +175,7 @@ class NetworkDef(_Node):
     outputs: tuple[Ref, ...] = ()
     freeze: tuple[Pattern, ...] = ()
     unfreeze: tuple[Pattern, ...] = ()
+    init: Init | None = None
     span: SpanField
     input_span: SpanField
 

@@ -23,7 +23,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import expr as E
+from ..backbone.syntax import format_backbone, format_init
 from ..ir import (
+    Backbone,
     From,
     Group,
     Layer,
@@ -166,6 +168,8 @@ def _network_stmts(net: NetworkDef) -> list[str]:
         lines.append("freeze " + ", ".join(_quote(p.glob) for p in net.freeze))
     if net.unfreeze:
         lines.append("unfreeze " + ", ".join(_quote(p.glob) for p in net.unfreeze))
+    if net.init is not None:
+        lines.append(format_init(net.init))
     return lines
 
 
@@ -204,6 +208,8 @@ def _item(it: Any, top: bool = False) -> list[str]:
             lines = _join(lines, _shortcut(it.shortcut))
     elif isinstance(it, Parallel):
         lines = _parallel(it)
+    elif isinstance(it, Backbone):
+        lines = [format_backbone(it, _KEYWORDS | _ITEM_KEYWORDS)]
     else:  # pragma: no cover - the IR has no other items
         raise TypeError(f"not an item: {it!r}")
     if it.name is not None:
@@ -225,7 +231,7 @@ def _when(e: E.Expr) -> str:
 def _call(it: Layer) -> str:
     op = _name(it.op, "layer", _ITEM_KEYWORDS)
     if not it.args and not it.kwargs:
-        return op
+        return op + "()" if op == "backbone" else op   # bare `backbone NAME` would start a backbone item
     parts = [_expr(a) for a in it.args] + [f"{_name(k.name, 'argument')}={_expr(k.value)}" for k in it.kwargs]
     return f"{op}(" + ", ".join(parts) + ")"
 

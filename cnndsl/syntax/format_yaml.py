@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import expr as E
-from ..ir import BlockDef, From, Group, Layer, Merge, NetworkDef, Parallel, Param, Residual, Spec
+from ..backbone.syntax import yaml_backbone, yaml_init
+from ..ir import Backbone, BlockDef, From, Group, Layer, Merge, NetworkDef, Parallel, Param, Residual, Spec
 from .format import _expr, _keep_imports
 
 _YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply"})
+                            "from", "concat", "add", "multiply", "backbone"})
 
 
 def format_yaml(spec: Spec, *, imports: bool | None = None) -> str:
@@ -130,6 +131,8 @@ def _ynetwork(net: NetworkDef) -> list[str]:
         lines.append("freeze: " + _flow([p.glob for p in net.freeze]))
     if net.unfreeze:
         lines.append("unfreeze: " + _flow([p.glob for p in net.unfreeze]))
+    if net.init is not None:
+        lines.append("init: " + _flow(yaml_init(net.init)))
     return lines
 
 
@@ -166,6 +169,8 @@ def _yitem(it: Any) -> list[str]:
         d[it.op] = args
         d.update(meta)
         return ["- " + _flow(d)]
+    if isinstance(it, Backbone):
+        return ["- " + _flow(_ybackbone(it, meta))]
     if isinstance(it, Merge):
         refs = [".".join(r.path) for r in it.refs]
         d = {"name": meta.pop("name")} if "name" in meta else {}
@@ -215,3 +220,11 @@ def _yargs(it: Layer) -> Any:
         return _yexpr(it.args[0])
     values = [_ypositional(a) for a in it.args]
     return values + [kwargs] if kwargs else values
+
+
+def _ybackbone(it: Backbone, meta: dict[str, Any]) -> dict[str, Any]:
+    """``{name: features, backbone: {model: resnet18, weights: DEFAULT}}`` (the item's flow mapping)."""
+    d = {"name": meta.pop("name")} if "name" in meta else {}
+    d["backbone"] = yaml_backbone(it)
+    d.update(meta)
+    return d

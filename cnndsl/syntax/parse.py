@@ -10,8 +10,9 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from .. import expr as E
 from ..errors import _SOURCES, CnnError, Span, error, remember_source
-from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
-                  Ref, Repeat, Residual, Shortcut, Spec)
+from ..backbone.syntax import backbone_item, init_item
+from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import parser
 from .limits import check_text
@@ -138,7 +139,7 @@ class _ToSpec(Transformer_NonRecursive):
     def network_def(self, meta, children):
         name, params, body = _split_def(children)
         inputs, outputs, freeze, unfreeze, items = [], [], [], [], []
-        input_span = None
+        input_span, init = None, None
         for stmt in body:
             if not isinstance(stmt, tuple):
                 items.append(stmt)
@@ -155,6 +156,11 @@ class _ToSpec(Transformer_NonRecursive):
                 outputs.extend(value)
             elif kind == "freeze":
                 freeze.extend(value)
+            elif kind == "init":
+                if init is not None:
+                    raise error("the network's initial weights are given twice", span,
+                                notes=[(init.span, "first given here")])
+                init = value
             else:
                 unfreeze.extend(value)
         net_span = self.tsp(name)
@@ -167,7 +173,7 @@ class _ToSpec(Transformer_NonRecursive):
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
         return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
                                      body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
-                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span)
+                                     unfreeze=tuple(unfreeze), init=init, span=net_span, input_span=input_span)
 
     def train_def(self, meta, children):
         (mapping,) = children
@@ -197,6 +203,10 @@ class _ToSpec(Transformer_NonRecursive):
 
     def unfreeze_stmt(self, meta, children):
         return "unfreeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+
+    def init_stmt(self, meta, children):
+        _, source, arglist = children
+        return "init", init_item(_unquote(source), arglist, self.sp(meta)), self.sp(meta)
 
     def from_stmt(self, meta, children):
         return From(ref=children[0], span=self.sp(meta))
@@ -275,6 +285,15 @@ class _ToSpec(Transformer_NonRecursive):
     def merge(self, meta, children):
         kind, *refs = children
         return Merge, {"merge": str(kind), "refs": tuple(r for r in refs if r is not None)}, self.sp(meta)
+
+    def backbone(self, meta, children):
+        keyword, model, arglist = children
+        if isinstance(model, Token):
+            model = (_unquote(model), self.tsp(model))
+        return Backbone, backbone_item(*model, arglist, self.tsp(keyword)), self.tsp(keyword)
+
+    def bb_name(self, meta, children):
+        return ".".join(str(c) for c in children), self.sp(meta)
 
     # ---- expressions
     def number(self, meta, children):
