@@ -135,6 +135,13 @@ class Backbone(_Item):
     args: tuple[tuple[str, Any], ...] = ()  # model factory arguments / the spec's network parameters
     spans: SpanField                        # {"model" | "weights" | "until" | "taps.N" | "args.NAME": Span}
 
+    def model_post_init(self, _context: Any) -> None:
+        if self.repeat is not None:   # both front ends build the item through here
+            from .errors import error
+
+            raise error("a backbone cannot be repeated", self.repeat.span or self.span,
+                        "a model is used once; write a second backbone item for a second copy")
+
 
 Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone], Field(discriminator="kind")]
 

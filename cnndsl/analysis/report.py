@@ -25,7 +25,7 @@ TRACED = "†"   # marks rows that come from a traced model
 
 
 def _row(r: Row) -> list[str]:
-    rf = "?" if r.opaque or (r.traced and r.rf is None) else None
+    rf = "?" if r.unknown_rf else None
     return [r.name, r.op + (TRACED if r.traced else ""), _shape(r.shape), f"{r.params:,}" if r.params else "-",
             f"{r.trainable:,}" if r.params else "-", human(r.macs) if r.macs else "-",
             rf or (r.rf.text("size") if r.rf else "-"), rf or (r.rf.text("stride") if r.rf else "-")]
@@ -42,6 +42,8 @@ def _totals_lines(a: Analysis) -> list[str]:
     if a.final_rf is not None:
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
                      f"at '{a.final_rf_node}'")
+    elif len(a.input_shape) == 3:
+        lines.append("receptive field: unknown (a layer before the output has no cnndsl op)")
     return lines + backbone_lines(a)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..translate.nodes import Opaque
 from . import Analysis, LayerInfo
 from .receptive_field import RF
 
@@ -27,59 +26,61 @@ class Row:
     rf: RF | None
     traced: bool            # the row comes from a traced model (a torchvision / timm backbone)
     layers: int = 1         # how many layers it stands for
-    opaque: bool = False    # it holds a layer with no cnndsl op (receptive field unknown)
+    unknown_rf: bool = False  # the receptive field is unknown (a layer with no cnndsl op comes before)
 
 
-def _backbone_of(a: Analysis) -> dict[int, tuple[int, bool]]:
-    """node id → (the path depth of its backbone item, whether the backbone was traced)."""
-    out: dict[int, tuple[int, bool]] = {}
+def _stages(a: Analysis) -> dict[int, tuple[str | None, bool]]:
+    """node id → (the row it folds into by default, whether its backbone was traced). A backbone's
+    stages are its children — or, where one child holds most of the model (VGG's and MobileNet's
+    ``features``), that child's children."""
+    out: dict[int, tuple[str | None, bool]] = {}
     for desc in a.graph.backbones.values():
-        depth = desc.path.count(".") + 1
-        for nid in desc.node_ids():
-            out[nid] = (depth, desc.source != "spec")
+        ids = list(desc.node_ids())
+        paths = {nid: a.graph.nodes[nid].path.split(".") for nid in ids}
+        counts: dict[tuple[str, ...], int] = {}
+        for parts in paths.values():
+            for k in range(1, len(parts)):
+                counts[tuple(parts[:k])] = counts.get(tuple(parts[:k]), 0) + 1
+        base = desc.path.count(".") + 1
+        for nid, parts in paths.items():
+            k = base + 1
+            while k < len(parts) and counts.get(tuple(parts[:k]), 0) * 2 > len(ids):
+                k += 1
+            out[nid] = (".".join(parts[:k]) if len(parts) > k else None, desc.source != "spec")
     return out
 
 
 def summary_rows(a: Analysis, depth: int | None = None) -> list[Row]:
-    owners = _backbone_of(a)
+    stages = _stages(a)
+    fields = len(a.graph.input.shape) == 3   # networks on vectors have no receptive fields at all
     rows: list[Row] = []
     keys: list[str | None] = []
     for info in a.layers:
-        nid = info.node.id
-        owner = owners.get(nid)
-        limit = depth if depth is not None else (owner[0] + 1 if owner else None)
+        stage = stages.get(info.node.id)
         parts = info.name.split(".")
-        key = ".".join(parts[:limit]) if limit is not None and len(parts) > limit else None
-        traced = bool(owner and owner[1])
+        if depth is not None:
+            key = ".".join(parts[:depth]) if len(parts) > depth else None
+        else:
+            key = stage[0] if stage else None
+        traced = bool(stage and stage[1])
         if key is not None and keys and keys[-1] == key:
-            _fold(rows[-1], info)
+            _fold(rows[-1], info, fields)
             continue
         keys.append(key)
-        rows.append(_single(info, traced) if key is None else _group(a, key, info, traced))
+        label = info.op
+        if key is not None:
+            container = a.graph.containers.get(key)
+            label = container.label if container is not None else "group"
+        row = Row(key or info.name, label, info.shape, 0, 0, 0, info.rf, traced, 0)
+        _fold(row, info, fields)
+        rows.append(row)
     return rows
 
 
-def _opaque(info: LayerInfo) -> bool:
-    return isinstance(info.node.op, Opaque)
-
-
-def _single(info: LayerInfo, traced: bool) -> Row:
-    return Row(info.name, info.op, info.shape, info.cost.params, info.cost.trainable, info.cost.macs, info.rf,
-               traced, 1, _opaque(info))
-
-
-def _group(a: Analysis, key: str, info: LayerInfo, traced: bool) -> Row:
-    container = a.graph.containers.get(key)
-    label = container.label if container is not None else "group"
-    row = Row(key, label, info.shape, 0, 0, 0, info.rf, traced, 0)
-    _fold(row, info)
-    return row
-
-
-def _fold(row: Row, info: LayerInfo) -> None:
+def _fold(row: Row, info: LayerInfo, fields: bool) -> None:
     row.params += info.cost.params
     row.trainable += info.cost.trainable
     row.macs += info.cost.macs
     row.shape, row.rf = info.shape, info.rf
     row.layers += 1
-    row.opaque = row.opaque or _opaque(info)
+    row.unknown_rf = fields and info.rf is None

@@ -76,7 +76,7 @@ def check_model(source: str, model: str, span: Span | None) -> None:
         hint = (f"torchvision's classification models: {sample}, ... (torchvision.models.list_models())"
                 if source == "torchvision" else "see timm.list_models()")
     if source == "torchvision":
-        hint += "; a timm model is written timm.NAME, another cnndsl spec as a path (\"pretrain.cnn\")"
+        hint += " (a timm model is written timm.NAME, another cnndsl spec as a quoted path: \"pretrain.cnn\")"
     raise error(f"unknown {source} model '{model}'", span, hint)
 
 

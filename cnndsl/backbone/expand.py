@@ -228,7 +228,7 @@ def _trace(source: str, model: str, args: dict[str, Any], queries: list[str], sh
            spans: dict[str, Span | None], span: Span | None, versions: dict[str, str]) -> "Translation":
     from ..translate.fx import CutError, translate
 
-    m = instantiate(source, model, args, span)
+    m = instantiate(source, model, args, next((spans[k] for k in spans if k.startswith("args.")), span))
     tracer_kwargs = None
     if source == "timm":
         from timm.layers import get_notrace_functions, get_notrace_modules
@@ -238,12 +238,7 @@ def _trace(source: str, model: str, args: dict[str, Any], queries: list[str], sh
         return translate(m, shape, queries or None, source=source, name=model, tracer_kwargs=tracer_kwargs,
                          versions=versions)
     except CutError as exc:
-        where = _query_span(exc.query, queries, spans, span)
-        hint = did_you_mean(exc.query, exc.available) or ""
-        tops = list(dict.fromkeys(n.split(".")[0] for n in exc.available))
-        hint = (hint + " " if hint else "") + f"nodes of {model}: " + ", ".join(tops) \
-            + " (and the nodes inside them, e.g. " + ", ".join(exc.available[5:8]) + ")"
-        raise error(f"{model} has no node '{exc.query}'", where, hint) from None
+        raise cut_error(model, exc.query, exc.available[1:], _query_span(exc.query, queries, spans, span)) from None
     except CnnError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model refuses this input: say which and why
@@ -251,6 +246,18 @@ def _trace(source: str, model: str, args: dict[str, Any], queries: list[str], sh
         raise error(f"{model} cannot run on a {E.format_shape(shape)} input: {first}", span,
                     "torchvision's classification models take 3-channel images; check the input shape "
                     "(and that it is large enough for the model's downsampling)") from None
+
+
+def cut_error(model: str, query: str, available: list[str], where: Span | None) -> CnnError:
+    """A cut or tap that names no node: did-you-mean over the nodes and their module prefixes, and
+    the top-level names (``get_graph_node_names``' list, which is long, is summarised)."""
+    names = list(dict.fromkeys(".".join(n.split(".")[:k]) for n in available for k in range(1, n.count(".") + 2)))
+    close = did_you_mean(query, names)
+    tops = list(dict.fromkeys(n.split(".")[0] for n in available))
+    inner = [n for n in available if "." in n][:3]
+    listing = f"nodes of {model}: " + ", ".join(tops) + (
+        f", and the nodes inside them ({', '.join(inner)}, …)" if inner else "")
+    return error(f"{model} has no node '{query}'", where, f"{close} {listing}" if close else listing)
 
 
 def _query_span(query: str, queries: list[str], spans: dict[str, Span | None], span: Span | None) -> Span | None:
@@ -294,8 +301,7 @@ def _spec(exp: "Expander", item: "Backbone", model: str, shape: tuple[int, ...],
             hit = resolve_node(q, paths)
             if hit is None:
                 where = spans.get(f"taps.{i}") or spans.get("until") or item.span
-                raise error(f"{graph.name} has no layer '{q}'", where,
-                            did_you_mean(q, paths) or "layers: " + ", ".join(paths[:12]))
+                raise cut_error(graph.name, q, paths, where)
             outputs.append(hit)
     else:
         outputs = [_spec_classifier_cut(graph)]

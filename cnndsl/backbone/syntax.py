@@ -50,7 +50,11 @@ def backbone_item(model: str, model_span: Span | None, arglist: tuple | None, sp
         raise error("backbone options are given by name", args[0].span or span,
                     "e.g. backbone resnet18(weights = IMAGENET1K_V1, until = layer3)")
     values = {kw.name: (plain(kw.value), kw.value.span or kw.span, kw.span) for kw in kwargs}
-    return backbone_fields(model, model_span, values, span)
+    fields = backbone_fields(model, model_span, values, span)
+    for kw in kwargs:   # each tap's own position, for "no node 'layr3'"
+        if kw.name == "taps" and isinstance(kw.value, E.ListExpr):
+            fields["spans"].update({f"taps.{i}": e.span for i, e in enumerate(kw.value.items) if e.span})
+    return fields
 
 
 def backbone_fields(model: str, model_span: Span | None, values: dict[str, tuple[Any, Span | None, Span | None]],
@@ -206,7 +210,10 @@ def read_yaml_backbone(b: Any, value: Any, key_span: Span) -> dict[str, Any]:
         values[k] = (v, b.sp(vn), b.sp(kn))
     if not isinstance(model, str):
         raise error(f"backbone names a model, got {model!r}", b.sp(m["model"][1]))
-    return backbone_fields(model, b.sp(m["model"][1]), values, key_span)
+    fields = backbone_fields(model, b.sp(m["model"][1]), values, key_span)
+    if "taps" in m and isinstance(m["taps"][1], yaml.SequenceNode):
+        fields["spans"].update({f"taps.{i}": b.sp(x) for i, x in enumerate(m["taps"][1].value)})
+    return fields
 
 
 def read_yaml_init(b: Any, value: Any, key_span: Span) -> Init:

@@ -100,9 +100,11 @@ def new_run_dir(runs_dir: str, spec: Any) -> Path:
 def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               build: Callable[..., Any] | None = None, data_root: str | None = None, run_dir: str | None = None,
               resume: str | None = None, force: bool = False, quiet: bool = False, progress: bool = True,
-              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
+              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None,
+              init_from: str | None = None, init_partial: bool = False):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
-    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
+    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``);
+    ``init_from``: weights to start from, by name (``--init-from``, see :mod:`cnndsl.weights.init`)."""
     import torch
     from . import distributed as D, loop
     from .data import load as load_data
@@ -129,6 +131,11 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         model = cnndsl.build(analysis)  # the analysis already holds the expanded network
     else:
         model = build(spec, **params)
+    from cnndsl.weights.init import init_from_flag, report_weights  # --init-from; what was loaded
+
+    if init_from:
+        init_from_flag(model, init_from, init_partial)
+    report_weights(model, quiet or not dist.main)
     shape, classes = _net_shapes(analysis)
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
@@ -174,7 +181,8 @@ def _train_cmd(args: Any) -> int:
     spec = _load_spec(args)
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
-                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
+                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None),
+                    init_from=getattr(args, "init_from", None), init_partial=getattr(args, "init_partial", False))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if res.status == "interrupted":
         if main:

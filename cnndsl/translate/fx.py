@@ -231,13 +231,18 @@ class _Translator:
             reason = f"no cnndsl op for {target}"
         else:
             reason = "works on several tensors at once"
-        return Record(self.qualname(node), OPAQUE, {}, inputs, shape, kind, target, module, submodule,
+        args = {"rf": "pointwise"} if target in POINTWISE else {}
+        return Record(self.qualname(node), OPAQUE, args, inputs, shape, kind, target, module, submodule,
                       params, buffers, reason)
 
     def _shape_of(self, n: fx.Node) -> tuple[int, ...]:
         if n.op == "placeholder":
             return tuple(int(s) for s in n.meta["tensor_meta"].shape[1:])
         return self.seen[n.name].shape
+
+
+# opaque layers known to act position by position (their receptive field is their input's)
+POINTWISE = {"StochasticDepth", "DropPath", "torchvision.ops.stochastic_depth.stochastic_depth"}
 
 
 def _own_state(m: nn.Module) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:

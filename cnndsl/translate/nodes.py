@@ -4,7 +4,8 @@
 its parameters those of the module, its receptive field unknown (never guessed) and its cost
 uncounted. :class:`SharedCall` is a later call of a module already called once (a ReLU used twice
 in a ResNet block): same shape and cost rules, no parameters of its own (they are counted once).
-Neither is a spec op: they exist only in graphs made from traced models, which are built by the
+Opaque layers known to work position by position (stochastic depth) keep their input's receptive
+field. Neither is a spec op: they exist only in graphs made from traced models, which are built by the
 backbone's own module (see :mod:`cnndsl.backbone.lower`), never node by node.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops import REGISTRY
-from ..ops.base import Op, RFRule, Shape, Unknown
+from ..ops.base import Op, Pointwise, RFRule, Shape, Unknown
 from .records import Record
 
 
@@ -28,9 +29,9 @@ class Opaque(Op):
     inplace_safe = False
 
     def __init__(self, label: str, shape: Shape, params: dict[str, Shape], buffers: dict[str, Shape],
-                 reason: str | None = None):
+                 reason: str | None = None, pointwise: bool = False):
         self.__dict__.update(name=label, shape=tuple(shape), params=dict(params), buffers=dict(buffers),
-                             reason=reason)
+                             reason=reason, pointwise=pointwise)
 
     def __hash__(self) -> int:
         return hash((self.name, self.shape))
@@ -42,7 +43,7 @@ class Opaque(Op):
         return self.shape
 
     def rf(self, ins: list[Shape]) -> RFRule:
-        return Unknown()
+        return Pointwise() if self.pointwise else Unknown()   # stochastic depth: position by position
 
     def param_shapes(self, ins, out):
         return dict(self.params)
@@ -83,7 +84,7 @@ def record_op(rec: Record, first_call: bool = True) -> Op:
     """The op of a record: its cnndsl op, opaque, or (for a module's later calls) a shared call."""
     if rec.opaque:
         op: Op = Opaque(rec.target, rec.shape, rec.params if first_call else {},
-                        rec.buffers if first_call else {}, rec.reason)
+                        rec.buffers if first_call else {}, rec.reason, rec.args.get("rf") == "pointwise")
         return op
     op = make_op(rec.op, rec.args)
     return op if first_call else SharedCall(op)

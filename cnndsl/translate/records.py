@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FORMAT = 1   # bump when records change meaning: cached translations of another format are ignored
+FORMAT = 2   # bump when records change meaning: cached translations of another format are ignored
 
 OPAQUE = "opaque"      # op name of a node the translator could not express as a cnndsl op
 INPUT = "input"        # input name of records fed by the model's input
@@ -26,7 +26,8 @@ class Record:
 
     name: str                     # qualified node name ("layer1.0.conv1", "layer1.0.add", "layer1.0.relu_1")
     op: str                       # a cnndsl op name ("conv", "add", ...) or OPAQUE
-    args: dict[str, Any]          # the op's arguments by field name (JSON values: lists for pairs)
+    args: dict[str, Any]          # the op's arguments by field name (JSON values: lists for pairs);
+                                  # opaque: {"rf": "pointwise"} when it works position by position
     inputs: tuple[str, ...]       # names of the records it reads, in order (INPUT: the model's input)
     shape: tuple[int, ...]        # traced output shape without the batch dimension
     kind: str                     # torch.fx opcode: call_module, call_function, call_method, get_attr

@@ -51,17 +51,18 @@ def _shape(s: Iterable[int]) -> str:
 
 
 def mismatch_table(missing: list[str], unexpected: list[str], misshaped: list[tuple[str, tuple, tuple]],
-                   own: dict[str, Any], state: dict[str, Any]) -> str:
-    """The keys that do not match, by kind, each with its shape."""
-    lines: list[str] = []
+                   own: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """The keys that do not match, one section per kind (a title line, then a key and its shape per
+    line): the notes of the diagnostic."""
+    sections: list[str] = []
 
     def section(title: str, rows: list[str]) -> None:
         if not rows:
             return
-        lines.append(f"  {title}:")
-        lines.extend(f"    {r}" for r in rows[:SHOWN])
+        lines = [f"{title}:"] + [f"    {r}" for r in rows[:SHOWN]]
         if len(rows) > SHOWN:
             lines.append(f"    … and {len(rows) - SHOWN} more")
+        sections.append("\n".join(lines))
 
     width = max((len(k) for k in [*missing[:SHOWN], *unexpected[:SHOWN], *(m[0] for m in misshaped[:SHOWN])]),
                 default=0)
@@ -69,7 +70,7 @@ def mismatch_table(missing: list[str], unexpected: list[str], misshaped: list[tu
     section("unexpected (in the file, not in the model)",
             [f"{k:<{width}}  {_shape(state[k].shape)}" for k in unexpected])
     section("mis-shaped", [f"{k:<{width}}  file {_shape(f)}, model {_shape(m)}" for k, f, m in misshaped])
-    return "\n".join(lines)
+    return sections
 
 
 def _prefix(own: set[str], keys: list[str]) -> str:
@@ -110,6 +111,7 @@ def load_matched(module: "nn.Module", state: dict[str, "torch.Tensor"], *, stric
         hint = ("was the file saved from another architecture, or with other layer names? "
                 + ("strict = false loads the matching keys and reports the rest" if usable and not flag else
                    "the keys must be the model's state_dict names"))
-        raise error(headline + "\n" + mismatch_table(missing, unexpected, misshaped, own, state), span, hint)
+        table = mismatch_table(missing, unexpected, misshaped, own, state)
+        raise error(headline, span, hint, notes=[(None, section) for section in table])
     module.load_state_dict(usable, strict=False)
     return LoadReport(len(usable), len(own), missing, unexpected, misshaped, n_ignored, prefix)
