@@ -135,7 +135,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
 
     if init_from:
         init_from_flag(model, init_from, init_partial)
-    report_weights(model, quiet or not dist.main)
+    report_weights(model, not dist.main)   # even with --quiet: what the run starts from
     shape, classes = _net_shapes(analysis)
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)

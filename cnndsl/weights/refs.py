@@ -36,7 +36,8 @@ class WeightsRef:
         return f"{self.flag} {self.text}" if self.flag else self.text
 
     def describe(self) -> str:
-        return f"torchvision {self.model}.{self.name}" if self.named else str(self.path)
+        """As written (a run directory: with the checkpoint chosen in it, ``runs/x/TIME/best.pt``)."""
+        return f"torchvision {self.model}.{self.name}" if self.named else self.text
 
 
 def is_weights_name(text: str) -> bool:
@@ -63,11 +64,11 @@ def file_ref(text: str, span: Span | None = None, base: str | os.PathLike | None
         raise _err(f"weights file {text} does not exist (looked for {shown})", text, span, flag,
                    near or "give a .pt / .pth / .safetensors file or a run directory (runs/NAME/TIME)")
     if found.is_dir():
-        inner = next((found / f for f in RUN_FILES if (found / f).is_file()), None)
+        inner = next((f for f in RUN_FILES if (found / f).is_file()), None)
         if inner is None:
             raise _err(f"{found} is a directory without a checkpoint ({', '.join(RUN_FILES[:2])})", text, span,
                        flag, "a run directory of 'cnndsl train' holds best.pt and last.pt")
-        found = inner
+        return WeightsRef(f"{text.rstrip('/')}/{inner}", span, flag, path=str(found / inner))
     return WeightsRef(text, span, flag, path=str(found))
 
 
