@@ -282,6 +282,75 @@ def test_fpn_example_builds_and_runs(tmp_path):
         assert model(torch.randn(1, 3, 224, 224)).shape == (1, 3, 224, 224)
 
 
+PRE = """
+network Pre(num_classes = 10) {
+    input 1x28x28
+    stem: conv(8, k=3, p=1)  batchnorm  relu  maxpool(2)
+    body: { conv(16, k=3, p=1)  relu }
+    global_avgpool
+    flat: flatten
+    fc: linear(num_classes)
+}
+"""
+
+
+def test_a_cnndsl_spec_with_a_run_checkpoint_as_backbone(tmp_path):
+    (tmp_path / "pre.cnn").write_text(PRE)
+    pre = cnndsl.build(tmp_path / "pre.cnn").eval()
+    run = tmp_path / "runs" / "pre" / "20250101-000000"
+    run.mkdir(parents=True)
+    torch.save({"model": pre.state_dict(), "epoch": 3}, run / "best.pt")
+    spec = _spec(tmp_path, """
+network Digits {
+    input 1x28x28
+    features: backbone "pre.cnn"(weights = "runs/pre/20250101-000000")
+    head: linear(3)
+    freeze "features"
+}
+""")
+    analysis = cnndsl.analyze(spec)
+    assert analysis.params == cnndsl.analyze(tmp_path / "pre.cnn").params - 170 + 51      # its fc dropped, a head
+    assert analysis.trainable_params == 51
+    model = cnndsl.build(analysis).eval()
+    seen = {}
+    pre.flat.register_forward_hook(lambda m, i, o: seen.setdefault("features", o))
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        pre(x)
+        torch.testing.assert_close(model(x), model.head(seen["features"]))
+    assert not model.features.stem.weight.requires_grad and model.head.weight.requires_grad
+    taps = cnndsl.analyze(_spec(tmp_path, """
+network Taps {
+    input 1x28x28
+    features: backbone "pre.cnn"(taps = [stem, body])
+    a: conv(4, k=1)
+    from features.stem
+    b: conv(4, k=1)
+    output a, b
+}
+""", "taps.cnn"))
+    assert taps.output_shapes == [(4, 14, 14), (4, 28, 28)]
+    with torch.no_grad():
+        assert [tuple(o.shape) for o in cnndsl.build(taps)(x)] == [(2, 4, 14, 14), (2, 4, 28, 28)]
+    with pytest.raises(cnndsl.CnnError, match="Pre has no node 'bdy'"):
+        cnndsl.analyze(_spec(tmp_path, 'network T { input 1x28x28  b: backbone "pre.cnn"(until = bdy) }', "t.cnn"))
+
+
+def test_a_timm_backbone_matches_timms_own_feature_extraction(tmp_path):
+    timm = pytest.importorskip("timm")
+    analysis = cnndsl.analyze(_spec(tmp_path, "network T { input 3x64x64  b: backbone timm.resnet18(taps = [layer3, layer4]) }"))
+    ref = timm.create_model("resnet18", features_only=True, out_indices=(3, 4)).eval()
+    assert analysis.params == sum(p.numel() for p in ref.parameters())
+    assert [m["module"] for m in ref.feature_info.get_dicts()] == ["layer3", "layer4"]
+    model = cnndsl.build(analysis).eval()
+    model.b.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x)[-1])
+    with pytest.raises(cnndsl.CnnError, match="feature_info"):
+        cnndsl.analyze(_spec(tmp_path, "network T { input 3x64x64  b: backbone timm.resnet18(until = stage9) }", "u.cnn"))
+
+
 # ----------------------------------------------------------------------------- syntax
 
 

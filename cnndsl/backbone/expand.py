@@ -238,7 +238,12 @@ def _trace(source: str, model: str, args: dict[str, Any], queries: list[str], sh
         return translate(m, shape, queries or None, source=source, name=model, tracer_kwargs=tracer_kwargs,
                          versions=versions)
     except CutError as exc:
-        raise cut_error(model, exc.query, exc.available[1:], _query_span(exc.query, queries, spans, span)) from None
+        err = cut_error(model, exc.query, exc.available[1:], _query_span(exc.query, queries, spans, span))
+        stages = [f.get("module") for f in getattr(m, "feature_info", None) or [] if isinstance(f, dict)]
+        if stages:   # timm names its feature stages: the usual taps
+            d = err.diagnostics[0]
+            err = error(d.message, d.span, f"{d.hint}; timm's feature stages (feature_info): {', '.join(stages)}")
+        raise err from None
     except CnnError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model refuses this input: say which and why
@@ -288,6 +293,10 @@ def _spec(exp: "Expander", item: "Backbone", model: str, shape: tuple[int, ...],
     sub = Expander(spec, exp.limits)
     sub.spec_stack = (*stack, str(path.resolve()))
     graph = sub.run(dict(item.args))
+    if graph.backbones:
+        inner = next(iter(graph.backbones.values()))
+        raise error(f"backbone {model} has a backbone of its own ({inner.label}), which cnndsl cannot nest yet",
+                    mspan, "use that model directly as the backbone, with weights from the run's checkpoint")
     if graph.input.shape != shape:
         raise error(f"backbone {model} takes a {E.format_shape(graph.input.shape)} input, but gets "
                     f"{E.format_shape(shape)} here", item.span,
@@ -317,8 +326,12 @@ def _spec(exp: "Expander", item: "Backbone", model: str, shape: tuple[int, ...],
         weights = file_ref(item.weights, wspan, base)
     cut = _cut_graph(graph, keep, [paths.index(o) + 1 for o in outputs])
     labels = {p: c.label for p, c in graph.containers.items()}
+    from ..analysis import analyze_graph
+
+    kept = analyze_graph(cut).state_dict_shapes()
+    dropped = tuple(k for k in analyze_graph(graph).state_dict_shapes() if k not in kept)  # the classifier's
     desc = BackboneDesc("", "spec", model, 0, 0, 0, (), tuple(outputs), shape, weights, item.strict,
-                        dict(item.args), (), False, 0, item.span, cut)
+                        dict(item.args), dropped, False, 0, item.span, cut)
     return splices, outputs, labels, desc
 
 
