@@ -139,7 +139,7 @@ def test_weights_of_another_architecture_get_a_mismatch_table(tmp_path, cli):
     assert ["features.0.weight", "file", "96×3×7×7,", "model", "64×3×3×3"] in table    # mis-shaped
     assert "strict = false loads the matching keys" in err
     # strict = false: what matches is loaded, the rest is reported
-    model, own = _built(_spec(tmp_path, 'b: backbone squeezenet1_1(weights = "sq10.pth", strict = false)'))
+    model, _ = _built(_spec(tmp_path, 'b: backbone squeezenet1_1(weights = "sq10.pth", strict = false)'))
     line = weights_log(model)[0]
     assert line.startswith("backbone 'b': loaded ") and "(partial)" in line and "of another shape unused" in line
 
@@ -237,7 +237,7 @@ def test_train_init_from_loads_by_name_and_names_the_flag_when_it_cannot(tmp_pat
     torch.nn.init.constant_(source.fc.bias, 0.25)
     torch.save(source.state_dict(), tmp_path / "tiny.pth")
     runs = tmp_path / "runs"
-    rc, out, err = cli("train", str(spec), "--init-from", str(tmp_path / "tiny.pth"), "--runs-dir", str(runs),
+    rc, _, err = cli("train", str(spec), "--init-from", str(tmp_path / "tiny.pth"), "--runs-dir", str(runs),
                        "--quiet", "--device", "cpu")
     assert rc == 0, err
     assert f"weights: --init-from: loaded 4 of 4 tensors from {tmp_path / 'tiny.pth'} (strict)" in err

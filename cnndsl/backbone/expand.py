@@ -72,11 +72,8 @@ class _Splice:
 
 
 def expand_backbone(exp: "Expander", item: "Backbone", name: str | None, cur: int, ctx: "_Ctx") -> int:
-    """Splice the backbone into the graph being expanded; returns the node the flow continues from."""
-    spans = item.spans or {}
-    if item.repeat is not None:
-        raise error("a backbone cannot be repeated", item.repeat.span or item.span,
-                    "a model is used once; write a second backbone item for a second copy")
+    """Splice the backbone into the graph being expanded; returns the node the flow continues from.
+    (A repeated backbone is refused when the item is made: see ``ir.Backbone``.)"""
     shape = exp.nodes[cur].shape
     source, model = _source(item.model)
     queries = list(item.taps) or ([item.until] if item.until else [])

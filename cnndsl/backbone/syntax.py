@@ -79,8 +79,7 @@ def backbone_fields(model: str, model_span: Span | None, values: dict[str, tuple
             if not isinstance(taps, list) or not taps or not all(isinstance(t, str) for t in taps):
                 raise error("taps is a list of node names", vspan, "e.g. taps = [layer2, layer3, layer4]")
             fields["taps"] = tuple(taps)
-            for i, t in enumerate(taps):
-                spans[f"taps.{i}"] = vspan
+            spans.update({f"taps.{i}": vspan for i in range(len(taps))})
         elif key == "strict":
             if not isinstance(value, bool):
                 raise error("strict is true or false", vspan, "strict = false loads the weights that match by name")

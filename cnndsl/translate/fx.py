@@ -18,7 +18,10 @@ from typing import Any, Iterable
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
-from torchvision.models.feature_extraction import NodePathTracer, _set_default_tracer_kwargs
+from torchvision.models.feature_extraction import (
+    NodePathTracer,
+    _set_default_tracer_kwargs,
+)
 
 from ..ops import ShapeError
 from .nodes import make_op
