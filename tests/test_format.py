@@ -40,7 +40,7 @@ from cnndsl.syntax.parse import parse_expr
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.[cy]*"))
 SPECS = [p for p in SPECS if p.suffix in (".cnn", ".yaml")]
 
-_NOT_COMPARED = ("span", "input_span", "path", "train_spans")
+_NOT_COMPARED = ("span", "spans", "input_span", "path", "train_spans")
 
 
 def struct(x):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import error
+from ..weights.init import loading_initial_weights
 from ..weights.load import read_state
 from ..weights.match import load_matched
 from .expand import BackboneDesc, instantiate
@@ -31,7 +32,7 @@ class Pick(nn.Module):
 
 def build_backbone(desc: BackboneDesc, frozen: tuple[str, ...]) -> nn.Module:
     module = _spec_network(desc) if desc.source == "spec" else _extractor(desc)
-    if desc.weights is not None:
+    if desc.weights is not None and loading_initial_weights():
         state = read_state(desc.weights)
         report = load_matched(module, state, strict=desc.strict, ignore=desc.dropped,
                               what=f"backbone '{desc.path}' ({desc.model})", source=desc.weights.describe(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -126,14 +127,14 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     analysis = _analysis(spec, params, limits)
+    from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
     if build is None:
         import cnndsl
-        model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+        with without_initial_weights() if resume else contextlib.nullcontext():  # the checkpoint has them
+            model = cnndsl.build(analysis)  # the analysis already holds the expanded network
     else:
         model = build(spec, **params)
-    from cnndsl.weights.init import init_from_flag, report_weights  # --init-from; what was loaded
-
-    if init_from:
+    if init_from and not resume:   # --init-from: weights by name (cnndsl.weights.init)
         init_from_flag(model, init_from, init_partial)
     report_weights(model, not dist.main)   # even with --quiet: what the run starts from
     shape, classes = _net_shapes(analysis)
@@ -203,7 +204,10 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
     if build is None:
         import cnndsl
         build = cnndsl.build
-    model = build(spec, **params)
+    from cnndsl.weights.init import without_initial_weights
+
+    with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
+        model = build(spec, **params)
     state = ckpt.load(args.checkpoint)
     weights = ckpt.model_state(state, args.checkpoint)
     if getattr(args, "ema", False) and state.get("ema"):

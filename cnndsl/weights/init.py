@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 from dataclasses import dataclass
@@ -17,6 +19,25 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..ir import Init
+
+
+_SKIP = contextvars.ContextVar("cnndsl_skip_initial_weights", default=False)
+
+
+@contextlib.contextmanager
+def without_initial_weights():
+    """Build without loading the spec's starting weights (backbone ``weights``, ``init``): for a
+    network whose weights come from a checkpoint next (eval, predict, resume) — so that, offline,
+    it does not need files it would overwrite anyway."""
+    token = _SKIP.set(True)
+    try:
+        yield
+    finally:
+        _SKIP.reset(token)
+
+
+def loading_initial_weights() -> bool:
+    return not _SKIP.get()
 
 
 @dataclass(frozen=True)
@@ -41,8 +62,8 @@ def resolve_init(init: "Init | None") -> InitWeights | None:
 
 
 def apply_init(model: "nn.Module", init: InitWeights | None, what: str = "the network") -> None:
-    """Load the initial weights into a built network; the report goes to ``model.cnndsl_weights``."""
-    if init is None:
+    """Load the initial weights into a built network; the report goes to ``model.cnndsl_init_log``."""
+    if init is None or (not init.ref.flag and not loading_initial_weights()):
         return
     from .load import read_state
     from .match import load_matched
