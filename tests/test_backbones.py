@@ -70,6 +70,11 @@ def test_tutorial_recipe_totals_and_trainable_column(tmp_path, cli):
     assert rows["head"][1:5] == ["linear", "5", "2,565", "2,565"]
     assert "params: 11,179,077 (trainable 2,565, frozen 11,176,512)" in out
     assert "† traced from the model" in out
+    rc, js, _ = cli("compile", str(tmp_path / "net.cnn"), "--format", "json")
+    data = json.loads(js)
+    assert data["backbones"] == [{"path": "backbone", "source": "torchvision", "model": "resnet18", "outputs": ["flatten"],
+                                  "weights": None, "strict": True, "cached": True, "opaque_layers": 0}]
+    assert sum(layer["traced"] for layer in data["layers"]) == 68 and not data["layers"][-1]["traced"]
     rc, deeper, _ = cli("compile", str(tmp_path / "net.cnn"), "--summary", "--depth", "3")
     assert "backbone.layer1.0" in deeper and "backbone.layer1.1" in deeper and "BasicBlock†" in deeper
 

@@ -90,6 +90,20 @@ def test_missing_named_weights_offline_say_what_to_download_and_where(tmp_path, 
     assert rc == 2 and "CNNDSL_OFFLINE=1 forbids downloading" in err
 
 
+def test_eval_predict_and_resume_build_without_the_starting_weights(tmp_path, monkeypatch):
+    """A checkpoint replaces them: offline, their absence must not stop an evaluation."""
+    from cnndsl.weights.init import without_initial_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("CNNDSL_OFFLINE", "1")
+    spec = _spec(tmp_path, "b: backbone resnet18(weights = IMAGENET1K_V1)")
+    with pytest.raises(cnndsl.CnnError, match="not in the local cache"):
+        cnndsl.build(spec)
+    with without_initial_weights():
+        model = cnndsl.build(spec)
+    assert weights_log(model) == []
+
+
 # ----------------------------------------------------------------------------- files
 
 

@@ -63,12 +63,15 @@ class BackboneDesc:
 
 @dataclass
 class _Splice:
-    """A node to add: its path inside the backbone, op, inputs (paths, or None for the input)."""
+    """A node to add: its name (what inputs refer to), op, inputs (names, or None for the
+    backbone's input), whether it is a submodule, and its path inside the backbone when that is
+    not its name."""
 
-    path: str
+    name: str
     op: Op
     inputs: tuple[str | None, ...]
     registered: bool
+    path: str | None = None
 
 
 def expand_backbone(exp: "Expander", item: "Backbone", name: str | None, cur: int, ctx: "_Ctx") -> int:
@@ -87,7 +90,8 @@ def expand_backbone(exp: "Expander", item: "Backbone", name: str | None, cur: in
     first = len(exp.nodes)
     for s in splices:
         ins = tuple(cur if i is None else ids[i] for i in s.inputs)
-        ids[s.path] = exp.add_node(inner.scope.qualify(s.path), s.op, ins, item.span, registered=s.registered)
+        ids[s.name] = exp.add_node(inner.scope.qualify(s.path or s.name), s.op, ins, item.span,
+                                   registered=s.registered)
     for prefix, label in labels.items():
         under = [nid for p, nid in ids.items() if p.startswith(prefix + ".")]
         path = inner.scope.qualify(prefix)
@@ -166,8 +170,11 @@ def _traced(item: "Backbone", source: str, model: str, shape: tuple[int, ...], q
         first = r.module is None or r.kind != "call_module" or r.module not in seen
         if r.kind == "call_module" and r.module is not None:
             seen.add(r.module)
+        # a parameter read outside a module call (ConvNeXt's layer_scale) sits at its owner's path,
+        # so its full name is its state_dict key
+        path = r.module if r.kind == "get_attr" and r.module else None
         splices.append(_Splice(r.name, record_op(r, first), tuple(None if i == INPUT else i for i in r.inputs),
-                               r.submodule))
+                               r.submodule, path))
     desc = BackboneDesc("", source, model, 0, 0, 0, (), tr.queries or tuple(tr.outputs), shape, weights,
                         item.strict, dict(item.args), tr.dropped, cached, sum(r.opaque for r in tr.records),
                         item.span)

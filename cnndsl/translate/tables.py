@@ -206,7 +206,7 @@ def _cat(args: tuple, kwargs: dict) -> Translated:
     b = _bind(args, kwargs, ("tensors", "dim"), {"dim": 0})
     if b is None or b["dim"] not in (1, -3) or not all(_is_tensor(t) for t in b["tensors"]):
         return None
-    return "concat", {}
+    return ("concat", {}) if len(b["tensors"]) > 1 else ("identity", {})   # DenseNet's cat([x])
 
 
 def _flatten_fn(default_start: int) -> Callable[[tuple, dict], Translated]:
