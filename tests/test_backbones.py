@@ -384,6 +384,21 @@ network N(pretrained = false) {
     assert names.network.body[0].name == "backbone" and names.network.body[0].body[0].name == "init"
 
 
+def test_yaml_schema_knows_backbones_and_init():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from cnndsl.schema import json_schema
+
+    validator = jsonschema.Draft7Validator(json_schema())
+    good = yaml.safe_load((SPECS / "fpn_resnet18.yaml").read_text())
+    good["network"]["init"] = {"source": "runs/x/best.pt", "strict": False}
+    assert [e.message for e in validator.iter_errors(good)] == []
+    bad = yaml.safe_load((SPECS / "fpn_resnet18.yaml").read_text())
+    bad["network"]["layers"][0]["backbone"]["wieghts"] = "DEFAULT"
+    assert any("wieghts" in e.message for e in validator.iter_errors(bad))
+
+
 # ----------------------------------------------------------------------------- diagnostics
 
 
