@@ -222,7 +222,13 @@ def instantiate(source: str, model: str, args: dict[str, Any], span: Span | None
                     return make()
             except (NotImplementedError, RuntimeError):
                 pass   # a constructor that computes with tensors (RegNet): build it for real
-        return make()
+        try:
+            return make()
+        except (NotImplementedError, RuntimeError):
+            if torch.empty(()).device.type != "meta":
+                raise
+            with torch.device("cpu"):   # built under a meta device context: construct, then move
+                return make().to("meta")
     except TypeError as exc:
         raise error(f"{model} does not take these arguments: {exc}", span,
                     "backbone arguments other than weights/until/taps/strict go to the model's constructor") from None
