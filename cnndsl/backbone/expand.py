@@ -90,8 +90,8 @@ def expand_backbone(exp: "Expander", item: "Backbone", name: str | None, cur: in
     first = len(exp.nodes)
     for s in splices:
         ins = tuple(cur if i is None else ids[i] for i in s.inputs)
-        ids[s.name] = exp.add_node(inner.scope.qualify(s.path or s.name), s.op, ins, item.span,
-                                   registered=s.registered)
+        path = inner.scope.qualify(s.name if s.path is None else s.path) if s.path != "" else inner.scope.path
+        ids[s.name] = exp.add_node(path, s.op, ins, item.span, registered=s.registered)
     for prefix, label in labels.items():
         under = [nid for p, nid in ids.items() if p.startswith(prefix + ".")]
         path = inner.scope.qualify(prefix)
@@ -170,9 +170,10 @@ def _traced(item: "Backbone", source: str, model: str, shape: tuple[int, ...], q
         first = r.module is None or r.kind != "call_module" or r.module not in seen
         if r.kind == "call_module" and r.module is not None:
             seen.add(r.module)
-        # a parameter read outside a module call (ConvNeXt's layer_scale) sits at its owner's path,
-        # so its full name is its state_dict key
-        path = r.module if r.kind == "get_attr" and r.module else None
+        # a module's (first) call sits at the module's path — its parameters' state_dict prefix; node
+        # names can differ (torchvision names the node of a module `ln_1` "ln"); a parameter read
+        # outside a module call (ConvNeXt's layer_scale) sits at its owner's path ("": the model)
+        path = r.module if r.module is not None and (r.kind == "get_attr" or first) else None
         splices.append(_Splice(r.name, record_op(r, first), tuple(None if i == INPUT else i for i in r.inputs),
                                r.submodule, path))
     desc = BackboneDesc("", source, model, 0, 0, 0, (), tr.queries or tuple(tr.outputs), shape, weights,
