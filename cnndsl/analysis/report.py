@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import printable
 from . import Analysis
 from .rows import Row, summary_rows
 
@@ -26,7 +27,7 @@ TRACED = "†"   # marks rows that come from a traced model
 
 def _row(r: Row) -> list[str]:
     rf = "?" if r.unknown_rf else None
-    return [r.name, r.op + (TRACED if r.traced else ""), _shape(r.shape), f"{r.params:,}" if r.params else "-",
+    return [printable(r.name, False), r.op + (TRACED if r.traced else ""), _shape(r.shape), f"{r.params:,}" if r.params else "-",
             f"{r.trainable:,}" if r.params else "-", human(r.macs) if r.macs else "-",
             rf or (r.rf.text("size") if r.rf else "-"), rf or (r.rf.text("stride") if r.rf else "-")]
 
@@ -41,7 +42,7 @@ def _totals_lines(a: Analysis) -> list[str]:
              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
     if a.final_rf is not None:
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
-                     f"at '{a.final_rf_node}'")
+                     f"at '{printable(a.final_rf_node, False)}'")
     elif len(a.input_shape) == 3:
         lines.append("receptive field: unknown (a layer before the output has no cnndsl op)")
     return lines + backbone_lines(a)
@@ -84,7 +85,7 @@ def to_text(a: Analysis, depth: int | None = None) -> str:
 
     rule = "-" * len(fmt(HEADER))
     outs = ", ".join(_shape(s) for s in a.output_shapes)
-    lines = [f"{a.name}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
+    lines = [f"{printable(a.name, False)}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
     lines += [fmt(r) for r in rows[1:]]
     lines += [rule] + _totals_lines(a) + _notes(summary, a)
     return "\n".join(lines)
@@ -92,7 +93,7 @@ def to_text(a: Analysis, depth: int | None = None) -> str:
 
 def to_markdown(a: Analysis, depth: int | None = None) -> str:
     summary = summary_rows(a, depth)
-    lines = [f"### {a.name}", "", f"Input `{_shape(a.input_shape)}`, output "
+    lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
              "| " + " | ".join(HEADER) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(HEADER))) + "|"]
     for row in summary:
