@@ -1,14 +1,15 @@
-"""Reading the backbone item and the ``init`` statement (both syntaxes), and writing them back.
+"""Reading the backbone item and the ``init`` statement (both syntaxes).
 
 Options are plain values, not expressions: a weights name or a path, node names, a boolean. In
 ``.cnn`` they are written as names or strings (``weights = IMAGENET1K_V1``,
 ``weights = "runs/x/best.pt"``, ``until = "layer3.1.relu_1"``); in YAML as plain scalars. Both
-give the same IR, so a spec written either way has one canonical form.
+give the same IR, so a spec written either way has one canonical form. The writers are
+``_item_backbone`` (:mod:`cnndsl.syntax.format_items`) and ``_yitem_backbone``
+(:mod:`cnndsl.syntax.format_yaml_items`); both write the options :func:`options` lists.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .. import expr as E
@@ -16,15 +17,13 @@ from ..errors import Span, did_you_mean, error
 from ..ir import Backbone, Init
 
 OPTIONS = ("weights", "until", "taps", "strict")
+INIT_OPTIONS = ("strict",)
 SPEC_SUFFIXES = (".cnn", ".yaml", ".yml")
 
 
 def is_spec_path(model: str) -> bool:
     """A backbone model that is another cnndsl spec (by its file suffix)."""
     return model.endswith(SPEC_SUFFIXES)
-INIT_OPTIONS = ("strict",)
-_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
 def plain(e: E.Expr) -> Any:
@@ -118,27 +117,10 @@ def init_item(source: str, arglist: tuple | None, span: Span | None) -> Init:
 # ----------------------------------------------------------------------------- writing
 
 
-def _value(v: Any, keywords: frozenset[str]) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        if _BARE.match(v) and v not in keywords and v not in ("none", "true", "false"):
-            return v
-        return E.format_expr(E.Str(v))
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_value(x, keywords) for x in v) + "]"
-    return E.format_expr(E.Num(v))
-
-
-def format_backbone(it: Backbone, keywords: frozenset[str]) -> str:
-    """``backbone resnet18(weights = DEFAULT, taps = [layer2, layer3])`` (the .cnn writer)."""
-    bare = _DOTTED.match(it.model) and it.model.split(".")[0] not in keywords and not is_spec_path(it.model)
-    model = it.model if bare else E.format_expr(E.Str(it.model))
-    opts = [f"{k} = {_value(v, keywords)}" for k, v in _options(it)]
-    return f"backbone {model}" + (f"({', '.join(opts)})" if opts else "")
-
-
-def _options(it: Backbone) -> list[tuple[str, Any]]:
+def options(it: Backbone) -> list[tuple[str, Any]]:
+    """The options to write, in the documented order (``weights``, ``until``, ``taps``, ``strict``),
+    defaults left out; the model's own arguments (``it.args``) follow them in ``.cnn`` and go under
+    ``args`` in YAML."""
     out: list[tuple[str, Any]] = []
     if it.weights is not None:
         out.append(("weights", it.weights))
@@ -148,35 +130,7 @@ def _options(it: Backbone) -> list[tuple[str, Any]]:
         out.append(("taps", list(it.taps)))
     if not it.strict:
         out.append(("strict", False))
-    return out + [(k, v) for k, v in it.args]
-
-
-def yaml_backbone(it: Backbone) -> Any:
-    """The YAML value of a backbone item: the model name alone, or a mapping with its options."""
-    opts = dict(_options(it)[:len(_options(it)) - len(it.args)])
-    if it.args:
-        opts["args"] = dict(it.args)
-    return it.model if not opts else {"model": it.model, **opts}
-
-
-def format_init(init: Init) -> str:
-    text = f"init {E.format_expr(E.Str(init.source))}"
-    return text if init.strict else text + " (strict = false)"
-
-
-def yaml_init(init: Init) -> Any:
-    return init.source if init.strict else {"source": init.source, "strict": False}
-
-
-def canonical_backbone(it: Backbone) -> dict[str, Any]:
-    return {"model": it.model, "weights": it.weights, "until": it.until, "taps": list(it.taps),
-            "strict": it.strict, "args": [list(a) for a in it.args]}
-
-
-def canonical_init(init: Init) -> dict[str, Any]:
-    return {"source": init.source, "strict": init.strict}
-
-
+    return out
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -215,15 +169,17 @@ def read_yaml_backbone(b: Any, value: Any, key_span: Span) -> dict[str, Any]:
     return fields
 
 
-def read_yaml_init(b: Any, value: Any, key_span: Span) -> Init:
+def read_yaml_init(b: Any, value: Any, extent: Span) -> Init:
+    """``init: PATH`` or ``init: {source: PATH, strict: false}`` (``extent``: from the key to the
+    value's end, for the formatter's comments)."""
     import yaml
 
     if not isinstance(value, yaml.MappingNode):
-        return Init(source=str(b.scalar(value)), span=b.sp(value))
+        return Init(source=str(b.scalar(value)), span=b.sp(value), extent=extent)
     m = b.mapping(value, "init", ("source", "strict"))
     if "source" not in m:
         raise error("init needs a source", b.sp(value), "e.g. init: {source: runs/x/best.pt, strict: false}")
     strict = b.scalar(m["strict"][1]) if "strict" in m else True
     if not isinstance(strict, bool):
         raise error("strict is true or false", b.sp(m["strict"][1]))
-    return Init(source=str(b.scalar(m["source"][1])), strict=strict, span=b.sp(m["source"][1]))
+    return Init(source=str(b.scalar(m["source"][1])), strict=strict, span=b.sp(m["source"][1]), extent=extent)
