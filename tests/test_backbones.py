@@ -400,6 +400,14 @@ def test_yaml_schema_knows_backbones_and_init():
     assert any("wieghts" in e.message for e in validator.iter_errors(bad))
 
 
+def test_yaml_args_hold_no_options():
+    """``args`` are the model's arguments: an option there used to replace the option silently."""
+    text = "network:\n  input: 3x64x64\n  layers:\n    - backbone: {model: resnet18, weights: DEFAULT, args: {weights: X}}\n"
+    with pytest.raises(cnndsl.CnnError, match="'weights' is an option of the backbone, not an argument") as exc:
+        cnndsl.parse(text, format="yaml")
+    assert (exc.value.span.line, exc.value.span.col) == (4, 60)
+
+
 # ----------------------------------------------------------------------------- diagnostics
 
 
