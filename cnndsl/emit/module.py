@@ -18,7 +18,7 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph
-from .layers import Add
+from ..nn import Add
 
 
 class Container(nn.Module):

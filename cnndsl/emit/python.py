@@ -33,7 +33,7 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from .layers import Add, Concat, Multiply, Scale
+from ..nn import Add, Concat, Multiply, Scale
 
 __all__ = ["python_source"]
 
