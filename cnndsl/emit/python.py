@@ -34,6 +34,7 @@ from torch import nn
 from ..analysis import Analysis
 from ..graph import Graph, Node
 from ..nn import Add, Concat, Multiply, Scale
+from .scopes import inplace_nodes, module_scopes
 
 __all__ = ["python_source"]
 
@@ -161,7 +162,7 @@ class _Emitter:
     # ---- building the modules (on the meta device: only their attributes are read)
     def _build(self) -> None:
         g = self.graph
-        reusable = g.reusable_inputs()
+        reusable = inplace_nodes(g, module_scopes(g))   # the in-place rule of cnndsl.build
         for node in g.layers():
             ins = [g.nodes[i].shape for i in node.inputs]
             try:
