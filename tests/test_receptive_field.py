@@ -439,6 +439,6 @@ def test_fully_convolutional_head_warned_at_the_output():
     (w,) = _partial(spec)
     assert w.message.startswith("output 'head' (conv) never sees the whole 64×64 input: each of its values "
                                 "is computed from a 5×5 window (receptive-field stride 2)")
-    assert (w.span.line, w.span.column) == (5, 11)
+    assert (w.span.line, w.span.col) == (5, 11)
     gated = spec.replace("head: conv(2, k=1)", "multiply { | global_avgpool conv(8, k=1) sigmoid }  head: conv(2, k=1)")
     assert _partial(gated) == []
