@@ -11,8 +11,6 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import CnnError, error, use_color
-
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
@@ -21,6 +19,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 def parse_set(items: Sequence[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
     """``--set name=value`` → (network parameters, train overrides keyed ``a.b`` without 'train.')."""
+    from .errors import error
     from .expr import Env, Symbol, evaluate
     from .syntax.parse import parse_expr
 
@@ -81,6 +80,8 @@ def _analysis(args: argparse.Namespace):
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
+    from .errors import use_color
+
     if quiet:
         return
     color = use_color(sys.stderr)
@@ -144,6 +145,7 @@ def _write(text: str, output: str | None) -> None:
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     from .api import load
+    from .errors import error
     from .syntax.format import format_cnn, format_yaml
     from .syntax.source import YAML_SUFFIXES
 
@@ -241,19 +243,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         prepare(args)
         return int(args.func(args) or 0)
-    except CnnError as exc:
-        if debug:
-            raise
-        print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
-        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - a bug in cnndsl, not a user error
+    except Exception as exc:  # noqa: BLE001 - a user error (CnnError), else a bug in cnndsl
+        from .errors import CnnError, use_color  # here, so --version and --help import nothing more
+
         if debug:
             raise
+        if isinstance(exc, CnnError):
+            print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
+            return EXIT_USER
         print(f"cnndsl: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in cnndsl; run again with --debug for the traceback and report it",
               file=sys.stderr)
