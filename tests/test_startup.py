@@ -76,3 +76,32 @@ def test_ops_do_not_import_the_back_ends_and_nn_is_a_leaf():
         assert not bad, (path.name, bad)
     assert {m for m in _imports(ROOT / "cnndsl" / "nn.py") if m.startswith("cnndsl")} == set()
     assert not (ROOT / "cnndsl" / "emit" / "layers.py").exists()
+
+
+LOAD = """
+import logging, lark
+lark.logger.setLevel(logging.DEBUG)
+from cnndsl.syntax.grammar import cache_file, parser
+parser().parse("network N {{ input 3x8x8 relu }}", start="start")
+print(cache_file())
+"""
+
+
+def test_parse_tables_are_cached_in_the_user_cache_folder(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "", "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.run([sys.executable, "-c", LOAD.format()], capture_output=True, text=True, env=env,
+                           timeout=60, cwd=ROOT) for _ in range(2)]
+    path = Path(runs[0].stdout.split()[-1])
+    assert path.parent == tmp_path / "cnndsl" and path.is_file(), runs[0].stderr
+    assert f"Saving grammar to cache: {path}" in runs[0].stderr
+    assert f"Loading grammar from cache: {path}" in runs[1].stderr
+    path.write_bytes(b"damaged")                            # a stale or damaged file is rebuilt
+    again = subprocess.run([sys.executable, "-c", LOAD.format()], capture_output=True, text=True, env=env,
+                           timeout=60, cwd=ROOT)
+    assert again.returncode == 0 and path.read_bytes() != b"damaged"
+    blocked = tmp_path / "file"
+    blocked.write_text("")                                  # the cache folder cannot be created
+    env["XDG_CACHE_HOME"] = str(blocked)
+    r = subprocess.run([sys.executable, "-c", LOAD.format()], capture_output=True, text=True, env=env,
+                       timeout=60, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.split()[-1] == "True"
