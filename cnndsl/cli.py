@@ -233,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])
+    from .export.cli import register as register_export
+    from .lsp.cli import register as register_lsp
+    from .schema import register as register_schema
+
+    register_export(sub, parents=[common])
+    register_schema(sub, parents=[common])
+    register_lsp(sub, parents=[common])
     return p
 
 

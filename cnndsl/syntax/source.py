@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from ..errors import error, remember_source
 from ..ir import Spec
@@ -87,8 +88,9 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
     return resolve_imports(spec, base)
 
 
-def resolve_imports(spec: Spec, base: Path) -> Spec:
-    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes."""
+def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_file) -> Spec:
+    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes.
+    ``read`` gives a file's text (the language server passes one that prefers unsaved buffers)."""
     if not spec.imports:
         return spec
     blocks = {b.name: b for b in spec.blocks}
@@ -108,7 +110,7 @@ def resolve_imports(spec: Spec, base: Path) -> Spec:
         if resolved in seen:
             continue
         seen.add(resolved)
-        sub = parse_text(read_file(target), str(target))
+        sub = parse_text(read(target), str(target))
         for b in sub.blocks:
             if b.name in blocks and blocks[b.name] is not b:
                 raise error(f"block '{b.name}' is defined twice", b.span,
