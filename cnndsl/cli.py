@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub, parents=[common])
     from .export.cli import register as register_export
     from .lsp.cli import register as register_lsp
-    from .schema import register as register_schema
+    from .schema_cli import register as register_schema
 
     register_export(sub, parents=[common])
     register_schema(sub, parents=[common])

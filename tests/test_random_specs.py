@@ -203,8 +203,8 @@ def skip_stage(draw, c, h, w, named, i):
     return text, (o + named[ref][0] + o, h, w)
 
 
-MAP_LAYERS = [conv, conv, dwconv, conv_transpose, pool, adaptive, norm, act, act, upsample, residual, branches, branches,
-              skip_stage]
+MAP_LAYERS = [conv, conv, dwconv, conv_transpose, pool, adaptive, norm, act, act, upsample, residual, branches,
+              branches, skip_stage]
 
 
 # ----------------------------------------------------------------------------- the spec strategy

@@ -297,10 +297,9 @@ network EffNetLike {
 
 def _global_origins(analysis) -> list[str]:
     """Registered layers where a global path starts (a global pool on a local map)."""
-    g = analysis.graph
-    rf = {l.node.id: l.rf for l in analysis.layers}
+    rf = {l.node.id: l.rf for l in analysis.layers}          # the input (id 0) is a local map
     return [l.name for l in analysis.layers if l.rf is not None and l.rf.global_ and l.node.registered
-            and l.node.inputs[0] != 0 and not rf[l.node.inputs[0]].global_]
+            and not getattr(rf.get(l.node.inputs[0]), "global_", False)]
 
 
 def measured_fields(analysis, layers: list[str], cut_global: bool) -> dict[str, tuple]:

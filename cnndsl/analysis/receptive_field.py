@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..errors import Diagnostic, warning
 from ..graph import Graph, Node
-from ..ops.base import Adaptive, Dense, Merge, Pointwise, RFRule, Transposed, Upsample, Window
+from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Upsample, Window
 
 Pair = tuple[Fraction, Fraction]
 
@@ -101,7 +101,8 @@ def _window(rule: Window, src: RF, extent) -> RF:
 
 def _transposed(rule: Transposed, src: RF, extent) -> RF:
     k = _map(lambda k, d: d * (k - 1) + 1, rule.kernel, rule.dilation)
-    return replace(src, size=_map(lambda r, k, s, j: r + (math.ceil(k / s) - 1) * j, src.size, k, rule.stride, src.jump),
+    return replace(src, size=_map(lambda r, k, s, j: r + (math.ceil(k / s) - 1) * j, src.size, k, rule.stride,
+                                  src.jump),
                    jump=_map(lambda j, s: j / s, src.jump, rule.stride),
                    start=_map(lambda st, k, p, s, j: st + (p - Fraction(k - 1, 2)) / s * j, src.start, k,
                               rule.padding, rule.stride, src.jump),

@@ -72,7 +72,8 @@ def to_text(a: Analysis) -> str:
 def to_markdown(a: Analysis) -> str:
     lines = [f"### {a.name}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
-             "| " + " | ".join(HEADER) + " |", "|" + "|".join("---:" if 3 <= i < 7 else "---" for i in range(len(HEADER))) + "|"]
+             "| " + " | ".join(HEADER) + " |",
+             "|" + "|".join("---:" if 3 <= i < 7 else "---" for i in range(len(HEADER))) + "|"]
     for l in a.layers:
         r = _row(l)
         r[0] = f"`{r[0]}`"
