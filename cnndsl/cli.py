@@ -96,9 +96,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec, a = _analysis(args)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
+    from .errors import printable
 
     n = len(a.layers)
-    print(f"ok: {args.spec}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
+    print(f"ok: {printable(args.spec, False)}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
           f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
           + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
     return EXIT_OK
@@ -234,12 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(sub, parents=[common])
     from .export.cli import register as register_export
+    from .inspect.cli import register as register_inspect
     from .lsp.cli import register as register_lsp
     from .schema_cli import register as register_schema
 
     register_export(sub, parents=[common])
     register_schema(sub, parents=[common])
     register_lsp(sub, parents=[common])
+    register_inspect(sub, parents=[common])
     return p
 
 

@@ -191,7 +191,8 @@ def _item(ops: dict[str, Any]) -> dict[str, Any]:
     items = {"$ref": "#/definitions/items"}
     refs = {"type": ["string", "integer"]}
     props: dict[str, Any] = {
-        "name": {"type": ["string", "integer"], "description": "the layer's name (module attribute, state_dict prefix)"},
+        "name": {"type": "string", "pattern": IDENT,
+                 "description": "the layer's name (module attribute, state_dict prefix; see the name rule)"},
         "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, EXPR], "description": "repeat the item N times"},
         "as": {"type": "string", "pattern": IDENT, "description": "the repeat index's name (0, 1, ...)"},
         "when": {"anyOf": [{"type": "boolean"}, EXPR], "description": "keep the item only if this holds"},

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import cnndsl
+from cnndsl.canonical import spec_hash
 from cnndsl.export.core import export_network
 from cnndsl.export.weights import compare_state, load_safetensors, mismatch_table, save_safetensors
 
@@ -98,7 +99,7 @@ def test_export_cli_from_run_dir_uses_its_parameters(tmp_path, cli):
     model = _trained(spec, num_classes=3)
     run = tmp_path / "runs" / "two_out" / "t0"
     (run / "checkpoints").mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "spec_hash": cnndsl.load(spec).hash()}, run / "checkpoints" / "last.pt")
+    torch.save({"model": model.state_dict(), "spec_hash": spec_hash(cnndsl.load(spec))}, run / "checkpoints" / "last.pt")
     (run / "data.json").write_text(json.dumps({"params": {"num_classes": 3}}))
     out = tmp_path / "two_out.pt2"
     rc, stdout, err = cli("export", str(spec), "--checkpoint", str(run), "-o", str(out))  # format from the suffix

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..canonical import spec_hash
 from ..errors import CnnError, error
 from .formats import EXAMPLE_BATCH, FORMATS, Format, Job
 from .weights import Weights, load_state, read_weights
@@ -101,7 +102,7 @@ def export_network(spec: "Spec", fmt_name: str | None, output: str | None = None
     model = build(analysis).eval()
     if weights is not None:
         load_state(model, weights.state, weights.source)
-        if weights.spec_hash and weights.spec_hash != spec.hash():
+        if weights.spec_hash and weights.spec_hash != spec_hash(spec):
             notes.append(f"{weights.source} was written for another version of the spec; its weights fit "
                          "this network's layout")
     job = _job(model, analysis, spec, weights)
@@ -131,7 +132,7 @@ def _job(model: Any, analysis: "Analysis", spec: "Spec", weights: Weights | None
     graph = analysis.graph
     names = _unique([graph.nodes[i].path for i in graph.outputs])
     meta = {"cnndsl_version": __version__, "network": graph.name,
-            "spec": Path(spec.path).name if spec.path else "<string>", "spec_hash": spec.hash(),
+            "spec": Path(spec.path).name if spec.path else "<string>", "spec_hash": spec_hash(spec),
             "params": json.dumps(graph.params, sort_keys=True, default=str),
             "input_shape": "x".join(map(str, graph.input.shape)), "outputs": json.dumps(names),
             "weights": Path(weights.source).name if weights else "random-init"}

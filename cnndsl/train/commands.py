@@ -147,7 +147,9 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
                                                     "mean": data.mean, "std": data.std,
                                                     "shape": list(data.shape), "params": params}) + "\n")
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, force=force, quiet=quiet,
+    from cnndsl.canonical import spec_hash
+
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec_hash(spec), resume=resume, force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
         result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
@@ -176,6 +178,9 @@ def _train_cmd(args: Any) -> int:
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
                     quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    if main:
+        from cnndsl.inspect.curves import write_run_curves
+        write_run_curves(res.run_dir)  # curves.png, when matplotlib is installed
     if res.status == "interrupted":
         if main:
             print(f"interrupted; resume with: cnndsl train {args.spec} --resume {res.run_dir}", file=sys.stderr)
@@ -232,7 +237,15 @@ def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> d
 
 
 def eval_cmd(args: Any) -> int:
+    image = getattr(args, "confusion_image", None)
+    if image:
+        from cnndsl.inspect import viz
+        viz.require_matplotlib("eval --confusion-image")
+        viz.check_output(image, "--confusion-image")
     ev = run_eval(_load_spec(args), args)
+    if image:
+        from cnndsl.inspect.curves import write_confusion
+        print(f"wrote {write_confusion(ev, image)}", file=sys.stderr)
     if args.json:
         print(json.dumps(ev))
         return 0
