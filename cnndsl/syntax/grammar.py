@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from contextvars import ContextVar
 from pathlib import Path
 
 import lark
@@ -33,8 +34,18 @@ def cache_file() -> str | bool:
                          + lark.__version__.encode()).hexdigest()[:24]
     return str(folder / f"cnn-lalr-{key}.lark")
 
+# where the lexer puts the COMMENT tokens it skips (a list while parse_cnn runs, else None)
+COMMENTS: ContextVar[list | None] = ContextVar("cnndsl_comments", default=None)
+
+
+def _on_comment(tok):
+    sink = COMMENTS.get()
+    if sink is not None:
+        sink.append(tok)
+    return tok
+
 
 @functools.lru_cache(maxsize=1)
 def parser() -> Lark:
     """One parser for both start symbols: ``start`` (a file) and ``expr`` (a YAML or --set value)."""
-    return Lark.open(str(GRAMMAR), cache=cache_file(), **OPTIONS)
+    return Lark.open(str(GRAMMAR), cache=cache_file(), lexer_callbacks={"COMMENT": _on_comment}, **OPTIONS)
