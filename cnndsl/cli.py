@@ -75,11 +75,26 @@ def prepare(args: argparse.Namespace) -> None:
     args.limits = limits_from(args)
 
 
-def _analysis(args: argparse.Namespace):
+def _analysis(args: argparse.Namespace, train: bool = False):
+    """(spec, analysis, preflight); with ``train``, the train section and every ``--set train.*``
+    are checked against the network too (no torch), their warnings joining the analysis's."""
     from .api import analyze, load
 
     spec = load(args.spec)
-    return spec, analyze(spec, limits=args.limits, **args.params)
+    a = analyze(spec, limits=args.limits, **args.params)
+    return spec, a, _train_check(spec, a, args) if train else None
+
+
+def _train_check(spec, a, args: argparse.Namespace):
+    """The train section and every ``--set train.*`` checked against the network (no torch); its
+    warnings join the analysis's. None when there is no train section."""
+    if spec.train is None and not args.train_overrides:
+        return None
+    from .train.preflight import preflight
+
+    pf = preflight(spec, a, args.train_overrides)
+    a.warnings.extend(pf.warnings)
+    return pf
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
@@ -125,6 +140,7 @@ def _check_one(args: argparse.Namespace) -> int:
         print(f"ok: {args.spec}: library of {len(spec.blocks)} block(s): " + ", ".join(b.name for b in spec.blocks))
         return EXIT_OK
     a = analyze(spec, limits=args.limits, **args.params)
+    pf = _train_check(spec, a, args)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
     from .errors import printable
@@ -132,16 +148,16 @@ def _check_one(args: argparse.Namespace) -> int:
     n = len(a.layers)
     print(f"ok: {printable(args.spec, False)}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
           f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
-          + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
+          + (f", {len(a.warnings)} warning(s)" if a.warnings else "") + (f"; {pf.summary()}" if pf else ""))
     return EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis.report import FORMATS
 
-    spec, a = _analysis(args)
-    _print_warnings(a, args.format == "json")
     summary = args.summary or args.format != "text"
+    _, a, _ = _analysis(args, train=summary)
+    _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source
 
@@ -187,20 +203,9 @@ def _torchinfo(model, a) -> None:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops import REGISTRY
+    from .ops.help import describe, listing, lookup
 
-    for name, cls in sorted(REGISTRY.items()):
-        if name in ("add", "concat", "multiply"):
-            continue
-        fields = []
-        for f, info in cls.model_fields.items():
-            default = "" if info.is_required() else f"={info.default!r}"
-            fields.append(f"{f}{default}")
-        alias = {v: k for k, v in cls.aliases.items()}
-        shown = ", ".join(f + (f" ({alias[f.split('=')[0]]})" if f.split("=")[0] in alias else "") for f in fields)
-        print(f"{name:18s} {cls.summary}")
-        if shown:
-            print(f"{'':18s}   {shown}")
+    print(describe(lookup(args.name)) if args.name else listing())
     return EXIT_OK
 
 
@@ -236,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_fmt(sub, parents=[common])
 
-    c = sub.add_parser("ops", help="list the built-in ops and their arguments")
+    c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
+    c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 
