@@ -7,26 +7,42 @@
     maps = cnndsl.features(model, x, ["conv1", "layer1"])   # activations by layer name
     res = cnndsl.train("specs/mnist5k.cnn", epochs=3)   # train with the spec's train section (docs/api.md)
     ev = cnndsl.evaluate(res)                      # accuracy, per-class accuracy, confusion matrix
+
+The names are imported on first use (PEP 562), so ``import cnndsl`` — and ``cnndsl --version`` —
+costs nothing until a spec is read.
 """
 
 from __future__ import annotations
 
-from .api import analyze, build, features, load, parse
-from .errors import CnnError, Diagnostic, Span
-from .expand import Limits
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["load", "parse", "analyze", "build", "features", "train", "evaluate", "predict", "CnnError", "Diagnostic",
            "Span", "Limits", "__version__"]
 
+# name -> the module that defines it; ``train`` is the callable :mod:`cnndsl.train` package itself
+_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api",
+         "evaluate": "train.api", "predict": "train.api",
+         "CnnError": "errors", "Diagnostic": "errors", "Span": "errors", "Limits": "expand"}
 
-def __getattr__(name: str):
-    """``train`` (the callable :mod:`cnndsl.train` package), ``evaluate`` and ``predict``, imported on
-    first use so that ``import cnndsl`` stays light."""
-    if name in ("train", "evaluate", "predict"):
-        import importlib
+if TYPE_CHECKING:
+    from .api import analyze, build, features, load, parse
+    from .errors import CnnError, Diagnostic, Span
+    from .expand import Limits
+    from .train import train
+    from .train.api import evaluate, predict
 
-        if name == "train":
-            return importlib.import_module(".train", __name__)
-        return getattr(importlib.import_module(".train.api", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        return importlib.import_module(".train", __name__)
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

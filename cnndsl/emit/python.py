@@ -37,7 +37,8 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from .layers import Add, Concat, Multiply, Scale
+from ..nn import Add, Concat, Multiply, Scale
+from .scopes import inplace_nodes, module_scopes
 
 __all__ = ["python_source"]
 
@@ -56,6 +57,12 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
     defaults to the file the spec was read from. The class's ``state_dict`` keys and shapes equal
     those of ``cnndsl.build(analysis)``.
     """
+    if analysis.graph.backbones:
+        from ..errors import error
+
+        path = next(iter(analysis.graph.backbones.values()))
+        raise error("--emit python cannot write a network with a backbone yet (it runs torchvision's "
+                    "create_feature_extractor)", path.span, "build it with cnndsl.build(...), or export it")
     return _Emitter(analysis, class_name, source).run()
 
 
@@ -179,7 +186,7 @@ class _Emitter:
     # ---- building the modules (on the meta device: only their attributes are read)
     def _build(self) -> None:
         g = self.graph
-        reusable = g.reusable_inputs()
+        reusable = inplace_nodes(g, module_scopes(g))   # the in-place rule of cnndsl.build
         for node in g.layers():
             ins = [g.nodes[i].shape for i in node.inputs]
             try:

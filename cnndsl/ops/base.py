@@ -75,7 +75,10 @@ class Upsample:
 
 @dataclass(frozen=True, slots=True)
 class Pointwise:
-    """Each output position depends on the same input position only (activations, norms, ...)."""
+    """Each output position depends on the same input position (activations, norms, ...);
+    ``context``: and on statistics of the whole map (group/instance/layer norm over H×W)."""
+
+    context: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,12 @@ class Merge:
     """Several inputs combined position by position (add, concat)."""
 
 
-RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge]
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """Not known (an opaque node of a traced model): this node and what follows have no field."""
+
+
+RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge, Unknown]
 
 
 # ----------------------------------------------------------------------------- the op base class

@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from cnndsl.errors import error
-from cnndsl.ir import Spec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydantic and torch stay unimported until a function is called
     from cnndsl.expand import Limits
+    from cnndsl.ir import Spec
 
     from .loop import Result
 
-SpecLike = Union[Spec, str, os.PathLike]
+SpecLike = Union["Spec", str, os.PathLike]
 RunLike = Union["Result", str, os.PathLike]  # a Result, a run directory or a checkpoint file
 
 
@@ -76,6 +76,8 @@ def train_overrides(values: Mapping[str, Any], prefix: str = "") -> dict[str, An
 
 
 def _spec(spec: SpecLike) -> Spec:
+    from cnndsl.ir import Spec
+
     if isinstance(spec, Spec):
         return spec
     if not isinstance(spec, (str, os.PathLike)):
@@ -89,7 +91,8 @@ def _spec(spec: SpecLike) -> Spec:
 def train(spec: SpecLike, *, params: Mapping[str, Any] | None = None, run_dir: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, force: bool = False, data_root: str | None = None,
           on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = True, quiet: bool = False,
-          limits: Limits | None = None, **train: Any) -> Result:
+          limits: Limits | None = None, init_from: str | os.PathLike | None = None, init_partial: bool = False,
+          detect_anomaly: bool = False, **train: Any) -> Result:
     """Train the network a spec describes, as its ``train`` section says; return the run.
 
     ``spec``: a path (``.cnn``/``.yaml``), spec text or a :class:`cnndsl.ir.Spec`.
@@ -98,10 +101,13 @@ def train(spec: SpecLike, *, params: Mapping[str, Any] | None = None, run_dir: s
     ``max_time="10m"``, ``early_stop={"patience": 2}``, ``optimizer={"lr": 0.05}``; see
     :func:`train_overrides`). ``run_dir``: where the run is written (default
     ``<runs_dir>/<spec>/<time>``); ``resume``: a run directory or checkpoint to continue (``force``:
-    even if the spec changed). ``on_epoch(record)`` is called after every epoch with its record
+    even if the spec changed). ``init_from``: weights to start from, matched by name (a file, a run
+    directory or ``"torchvision:MODEL.WEIGHTS"``; ``init_partial``: load the keys that match and
+    report the others), as ``--init-from``. ``on_epoch(record)`` is called after every epoch with its record
     (epoch, step, train_loss, train_acc, val_loss, val_acc, lr, images_per_s, seconds); returning
     ``False`` ends the run (``ended_by == "on_epoch"``), an exception fails it. ``progress=False``
-    prints nothing; ``quiet`` prints plain lines instead of a progress bar.
+    prints nothing; ``quiet`` prints plain lines instead of a progress bar. ``detect_anomaly``: run
+    under :func:`torch.autograd.detect_anomaly` (slow; names the op that produced a NaN).
 
     Returns :class:`cnndsl.train.loop.Result`: ``model``, ``history``, ``run_dir``, ``status``,
     ``ended_by``, ``reason``, ``val_acc``, ``best_val_acc``. A run ended by Ctrl-C returns with
@@ -113,7 +119,8 @@ def train(spec: SpecLike, *, params: Mapping[str, Any] | None = None, run_dir: s
         raise error(f"on_epoch must be a function of the epoch's record, not {type(on_epoch).__name__}")
     return run_train(_spec(spec), params=dict(params or {}), overrides=train_overrides(train), data_root=data_root,
                      run_dir=run_dir, resume=resume, force=force, quiet=quiet, progress=progress, on_epoch=on_epoch,
-                     limits=limits)
+                     limits=limits, init_from=init_from, init_partial=init_partial,
+                     detect_anomaly=detect_anomaly)
 
 
 def _recorded(run: RunLike, spec: SpecLike | None, params: Mapping[str, Any] | None, command: str):

@@ -7,6 +7,7 @@ torch is imported only after the spec, its train section and the network have be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -76,12 +77,15 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
               resume: str | os.PathLike | None = None, force: bool = False, quiet: bool = False,
               progress: bool = True, detect_anomaly: bool = False,
               on_epoch: Callable[[dict[str, Any]], Any] | None = None, limits: Limits | None = None,
+              init_from: str | os.PathLike | None = None, init_partial: bool = False,
               stop_after_steps: int | None = None) -> Result:
     """Train the network ``spec`` describes with its train section and ``overrides``.
 
     ``params``: network parameters; ``limits``: :class:`cnndsl.Limits` for the expansion
-    (``--max-params``, ``--max-layers``); ``on_epoch``: see :func:`cnndsl.train`;
-    ``stop_after_steps``: a testing aid (stop as if interrupted)."""
+    (``--max-params``, ``--max-layers``); ``on_epoch``: see :func:`cnndsl.train`; ``init_from``:
+    weights to start from, by name (``--init-from``, see :mod:`cnndsl.weights.init`; ignored on
+    resume, whose checkpoint holds the weights); ``stop_after_steps``: a testing aid (stop as if
+    interrupted)."""
     import cnndsl
 
     from .datasets import info_of_loaded
@@ -115,7 +119,13 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
         rdir = new_run_dir(cfg.runs_dir, spec)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
-    model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+    from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
+
+    with without_initial_weights() if resume else contextlib.nullcontext():  # the checkpoint has them
+        model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+    if init_from and not resume:   # --init-from: weights by name (cnndsl.weights.init)
+        init_from_flag(model, str(init_from), init_partial)
+    report_weights(model, not dist.main)   # even with --quiet: what the run starts from
     shape, classes = _net_shapes(analysis)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
@@ -163,10 +173,12 @@ def _eval_config(spec: Spec, state: dict[str, Any], recorded_train: dict[str, An
 
 def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str, Any], ema: bool):
     import cnndsl
+    from cnndsl.weights.init import without_initial_weights
 
     from . import checkpoint as ckpt
 
-    model = cnndsl.build(spec, **params)
+    with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
+        model = cnndsl.build(spec, **params)
     state = ckpt.load(checkpoint)
     weights = ckpt.model_state(state, checkpoint)
     if ema and state.get("ema"):
