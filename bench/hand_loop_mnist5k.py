@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -109,6 +110,7 @@ def main() -> None:
             sched.step()
         acc = accuracy(model, xva, yva)
         history.append({"epoch": epoch + 1, "val_acc": acc, "seconds": time.perf_counter() - t0})
+        print(json.dumps(history[-1]), file=sys.stderr, flush=True)  # progress; stdout stays one line
         if acc >= a.target_acc:
             reached = True
             break

@@ -109,9 +109,10 @@ def test_the_cli_is_a_thin_layer_over_the_api(cli, monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         cli("train", "net.cnn", "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--seed", "3",
             "--max-time", "1h", "--target-acc", "0.97", "--set", "width=16", "--set", "train.optimizer.lr=0.5",
-            "--run-dir", str(tmp_path), "--quiet")
+            "--run-dir", str(tmp_path), "--quiet", "--init-from", "w.pt", "--init-partial", "--detect-anomaly")
     (spec, kw), = calls
     assert spec == "net.cnn" and kw["params"] == {"width": 16} and kw["run_dir"] == str(tmp_path) and kw["quiet"]
+    assert kw["init_from"] == "w.pt" and kw["init_partial"] and kw["detect_anomaly"]
     assert {k: kw[k] for k in ("epochs", "batch_size", "device", "seed", "max_time", "target_acc",
                                "optimizer.lr")} == {"epochs": 2.0, "batch_size": 32, "device": "cpu", "seed": 3,
                                                     "max_time": 3600.0, "target_acc": 0.97, "optimizer.lr": "0.5"}
