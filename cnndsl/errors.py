@@ -25,7 +25,8 @@ def remember_source(name: str, text: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A position in a source file (1-based line and column; end is exclusive)."""
+    """A position in a source file (1-based line and column; end is exclusive). Line 0 names the
+    file alone (a checkpoint, an image): no position, no quoted line."""
 
     file: str
     line: int
@@ -34,7 +35,7 @@ class Span:
     end_col: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}:{self.col}" if self.line >= 1 else self.file
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _source_line(span: Span) -> str | None:
 
 
 def _quote(span: Span, color: bool) -> list[str]:
-    line = _source_line(span)
+    line = _source_line(span) if span.line >= 1 else None
     if line is None:
         return []
     line = line.expandtabs(4) if "\t" not in line[: span.col] else line.replace("\t", " ")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnndsl.errors import error
+from cnndsl.files import check_output_dir, file_span, writing
 from . import config as C
 
 
@@ -114,13 +115,14 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    if resume:
-        rp = Path(resume)
-        rdir = rp if rp.is_dir() else rp.parent
+    resume_state = None
+    if resume:  # checked before anything is written: a bad --resume must not touch the disk
+        from .resume import open_resume
+        rdir, _, resume_state = open_resume(resume, spec.hash(), force)
     elif run_dir:
-        rdir = Path(run_dir)
+        rdir = check_output_dir(run_dir, "--run-dir")
     else:
-        rdir = new_run_dir(cfg.runs_dir, spec)
+        rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     analysis = _analysis(spec, params, limits)
@@ -140,14 +142,16 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
                     hint="change the network's input, or add resize(...) to augment")
     check_targets(spec, cfg, data, analysis)
     if dist.main:
-        rdir.mkdir(parents=True, exist_ok=True)
-        src = getattr(spec, "path", None)
-        if src and Path(src).exists() and not resume:
-            shutil.copyfile(src, rdir / ("spec" + Path(src).suffix))
-        (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
-                                                    "mean": data.mean, "std": data.std,
-                                                    "shape": list(data.shape), "params": params}) + "\n")
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, force=force, quiet=quiet,
+        with writing(rdir):
+            rdir.mkdir(parents=True, exist_ok=True)
+            src = getattr(spec, "path", None)
+            if src and Path(src).exists() and not resume:
+                shutil.copyfile(src, rdir / ("spec" + Path(src).suffix))
+            (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
+                                                        "mean": data.mean, "std": data.std,
+                                                        "shape": list(data.shape), "params": params}) + "\n")
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, resume_state=resume_state,
+                           force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
         result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
@@ -196,11 +200,17 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
         import cnndsl
         build = cnndsl.build
     model = build(spec, **params)
-    state = ckpt.load(args.checkpoint)
-    weights = ckpt.model_state(state, args.checkpoint)
+    path = ckpt.resolve(args.checkpoint)
+    state = ckpt.load(path)
+    weights = ckpt.model_state(state, path)
     if getattr(args, "ema", False) and state.get("ema"):
         weights = {**weights, **state["ema"]}
-    ckpt.load_weights(model, weights, args.checkpoint)
+    bad = ckpt.non_finite(weights)
+    if bad:
+        raise error(f"this checkpoint holds non-finite weights ({bad} has NaN or Inf values)", file_span(path),
+                    "the run diverged before this checkpoint was written: use an earlier one (best.pt) or "
+                    "train again with a lower learning rate")
+    ckpt.load_weights(model, weights, path)
     return model, state, params
 
 
