@@ -7,6 +7,7 @@ torch is imported only by commands that build a module (``compile`` without ``--
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any, Sequence
@@ -51,10 +52,25 @@ def limits_from(args: argparse.Namespace):
 
 
 def _number(text: str) -> float:
+    """A finite number ≥ 1 (``--max-params 1e6``); nan, inf and 1e400 are refused."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 1, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number ≥ 1 (``--max-layers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -62,7 +78,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
     p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
-    p.add_argument("--max-layers", type=int, metavar="N", help="limit on expanded layers (default 10000)")
+    p.add_argument("--max-layers", type=_count, metavar="N", help="limit on expanded layers (default 10000)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
 
@@ -71,6 +87,12 @@ def prepare(args: argparse.Namespace) -> None:
     ``--max-params`` / ``--max-layers`` (used by every command)."""
     args.params, args.train_overrides = parse_set(getattr(args, "set", None))
     args.limits = limits_from(args)
+    from .files import check_output_dir, check_output_file  # outputs are checked before any work
+
+    if getattr(args, "output", None):
+        check_output_file(args.output, "-o")
+    if getattr(args, "run_dir", None):
+        check_output_dir(args.run_dir, "--run-dir")
 
 
 def _analysis(args: argparse.Namespace):
@@ -135,10 +157,18 @@ def _write(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
         return
+    from .files import writing
+
     tmp = f"{output}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, output)
+    with writing(output):
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     print(f"wrote {output}", file=sys.stderr)
 
 

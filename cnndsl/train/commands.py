@@ -251,6 +251,9 @@ def eval_cmd(args: Any) -> int:
     print("per-class accuracy:")
     for c, a in zip(ev["classes"], ev["per_class_acc"]):
         print(f"  {c:>{width}}  {a:.2%}")
+    if ev["confusion"] is None:
+        print(f"(no confusion matrix for {len(ev['classes']):,} classes)")
+        return 0
     print("confusion matrix (rows: true, columns: predicted):")
     cell = max(5, max((len(str(c)) for c in ev["classes"]), default=1) + 1)
     print(f"  {'':>{width}} " + " ".join(f"{str(c)[:cell]:>{cell}}" for c in ev["classes"]))
