@@ -63,3 +63,30 @@ def test_set_train_values_that_are_not_finite(capsys, spec):
     assert rc == 2 and "train.epochs" in text and "finite" in text
     rc, text = run(capsys, "train", with_train, "--device", "meta")
     assert rc == 2 and "'meta' is not a device" in text
+
+
+def test_train_refuses_bad_train_values_before_importing_torch(tmp_path):
+    """A typo in --set train.* is refused at once: no torch import, no allocation (item 16)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = tmp_path / "t.cnn"
+    spec.write_text(SPEC + "train {\n  data: synthetic\n  device: cpu\n}\n")
+    code = ("import sys; from cnndsl.cli import main; "
+            f"rc = main(['train', {str(spec)!r}, '--set', 'train.data.num_train=1000000000000']); "
+            "print(rc, 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.stdout.split() == ["2", "False"], p.stdout + p.stderr
+    assert "num_train" in p.stderr
+
+
+def test_predict_refuses_a_fifo_or_device_before_loading_anything(capsys, spec, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for image in (str(fifo), "/dev/zero"):
+        rc, text = run(capsys, "predict", spec, "--checkpoint", str(tmp_path / "none.pt"), image)
+        assert rc == 2 and "not a regular file" in text and image in text

@@ -104,12 +104,16 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
               detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
     ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
+    params = params or {}
+    cfg = config_of(spec, overrides)  # the train section, the run directory and the network are checked
+    if not resume:                    # before torch is imported: a bad value is refused at once
+        rdir = check_output_dir(run_dir or new_run_dir(cfg.runs_dir, spec), "--run-dir" if run_dir else "train.runs_dir")
+    analysis = _analysis(spec, params, limits)
+
     import torch
     from . import distributed as D, loop
     from .data import load as load_data
 
-    params = params or {}
-    cfg = config_of(spec, overrides)
     device = loop.resolve_device(cfg.device)
     dist = D.init(device.type)
     if dist.enabled and device.type == "cuda":
@@ -119,13 +123,8 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     if resume:  # checked before anything is written: a bad --resume must not touch the disk
         from .resume import open_resume
         rdir, _, resume_state = open_resume(resume, spec.hash(), force)
-    elif run_dir:
-        rdir = check_output_dir(run_dir, "--run-dir")
-    else:
-        rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
-    analysis = _analysis(spec, params, limits)
     if build is None:
         import cnndsl
         model = cnndsl.build(analysis)  # the analysis already holds the expanded network
@@ -169,9 +168,10 @@ def _load_spec(args: Any) -> Any:
 
 
 def train_cmd(args: Any) -> int:
-    from .distributed import leave
+    rc = _train_cmd(args)
+    from .distributed import leave  # imports torch: after the checks that can refuse without it
 
-    return leave(_train_cmd(args))
+    return leave(rc)
 
 
 def _train_cmd(args: Any) -> int:
@@ -264,6 +264,11 @@ def eval_cmd(args: Any) -> int:
 
 def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
+    for path in args.images:  # before anything heavy: a FIFO, a device or a missing file is refused now
+        if not os.path.isfile(path):
+            raise error("this image is not a regular file (a FIFO, a device or a directory?)" if os.path.exists(path)
+                        else "no such image file",
+                        file_span(path), "pass image files (PNG, JPEG, ...)")
     import torch
     from .data import read_image
 
