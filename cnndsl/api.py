@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .analysis import Analysis, analyze_graph
 from .expand import Expander, Limits
@@ -11,6 +12,7 @@ from .ir import Spec
 from .syntax.source import load_spec, parse_text
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 SpecLike = Spec | str | os.PathLike
@@ -50,4 +52,29 @@ def build(spec: SpecLike | Analysis, *, limits: Limits | None = None, **params: 
         analysis = spec
     else:
         analysis = analyze(spec, limits=limits, **params)
-    return build_network(analysis)
+    model = build_network(analysis)
+    _BUILT[model] = analysis
+    return model
+
+
+_BUILT: "weakref.WeakKeyDictionary[Any, Analysis]" = weakref.WeakKeyDictionary()
+
+
+def analysis_of(model: Any) -> Analysis | None:
+    """The analysis a module was built from by :func:`build` (None for other modules)."""
+    try:
+        return _BUILT.get(model)
+    except TypeError:  # not weak-referenceable
+        return None
+
+
+def features(model: "nn.Module", x: "torch.Tensor", layers: Sequence[str] | str, *,
+             analysis: Analysis | None = None) -> "dict[str, torch.Tensor]":
+    """The values of ``layers`` when ``model(x)`` runs: ``{name: tensor}``, batch first.
+
+    Names are the spec's layer and container names for a network :func:`build` made
+    (``"conv1"``, ``"layer1"``, ``"layer1.0"``), submodule paths for any other module.
+    """
+    from .inspect.taps import features as run
+
+    return run(model, x, layers, analysis=analysis)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from . import expr as E
 from .errors import CnnError, Span, did_you_mean, error
-from .ir import BlockDef, Layer
+from .ir import BlockDef, Layer, NetworkDef
 from .ops.base import Op
 
 
@@ -156,4 +156,30 @@ def bind_block(block: BlockDef, layer: Layer, caller_env: E.Env) -> dict[str, An
             hint = did_you_mean(str(v), caller_env.names)
             if hint:  # a misspelt parameter name, most likely; plain symbols stay allowed
                 raise error(f"unknown name '{v}'", v.span, hint)
+    return bound
+
+
+def bind_network_params(net: NetworkDef, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Network parameters: defaults in order, replaced by overrides (--set, build(**params))."""
+    known = {p.name for p in net.params}
+    for name in overrides:
+        if name not in known:
+            hint = did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)) if known
+                                                 else f"network {net.name} declares no parameters")
+            raise error(f"network {net.name} has no parameter '{name}'", None, hint,
+                        notes=[(net.span, f"network {net.name} is declared here")])
+    bound: dict[str, Any] = {}
+    for p in net.params:
+        if p.name in overrides:
+            try:
+                bound[p.name] = E.check_value(overrides[p.name])
+            except CnnError as exc:
+                d = exc.diagnostics[0]
+                raise error(f"the value given for parameter '{p.name}': {d.message}", None, d.hint,
+                            notes=[(p.span, f"'{p.name}' is declared here")]) from None
+        elif p.default is not None:
+            bound[p.name] = E.evaluate(p.default, E.Env(bound))
+        else:
+            raise error(f"network {net.name} needs a value for parameter '{p.name}'", p.span,
+                        f"pass it with --set {p.name}=VALUE or build(spec, {p.name}=...)")
     return bound

@@ -1,90 +1,67 @@
-"""The canonical form of a spec: syntax-independent plain data, for equality and hashing.
+"""The canonical form of a spec and its hash: syntax-independent plain data.
 
 Positional arguments become keyword arguments named after the op's fields or the block's
-parameters, short aliases become full names (``k`` → ``kernel``), and source spans are dropped.
-A spec written in ``.cnn`` and in YAML has one canonical form.
+parameters, short aliases become full names (``k`` → ``kernel``), imported blocks count as if
+written in the file, and source spans and formatting are gone. A spec written in ``.cnn`` and in
+YAML has one canonical form, hence one hash.
+
+The form depends on the ops' argument names (through the op REGISTRY), so it sits above
+:mod:`cnndsl.ops`; :mod:`cnndsl.ir` does not import it. :data:`HASH_VERSION` is part of the hashed
+data: bump it whenever the canonical form changes on purpose (a renamed op argument, a new field),
+so old checkpoints are refused with a clear "the spec changed" instead of matching by accident.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from .expr import format_expr
+from .ir import Spec
 from .ops import REGISTRY
 
+HASH_VERSION = 2  # 1: the hash before versioning (Spec.hash(), positional names only)
 
-def canonical_spec(spec) -> dict[str, Any]:
-    blocks = {b.name: b for b in spec.blocks}
 
-    def layer(item) -> dict[str, Any]:
-        cls = REGISTRY.get(item.op)
-        block = blocks.get(item.op)
-        if cls is not None:
-            names, aliases = list(cls.positional), cls.aliases
-        elif block is not None:
-            names, aliases = [p.name for p in block.params], {}
-        else:
-            names, aliases = [], {}
-        args: dict[str, str] = {}
-        extra = []
-        for i, a in enumerate(item.args):
-            if i < len(names):
-                args[names[i]] = format_expr(a)
-            else:
-                extra.append(format_expr(a))
-        for kw in item.kwargs:
-            args[aliases.get(kw.name, kw.name)] = format_expr(kw.value)
-        out: dict[str, Any] = {"op": item.op, "args": dict(sorted(args.items()))}
-        if extra:
-            out["extra_args"] = extra
-        return out
+def canonical_spec(spec: Spec) -> dict[str, Any]:
+    """The spec as plain data: blocks by name, layers with keyword arguments, no spans."""
+    params = {b.name: [p.name for p in b.params] for b in spec.blocks}
+    data = spec.model_dump(mode="json", exclude={"imports"})
+    data["blocks"] = {b.pop("name"): b for b in sorted(data["blocks"], key=lambda b: b["name"])}
+    _keywords([data["blocks"], data["network"]], params)  # not the train section: plain data
+    return data
 
-    def items(body) -> list[dict[str, Any]]:
-        return [one(i) for i in body]
 
-    def one(item) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": item.kind}
-        if item.kind == "from":
-            d["ref"] = list(item.ref.path)
-            return d
-        for key in ("name",):
-            if getattr(item, key) is not None:
-                d[key] = getattr(item, key)
-        if item.when is not None:
-            d["when"] = format_expr(item.when)
-        if item.repeat is not None:
-            d["repeat"] = {"count": format_expr(item.repeat.count), "index": item.repeat.index}
-        if item.kind == "layer":
-            d.update(layer(item))
-        elif item.kind == "group":
-            d["body"] = items(item.body)
-        elif item.kind == "residual":
-            d["body"] = items(item.body)
-            sc = item.shortcut
-            if sc is not None:
-                d["shortcut"] = {"name": sc.name, "when": None if sc.when is None else format_expr(sc.when),
-                                 "body": items(sc.body)}
-        elif item.kind == "parallel":
-            d["merge"] = item.merge
-            d["branches"] = [items(b) for b in item.branches]
-        elif item.kind == "merge":
-            d["merge"] = item.merge
-            d["refs"] = [list(r.path) for r in item.refs]
-        return d
+def spec_hash(spec: Spec) -> str:
+    """sha256 of the versioned canonical form: equal for equal specs, whatever their syntax or layout."""
+    text = json.dumps({"version": HASH_VERSION, "spec": canonical_spec(spec)}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
-    def params(ps) -> list[list[Any]]:
-        return [[p.name, None if p.default is None else format_expr(p.default)] for p in ps]
 
-    out: dict[str, Any] = {
-        "blocks": {b.name: {"params": params(b.params), "body": items(b.body)}
-                   for b in sorted(spec.blocks, key=lambda b: b.name)},
-        "train": spec.train,
-    }
-    net = spec.network
-    if net is not None:
-        out["network"] = {
-            "name": net.name, "params": params(net.params), "input": [format_expr(e) for e in net.input],
-            "body": items(net.body), "outputs": [list(r.path) for r in net.outputs],
-            "freeze": [p.glob for p in net.freeze], "unfreeze": [p.glob for p in net.unfreeze],
-        }
-    return out
+def _keywords(value: Any, block_params: dict[str, list[str]]) -> None:
+    """Walk dumped IR (iteratively: specs can nest 64 levels) and rewrite every layer call."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if v.get("kind") == "layer":
+                _layer(v, block_params)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def _layer(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
+    cls = REGISTRY.get(d["op"])
+    if cls is not None:
+        names, aliases = list(cls.positional), dict(cls.aliases)
+    else:
+        names, aliases = block_params.get(d["op"], []), {}
+    args = {names[i]: a for i, a in enumerate(d["args"]) if i < len(names)}
+    extra = d["args"][len(names):]
+    for kw in d.pop("kwargs"):
+        args[aliases.get(kw["name"], kw["name"])] = kw["value"]
+    d["args"] = dict(sorted(args.items()))
+    if extra:
+        d["extra_args"] = extra

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import CnnError, error, use_color
+from .errors import CnnError, error, printable, use_color
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
@@ -119,7 +119,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .analysis.report import human
 
     n = len(a.layers)
-    print(f"ok: {args.spec}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
+    print(f"ok: {printable(args.spec, False)}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
           f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
           + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
     return EXIT_OK
@@ -261,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])
+    from .export.cli import register as register_export
+    from .inspect.cli import register as register_inspect
+    from .lsp.cli import register as register_lsp
+    from .schema import register as register_schema
+
+    register_export(sub, parents=[common])
+    register_schema(sub, parents=[common])
+    register_lsp(sub, parents=[common])
+    register_inspect(sub, parents=[common])
     return p
 
 

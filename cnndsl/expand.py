@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import expr as E
-from .bind import bind_block, bind_op
+from .bind import bind_block, bind_network_params, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
 from .graph import Container, Graph, Node
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
@@ -101,13 +101,13 @@ class Expander:
         self.containers: dict[str, Container] = {}
         self.param_total = 0
         self.implicit: dict[str, int] = {}
-        self.estimates: dict[str, int] = {}
+        self.estimates: dict[tuple[str, bool], int] = {}
 
     # ------------------------------------------------------------------ entry
     def run(self, params: dict[str, Any]) -> Graph:
         net = self.spec.network
         if net is None:
-            raise error("the spec defines no network", None,
+            raise error("the spec defines no network", Span(self.spec.path or "<string>", 1, 1),
                         "add 'network Name { input 3x32x32 ... }' (block-only files are imported by others)")
         for b in self.spec.blocks:
             if b.name in REGISTRY:
@@ -121,6 +121,7 @@ class Expander:
         if len(dims) not in (1, 3):
             raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
                         net.input_span, "e.g. input 3x32x32")
+        self.check_size(net.body, bound)
         self.nodes.append(Node(0, "input", None, (), tuple(dims), net.input_span))
         root = _Ctx(_Scope(""), _Namespace(), dict(bound))
         root.ns.names["input"] = _Binding(0)
@@ -153,10 +154,12 @@ class Expander:
                         "to leave an item out, use 'when COND' instead of a repeat count of 0"
                         if count == 0 else "x3 repeats an item three times; x(n) takes an expression")
         estimate = self.estimate(item, ctx.names)  # includes this repeat count
+        before = len(self.nodes) - 1  # layers expanded so far (not the input)
         if len(self.nodes) + estimate > self.limits.max_layers:
-            raise error(f"this repeat expands to about {estimate:,} layers, above the limit of "
-                        f"{self.limits.max_layers:,}", rep.span or item.span,
-                        "reduce the repeat counts (nested repeats multiply)")
+            total = f"about {estimate:,} layers" if before == 0 else \
+                f"about {estimate:,} more layers, {before + estimate:,} in all"
+            raise error(f"this repeat expands to {total}, above the limit of {self.limits.max_layers:,}",
+                        rep.span or item.span, "reduce the repeat counts (nested repeats multiply)")
         body = item.model_copy(update={"name": None, "repeat": None, "when": None})
         inner = ctx
         if item.name is not None:
@@ -283,6 +286,9 @@ class Expander:
             shape = op.infer(ins)
         except ShapeError as exc:
             raise self.shape_error(exc, path, op, inputs, span) from None
+        if any(d > E.MAX_INT for d in shape):
+            raise error(f"{op.name} '{path}' would output {'×'.join(map(E.magnitude, shape))}: a dimension "
+                        f"above {E.MAX_INT:.0e}", span, "check the sizes and scale factors before this layer")
         params = sum(math.prod(s) for s in op.param_shapes(ins, shape).values())
         self.param_total += params
         if self.param_total > self.limits.max_params:
@@ -316,22 +322,24 @@ class Expander:
         return b
 
     # ------------------------------------------------------------------ size estimate
-    def estimate(self, item: Item, names: dict[str, Any]) -> int:
-        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1)."""
+    def estimate(self, item: Item, names: dict[str, Any], floor: bool = False) -> int:
+        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1).
+        ``floor``: a lower bound instead (conditional items and shortcuts count 0)."""
         kind = item.kind
-        if kind == "from":
+        if kind == "from" or (floor and item.when is not None):
             return 0
         if kind == "layer":
             block = self.blocks.get(item.op)
-            n = 1 if block is None else self.block_estimate(block)
+            n = 1 if block is None else self.block_estimate(block, floor)
         elif kind == "group":
-            n = sum(self.estimate(i, names) for i in item.body)
+            n = sum(self.estimate(i, names, floor) for i in item.body)
         elif kind == "residual":
-            n = 1 + sum(self.estimate(i, names) for i in item.body)
-            if item.shortcut is not None:
-                n += sum(self.estimate(i, names) for i in item.shortcut.body)
+            n = 1 + sum(self.estimate(i, names, floor) for i in item.body)
+            sc = item.shortcut
+            if sc is not None and not (floor and sc.when is not None):
+                n += sum(self.estimate(i, names, floor) for i in sc.body)
         elif kind == "parallel":
-            n = 1 + sum(self.estimate(i, names) for b in item.branches for i in b)
+            n = 1 + sum(self.estimate(i, names, floor) for b in item.branches for i in b)
         else:
             n = 1
         if item.repeat is not None:
@@ -342,38 +350,36 @@ class Expander:
             n *= count if isinstance(count, int) and count > 0 else 1
         return n
 
-    def block_estimate(self, block: BlockDef) -> int:
-        if block.name not in self.estimates:
-            self.estimates[block.name] = 1  # cycles are refused before expansion
-            self.estimates[block.name] = max(1, sum(self.estimate(i, {}) for i in block.body))
-        return self.estimates[block.name]
+    def block_estimate(self, block: BlockDef, floor: bool = False) -> int:
+        key = (block.name, floor)
+        if key not in self.estimates:
+            self.estimates[key] = 1  # cycles are refused before expansion
+            n = sum(self.estimate(i, {}, floor) for i in block.body)
+            self.estimates[key] = n if floor else max(1, n)
+        return self.estimates[key]
+
+    def check_size(self, body: tuple[Item, ...], names: dict[str, Any]) -> None:
+        """Refuse, before expanding anything, a network that has more layers than the limit even
+        counting only what is certain (a long list of items costs time to expand and to refuse)."""
+        total = 0
+        for item in body:
+            n = self.estimate(item, names, floor=True)
+            total += n
+            if total <= self.limits.max_layers:
+                continue
+            if item.repeat is not None and n > self.limits.max_layers:  # the repeat check's own words
+                raise error(f"this repeat expands to about {self.estimate(item, names):,} layers, above the "
+                            f"limit of {self.limits.max_layers:,}", item.repeat.span or item.span,
+                            "reduce the repeat counts (nested repeats multiply)")
+            raise error(f"the network has at least {total:,} layers up to here, above the limit of "
+                        f"{self.limits.max_layers:,}", item.span,
+                        "use blocks and repeats for repeated structure, or raise the limit (--max-layers)")
 
 
 def _truthy(value: Any, e: E.Expr) -> bool:
     if isinstance(value, E.Symbol):
         raise error(f"unknown name '{value}' in condition", value.span or e.span)
     return bool(value)
-
-
-def bind_network_params(net, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Network parameters: defaults in order, replaced by overrides (--set, build(**params))."""
-    known = {p.name for p in net.params}
-    for name in overrides:
-        if name not in known:
-            hint = did_you_mean(name, known) or ("parameters: " + ", ".join(sorted(known)) if known
-                                                 else f"network {net.name} declares no parameters")
-            raise error(f"network {net.name} has no parameter '{name}'", None, hint,
-                        notes=[(net.span, f"network {net.name} is declared here")])
-    bound: dict[str, Any] = {}
-    for p in net.params:
-        if p.name in overrides:
-            bound[p.name] = overrides[p.name]
-        elif p.default is not None:
-            bound[p.name] = E.evaluate(p.default, E.Env(bound))
-        else:
-            raise error(f"network {net.name} needs a value for parameter '{p.name}'", p.span,
-                        f"pass it with --set {p.name}=VALUE or build(spec, {p.name}=...)")
-    return bound
 
 
 def check_block_cycles(spec: Spec) -> None:

@@ -114,6 +114,12 @@ class Symbol(str):
 
 # ----------------------------------------------------------------------------- evaluation
 
+# Bounds on values and on work, so no expression can take long or use much memory, whatever its
+# operators: every value (literal, intermediate or result) and every evaluation is checked.
+MAX_ITEMS = 10_000      # elements of a list or mapping value, nested ones included
+MAX_STR = 10_000        # characters of a string value
+MAX_STEPS = 100_000     # work units of one evaluation: one per node, plus the size of lists built
+
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
@@ -131,8 +137,18 @@ def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None
     return new + divisor if new < 0.9 * value else new
 
 
+def _round(number: Any, ndigits: Any = None) -> Any:
+    """``round``, without building ``10**-ndigits`` for an integer (``round(1, -10**8)`` would)."""
+    if isinstance(number, int) and isinstance(ndigits, int) and not isinstance(ndigits, bool):
+        if ndigits >= 0:
+            return number
+        if ndigits < -len(str(MAX_INT)):  # |number| <= MAX_INT < 10**-ndigits / 2: rounds to 0
+            return 0
+    return round(number, ndigits)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
+    "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
     "make_divisible": _make_divisible,
 }
@@ -150,17 +166,64 @@ class Env:
         self.allow_calls = allow_calls  # train section: unknown calls become {"type": name, ...}
 
 
-def _check_number(value: Any, span: Span | None) -> Any:
+def magnitude(value: Any) -> str:
+    """A number for a message: ``1e+30``, or ``a number of about 4,300 digits`` where a float
+    cannot hold it (formatting such an int with ``:g`` raises OverflowError)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        if value.bit_length() < 1000:
+            return f"{float(value):.3g}"
+        return f"a number of about {int(value.bit_length() * math.log10(2)):,} digits"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def check_number(value: Any, span: Span | None) -> Any:
+    """A number within cnndsl's range: |int| ≤ MAX_INT, floats finite."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and abs(value) > MAX_INT:
-        raise error(f"number {value:.3g} is too large (limit {MAX_INT:.0e})", span)
+        raise error(f"number {magnitude(value)} is too large (limit {MAX_INT:.0e})", span,
+                    "no network needs numbers this large; is a digit or an operator wrong?")
     if isinstance(value, float) and not math.isfinite(value):
         raise error(f"expression gives {value}", span, "check for overflow or division by zero")
     if isinstance(value, complex):
         raise error(f"expression gives the complex number {value}", span,
                     "a negative number raised to a fractional power has no real value")
     return value
+
+
+def check_value(value: Any, span: Span | None = None, steps: list[int] | None = None) -> Any:
+    """A plain value (from an expression, YAML, --set or the Python API) within the bounds above:
+    numbers in range, strings up to MAX_STR characters, lists/mappings up to MAX_ITEMS elements in
+    all. Linear in the size, and stops at the first element over the bound."""
+    count = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple, dict)):
+            count += len(v)
+            if count > MAX_ITEMS:
+                raise _too_many(span)
+            stack.extend(v.values() if isinstance(v, dict) else v)
+        elif isinstance(v, str):
+            if len(v) > MAX_STR:
+                raise error(f"string too long ({len(v):,} characters; the limit is {MAX_STR:,})", span)
+        else:
+            check_number(v, span)
+    if steps is not None:
+        _spend(steps, count, span)
+    return value
+
+
+def _too_many(span: Span | None):
+    return error(f"value too large: more than {MAX_ITEMS:,} list or mapping elements", span,
+                 "expressions build small values (shapes, channel lists); is a list doubling?")
+
+
+def _spend(steps: list[int], n: int, span: Span | None) -> None:
+    steps[0] -= n
+    if steps[0] < 0:
+        raise error(f"expression too expensive to evaluate (more than {MAX_STEPS:,} steps)", span,
+                    "simplify the expression")
 
 
 def _need_value(v: Any, env: Env, span: Span | None) -> Any:
@@ -172,9 +235,19 @@ def _need_value(v: Any, env: Env, span: Span | None) -> Any:
 
 
 def evaluate(e: Expr, env: Env) -> Any:
-    """Evaluate an expression. Raises CnnError (with the span) on any problem."""
+    """Evaluate an expression. Raises CnnError (with the span) on any problem, including a value
+    or an amount of work beyond the bounds (MAX_INT, MAX_ITEMS, MAX_STR, MAX_STEPS)."""
+    return _eval(e, env, [MAX_STEPS])
+
+
+def _eval(e: Expr, env: Env, steps: list[int]) -> Any:
+    _spend(steps, 1, e.span)
     kind = type(e)
-    if kind is Num or kind is Str or kind is Bool:
+    if kind is Num:
+        return check_number(e.value, e.span)
+    if kind is Str:
+        return check_value(e.value, e.span)
+    if kind is Bool:
         return e.value
     if kind is Name:
         if e.id in env.names:
@@ -183,11 +256,11 @@ def evaluate(e: Expr, env: Env) -> Any:
     if kind is InShape:
         return _in_shape(e, env)
     if kind is BinOp:
-        a = _need_value(evaluate(e.left, env), env, e.span)
-        b = _need_value(evaluate(e.right, env), env, e.span)
-        return _binop(e, a, b)
+        a = _need_value(_eval(e.left, env, steps), env, e.span)
+        b = _need_value(_eval(e.right, env, steps), env, e.span)
+        return _binop(e, a, b, steps)
     if kind is Unary:
-        v = evaluate(e.operand, env)
+        v = _eval(e.operand, env, steps)
         if e.op == "not":
             return not _need_value(v, env, e.span)
         v = _need_value(v, env, e.span)
@@ -195,41 +268,44 @@ def evaluate(e: Expr, env: Env) -> Any:
             raise error(f"unary '{e.op}' needs a number, got {describe(v)}", e.span)
         return -v if e.op == "-" else v
     if kind is IfExp:
-        test = _need_value(evaluate(e.test, env), env, e.test.span)
-        return evaluate(e.body if test else e.orelse, env)
+        test = _need_value(_eval(e.test, env, steps), env, e.test.span)
+        return _eval(e.body if test else e.orelse, env, steps)
     if kind is ListExpr:
-        return [evaluate(i, env) for i in e.items]
+        return check_value([_eval(i, env, steps) for i in e.items], e.span, steps)
     if kind is MapExpr:
-        return {k: evaluate(v, env) for k, v in e.items}
+        return check_value({k: _eval(v, env, steps) for k, v in e.items}, e.span, steps)
     if kind is Call:
-        return _call(e, env)
+        return _call(e, env, steps)
     raise TypeError(f"not an expression: {e!r}")  # pragma: no cover - internal
 
 
-def _binop(e: BinOp, a: Any, b: Any) -> Any:
+def _binop(e: BinOp, a: Any, b: Any, steps: list[int]) -> Any:
     op = e.op
     if op in ("and", "or"):
         return (a and b) if op == "and" else (a or b)
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
     if op in ("==", "!="):
+        for v in (a, b):
+            if isinstance(v, (list, dict)):
+                check_value(v, e.span, steps)  # comparing costs the size of the values
         return _BINOPS[op](a, b)
     if not numeric:
         if op == "+" and isinstance(a, list) and isinstance(b, list):
-            return a + b
+            if len(a) + len(b) > MAX_ITEMS:
+                raise _too_many(e.span)  # refused before building the sum
+            return check_value(a + b, e.span, steps)
         if op in ("<", "<=", ">", ">=") and isinstance(a, str) and isinstance(b, str):
             return _BINOPS[op](a, b)
         raise error(f"operator '{op}' needs numbers, got {describe(a)} and {describe(b)}", e.span)
     if op in ("/", "//", "%") and b == 0:
         raise error("division by zero", e.span, f"the right side of '{op}' evaluates to 0 here")
-    if op == "**":
-        if abs(b) > 64 or (abs(a) > 1 and isinstance(b, int) and b * math.log2(max(abs(a), 2)) > 62):
-            raise error(f"{a} ** {b} is too large", e.span)
+    if op == "**" and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and b > 0 \
+            and b * math.log2(abs(a)) > 64:  # would build a huge integer before the range check
+        raise error(f"{a} ** {b} is too large (limit {MAX_INT:.0e})", e.span)
     try:
-        return _check_number(_BINOPS[op](a, b), e.span)
+        return check_number(_BINOPS[op](a, b), e.span)
     except (OverflowError, ZeroDivisionError, ValueError) as exc:
-        raise error(f"cannot compute {a} {op} {b}: {exc}", e.span) from None
-
-
+        raise error(f"cannot compute {magnitude(a)} {op} {magnitude(b)}: {exc}", e.span) from None
 def _in_shape(e: InShape, env: Env) -> Any:
     shape = env.in_shape
     if shape is None:
@@ -251,21 +327,22 @@ def _in_shape(e: InShape, env: Env) -> Any:
                 or "use in.channels, in.height, in.width, in.features, in.shape or in.rank")
 
 
-def _call(e: Call, env: Env) -> Any:
+def _call(e: Call, env: Env, steps: list[int]) -> Any:
     fn = FUNCTIONS.get(e.func)
     if fn is None:
         if env.allow_calls:  # train section: `sgd(lr=0.1)` is a typed object
             out: dict[str, Any] = {"type": e.func}
             if e.args:
-                out["args"] = [evaluate(a, env) for a in e.args]
-            out.update({k: evaluate(v, env) for k, v in e.kwargs})
-            return out
+                out["args"] = [_eval(a, env, steps) for a in e.args]
+            out.update({k: _eval(v, env, steps) for k, v in e.kwargs})
+            return check_value(out, e.span, steps)
         raise error(f"unknown function '{e.func}'", e.span,
                     did_you_mean(e.func, FUNCTIONS) or "functions: " + ", ".join(sorted(FUNCTIONS)))
-    args = [_need_value(evaluate(a, env), env, a.span) for a in e.args]
-    kwargs = {k: _need_value(evaluate(v, env), env, v.span) for k, v in e.kwargs}
+    args = [_need_value(_eval(a, env, steps), env, a.span) for a in e.args]
+    kwargs = {k: _need_value(_eval(v, env, steps), env, v.span) for k, v in e.kwargs}
+    check_value([args, kwargs], e.span, steps)  # min/max walk their list: pay for it
     try:
-        return _check_number(fn(*args, **kwargs), e.span)
+        return check_value(fn(*args, **kwargs), e.span)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         raise error(f"{e.func}(): {exc}", e.span,
                     f"check the arguments of {e.func}; see docs/language.md for its signature") from None
@@ -341,7 +418,7 @@ def literal(value: Any, span: Span | None = None) -> Expr:
     if isinstance(value, bool):
         return Bool(value, span)
     if isinstance(value, (int, float)):
-        return Num(value, span)
+        return Num(check_number(value, span), span)
     if isinstance(value, str):
         return Str(value, span)
     if isinstance(value, list):

@@ -1,5 +1,10 @@
-"""The file-system edges of cnndsl's commands: outputs that are checked before anything is written,
-writes that fail as diagnostics naming the path and the cause, reads of regular files only.
+"""The file-system edges of cnndsl's commands: user-named files read safely (regular files only,
+never more than a limit), outputs checked before anything is written, writes that fail as
+diagnostics naming the path and the cause.
+
+``/dev/zero`` would be read until memory runs out, a FIFO would block forever, and ``/proc`` files
+report a size of 0. So a file is opened without blocking, checked on the open descriptor (no
+race between a check and the open), and read to at most ``limit + 1`` bytes.
 
 No torch here: the CLI checks ``-o`` and ``--run-dir`` with these before a command does any work.
 """
@@ -14,6 +19,56 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import CnnError, Span, error
+
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def read_regular_file(path: str | os.PathLike, limit: int, what: str = "file",
+                      too_large_hint: str | None = None, where: Span | None = None) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; CnnError otherwise
+    (missing, unreadable, a directory, device, FIFO or socket, or larger than ``limit``).
+    ``what`` names the file in messages ("spec", "image"); ``where`` locates them (file_span)."""
+    shown = os.fspath(path)
+    article = "an" if what[:1] in "aeiou" else "a"
+    try:
+        fd = os.open(path, _FLAGS)
+    except FileNotFoundError:
+        raise error(f"no such file: {shown}", where, "check the path") from None
+    except PermissionError:
+        raise error(f"cannot read {shown}: permission denied", where,
+                    f"check the permissions of the {what} (ls -l)") from None
+    except OSError as exc:
+        raise error(f"cannot open {shown}: {exc.strerror or exc}", where) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise error(f"{shown} is {kind}, not {article} {what}", where,
+                        f"cnndsl reads {article} {what} only from a regular file")
+        if info.st_size > limit:
+            raise error(f"{shown} is too large ({info.st_size:,} bytes; {what}s are limited to {limit:,})", where,
+                        too_large_hint)
+        chunks, size = [], 0
+        while size <= limit:
+            try:
+                chunk = os.read(fd, limit + 1 - size)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise error(f"{shown} cannot be read without waiting", where) from None
+                raise error(f"cannot read {shown}: {exc.strerror or exc}", where) from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # it grew, or it reports no size (/proc)
+            raise error(f"{shown} is too large (more than {limit:,} bytes; {what}s are limited to {limit:,})",
+                        where, too_large_hint)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
 
 # errno → the words a user needs (the rest: the system's own message)
 _CAUSES = {
@@ -110,35 +165,3 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise error(f"{flag} {path}: {ancestor} is not writable", None, "choose a directory you can write to")
     return p
-
-
-def read_regular(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device (/dev/zero), a socket
-    or a directory is refused without blocking on it; never more than ``limit + 1`` bytes are read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise error(f"cannot read this {what}: {os_cause(exc)}", file_span(path)) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
-            raise error(f"cannot read this {what}: it is {kind}", file_span(path), f"pass a regular {what}")
-        if info.st_size > limit:
-            raise error(f"this {what} is too large ({info.st_size:,} bytes; the limit is {limit:,})",
-                        file_span(path))
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:  # the file grew while being read
-            raise error(f"this {what} is too large (more than {limit:,} bytes)", file_span(path))
-        return b"".join(chunks)
-    except OSError as exc:
-        raise error(f"cannot read this {what}: {os_cause(exc)}", file_span(path)) from None
-    finally:
-        os.close(fd)

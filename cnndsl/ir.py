@@ -4,20 +4,24 @@ A Spec holds block definitions, at most one network and the raw ``train`` sectio
 form a discriminated union on ``kind``. Values are unevaluated expressions (:mod:`cnndsl.expr`);
 they are evaluated when the network is expanded into a graph (:mod:`cnndsl.expand`).
 
-Source spans ride along on every node but are excluded from comparisons and from the canonical
-form, so a spec written in ``.cnn`` and in YAML compare equal and hash the same.
+Every node checks its names against :mod:`cnndsl.names` as it is built, so both front ends (and
+any code that builds IR) meet one rule. Source spans ride along on every node but never take part
+in equality: two nodes are equal when all their fields (the item ``kind`` included) are equal.
+Syntax-independent equality (``conv(64, 3)`` vs ``conv(64, k=3)``) and the spec hash live in
+:mod:`cnndsl.canonical`, which knows the ops' argument names; this module does not.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from .errors import Span
+from .errors import Span, error
 from .expr import format_expr
+from .names import check_module_name, check_name, check_path_part
+
+MERGE_OPS = ("concat", "add", "multiply")
 
 ExprField = Annotated[Any, PlainSerializer(lambda e: format_expr(e), return_type=str)]
 SpanField = Annotated[Any, Field(default=None, exclude=True, repr=False)]
@@ -27,12 +31,13 @@ class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     def __eq__(self, other: object) -> bool:  # spans never take part in equality
-        return type(self) is type(other) and self.canonical() == other.canonical()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
 
     __hash__ = None  # type: ignore[assignment]
 
-    def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    def _fields(self) -> dict[str, Any]:
+        """Every field but the spans (``kind`` included), as plain data."""
+        return self.model_dump(mode="json")
 
 
 class Repeat(_Node):
@@ -41,6 +46,12 @@ class Repeat(_Node):
     count: ExprField
     index: str | None = None
     span: SpanField
+
+    @model_validator(mode="after")
+    def _names(self) -> "Repeat":
+        if self.index is not None:
+            check_name(self.index, self.span, "repeat index name")
+        return self
 
 
 class Ref(_Node):
@@ -52,6 +63,15 @@ class Ref(_Node):
     def __str__(self) -> str:
         return ".".join(self.path)
 
+    @model_validator(mode="after")
+    def _names(self) -> "Ref":
+        if not self.path:
+            raise error("a reference needs a name", self.span)
+        check_name(self.path[0], self.span, "reference")
+        for part in self.path[1:]:
+            check_path_part(part, self.span)
+        return self
+
 
 class _Item(_Node):
     name: str | None = None        # becomes the module attribute / state_dict prefix
@@ -59,11 +79,22 @@ class _Item(_Node):
     when: ExprField | None = None  # present only if the condition holds
     span: SpanField
 
+    @model_validator(mode="after")
+    def _names(self) -> "_Item":
+        if self.name is not None:
+            check_module_name(self.name, self.span)
+        return self
+
 
 class Kwarg(_Node):
     name: str
     value: ExprField
     span: SpanField
+
+    @model_validator(mode="after")
+    def _names(self) -> "Kwarg":
+        check_name(self.name, self.span, "argument name")
+        return self
 
 
 class Layer(_Item):
@@ -73,6 +104,15 @@ class Layer(_Item):
     op: str
     args: tuple[ExprField, ...] = ()
     kwargs: tuple[Kwarg, ...] = ()
+
+    @model_validator(mode="after")
+    def _op_name(self) -> "Layer":
+        check_name(self.op, self.span, "op or block name")
+        if self.op in MERGE_OPS:
+            raise error(f"'{self.op}' merges several inputs; it is not a layer on its own", self.span,
+                        f"merge branches with '{self.op} {{ a | b }}', or earlier outputs with "
+                        f"'{self.op}(name)'")
+        return self
 
 
 class Group(_Item):
@@ -87,6 +127,12 @@ class Shortcut(_Node):
     when: ExprField | None = None
     body: tuple["Item", ...] = ()
     span: SpanField
+
+    @model_validator(mode="after")
+    def _names(self) -> "Shortcut":
+        if self.name is not None:
+            check_module_name(self.name, self.span, "shortcut name")
+        return self
 
 
 class Residual(_Item):
@@ -129,6 +175,11 @@ class Param(_Node):
     default: ExprField | None = None  # None: required
     span: SpanField
 
+    @model_validator(mode="after")
+    def _names(self) -> "Param":
+        check_name(self.name, self.span, "parameter name")
+        return self
+
 
 class Pattern(_Node):
     """A glob over parameter names (``freeze "layer1.*"``)."""
@@ -143,6 +194,11 @@ class BlockDef(_Node):
     body: tuple[Item, ...] = ()
     span: SpanField
 
+    @model_validator(mode="after")
+    def _names(self) -> "BlockDef":
+        check_name(self.name, self.span, "block name")
+        return self
+
 
 class NetworkDef(_Node):
     name: str
@@ -154,6 +210,11 @@ class NetworkDef(_Node):
     unfreeze: tuple[Pattern, ...] = ()
     span: SpanField
     input_span: SpanField
+
+    @model_validator(mode="after")
+    def _names(self) -> "NetworkDef":
+        check_name(self.name, self.span, "network name")
+        return self
 
 
 class Import(_Node):
@@ -188,14 +249,4 @@ class Spec(_Node):
                 return spans[path]
             path = path[:-1]
         return spans.get(())
-
-    def canonical(self) -> dict[str, Any]:
-        from .canonical import canonical_spec
-
-        return canonical_spec(self)
-
-    def hash(self) -> str:
-        """sha256 of the canonical form: equal for equal specs, whatever their syntax."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import printable
 from . import Analysis, LayerInfo
 
 
@@ -23,7 +24,7 @@ def _shape(s: tuple[int, ...]) -> str:
 def _row(l: LayerInfo) -> list[str]:
     params = f"{l.cost.params:,}" + ("*" if l.cost.trainable < l.cost.params else "")
     rf = l.rf
-    return [l.name, l.op, _shape(l.shape), params if l.cost.params else "-",
+    return [printable(l.name, False), l.op, _shape(l.shape), params if l.cost.params else "-",
             human(l.cost.macs) if l.cost.macs else "-",
             rf.text("size") if rf else "-", rf.text("stride") if rf else "-"]
 
@@ -38,7 +39,7 @@ def _totals_lines(a: Analysis) -> list[str]:
              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
     if a.final_rf is not None:
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
-                     f"at '{a.final_rf_node}'")
+                     f"at '{printable(a.final_rf_node, False)}'")
     return lines
 
 
@@ -52,7 +53,7 @@ def to_text(a: Analysis) -> str:
 
     rule = "-" * len(fmt(HEADER))
     outs = ", ".join(_shape(s) for s in a.output_shapes)
-    lines = [f"{a.name}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
+    lines = [f"{printable(a.name, False)}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
     lines += [fmt(r) for r in rows[1:]]
     lines += [rule] + _totals_lines(a)
     if any(l.cost.trainable < l.cost.params for l in a.layers):
@@ -61,7 +62,7 @@ def to_text(a: Analysis) -> str:
 
 
 def to_markdown(a: Analysis) -> str:
-    lines = [f"### {a.name}", "", f"Input `{_shape(a.input_shape)}`, output "
+    lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
              "| " + " | ".join(HEADER) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(HEADER))) + "|"]
     for l in a.layers:

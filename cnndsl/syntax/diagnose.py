@@ -8,12 +8,13 @@ bracket at end of file, and a hint taught by example (``examples.py``, via ``mat
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Iterator
 
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import CnnError, Span, error
+from ..errors import CnnError, Source, error
 from .examples import SYNTAX_EXAMPLES
 from .grammar import parser
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
@@ -24,7 +25,7 @@ from .limits import MAX_EXPR_DEPTH, MAX_NESTING
 _STRUCTURAL = {"group", "residual", "shortcut", "parallel", "branch", "body", "mapping", "list", "arglist"}
 
 
-def check_depth(tree: Tree, filename: str) -> None:
+def check_depth(tree: Tree, source: Source, offset: tuple[int, int] = (0, 0)) -> None:
     """Refuse absurd nesting before anything recursive (pydantic, evaluation) sees the tree."""
     stack: list[tuple[Any, int, int]] = [(tree, 0, 0)]
     while stack:
@@ -35,49 +36,44 @@ def check_depth(tree: Tree, filename: str) -> None:
             nesting += 1
         if nesting > MAX_NESTING or depth > MAX_EXPR_DEPTH:
             m = node.meta
-            span = None if m.empty else Span(filename, m.line, m.column, m.end_line, m.end_column)
+            span = None if m.empty else source.span(m.line, m.column, m.end_line, m.end_column, offset)
             what = f"nesting deeper than {MAX_NESTING} levels" if nesting > MAX_NESTING else \
                 f"expression nesting deeper than {MAX_EXPR_DEPTH} levels"
             raise error(what, span, "flatten the structure, or use a repeat (x N) instead of deep nesting")
         stack.extend((child, depth + 1, nesting) for child in node.children)
 
 
-def _brackets(text: str) -> Iterator[tuple[str, int, int]]:
-    """Every bracket outside strings and comments, with its line and column (one linear pass)."""
-    line, col, i, n = 1, 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch == "#":
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        elif ch == '"':
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
-            col += j - i
-            i = j + 1 if j < n and text[j] == '"' else j
-            continue
-        elif ch in "([{)]}":
-            yield ch, line, col
-        i += 1
+# comments and strings (skipped: their brackets do not count), or one bracket
+_BRACKET_SCAN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"?|[()\[\]{}]')
 
 
-def check_brackets(text: str, filename: str) -> None:
+def _brackets(text: str) -> Iterator[tuple[str, int]]:
+    """Every bracket outside strings and comments, with its offset (one linear pass of a regex:
+    text between brackets is skipped in C, so a 1 MB file costs milliseconds)."""
+    for m in _BRACKET_SCAN.finditer(text):
+        ch = m.group()
+        if len(ch) == 1 and ch in "()[]{}":
+            yield ch, m.start()
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset (lines end at '\\n', as lark counts them)."""
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+def check_brackets(text: str, source: Source, offset: tuple[int, int] = (0, 0)) -> None:
     """Refuse bracket nesting deeper than MAX_NESTING before the parser runs (linear time).
 
     Parenthesised expressions leave no node in the tree, so ``check_depth`` cannot see them; without
     this, ``conv((((...1...))))`` 100,000 deep would take seconds to parse.
     """
     depth = 0
-    for ch, line, col in _brackets(text):
+    for ch, at in _brackets(text):
         if ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                raise error(f"nesting deeper than {MAX_NESTING} levels", Span(filename, line, col, line, col + 1),
+                line, col = _position(text, at)
+                raise error(f"nesting deeper than {MAX_NESTING} levels", source.span(line, col, line, col + 1, offset),
                             "flatten the structure, or use a repeat (x N) instead of deep nesting")
         else:
             depth = max(0, depth - 1)
@@ -107,9 +103,11 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
-def syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
+def syntax_error(exc: UnexpectedInput, source: Source, expression: bool = False) -> CnnError:
+    """The diagnostic for a parse error in ``source`` (a whole file, or one ``expression``)."""
+    text = source.text
     line, col = (exc.line, exc.column) if getattr(exc, "line", -1) not in (-1, None) else _eof_pos(text)
-    span = Span(filename, line, col, line, col + 1)
+    span = source.span(line, col, line, col + 1)
     label = None
     try:
         label = exc.match_examples(functools.partial(parser().parse, start="start"), SYNTAX_EXAMPLES,
@@ -126,15 +124,15 @@ def syntax_error(exc: UnexpectedInput, text: str, filename: str) -> CnnError:
         at_end = isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END")
         if at_end:
             message = "unexpected end of file"
-            span = Span(filename, *_eof_pos(text))
+            span = source.span(*_eof_pos(text))
             opener = _unclosed(text)
             if opener:
-                notes.append((Span(filename, *opener[1:], opener[1], opener[2] + 1),
+                notes.append((source.span(*opener[1:], opener[1], opener[2] + 1),
                               f"this '{opener[0]}' is never closed"))
                 closer = {"(": ")", "[": "]", "{": "}"}[opener[0]]
                 # the example labels describe mid-file mistakes; at the end, the open bracket is the story
                 label = (f"the expression ends inside this '{opener[0]}': is a '{closer}' missing?"
-                         if filename == "<expr>" else
+                         if expression else
                          f"the file ends inside the '{opener[0]}' opened on line {opener[1]}: "
                          f"is it truncated, or is a '{closer}' missing?")
         else:
@@ -166,11 +164,11 @@ def _eof_pos(text: str) -> tuple[int, int]:
 
 def _unclosed(text: str) -> tuple[str, int, int] | None:
     """The innermost bracket left open at the end of the text (skipping strings and comments)."""
-    stack: list[tuple[str, int, int]] = []
+    stack: list[tuple[str, int]] = []
     pairs = {")": "(", "]": "[", "}": "{"}
-    for ch, line, col in _brackets(text):
+    for ch, at in _brackets(text):
         if ch in "([{":
-            stack.append((ch, line, col))
+            stack.append((ch, at))
         elif stack and stack[-1][0] == pairs[ch]:
             stack.pop()
-    return stack[-1] if stack else None
+    return (stack[-1][0], *_position(text, stack[-1][1])) if stack else None

@@ -5,99 +5,102 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lark import Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark import Token, Tree
+from lark.exceptions import UnexpectedInput
 
 from .. import expr as E
-from ..errors import _SOURCES, CnnError, Span, error, remember_source
+from ..errors import Source, Span, error
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
+from ..names import check_module_name
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import parser
-from .limits import check_text
+from .limits import check_text, check_tokens, number_literal
 
 
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     """Parse ``.cnn`` source into a Spec (imports are not resolved here; see :mod:`cnndsl.load`)."""
-    check_text(text, filename)
-    check_brackets(text, filename)
+    source = Source(filename, text)
+    check_text(text, source)
+    check_brackets(text, source)
+    check_tokens(text, source)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
-        raise syntax_error(exc, text, filename) from None
-    check_depth(tree, filename)
+        raise syntax_error(exc, source) from None
+    check_depth(tree, source)
+    return _ToSpec(source).transform(tree)
+
+
+def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), source: Source | None = None
+               ) -> "E.Expr":
+    """Parse one expression: a YAML value (``source`` is the YAML file; spans are shifted by
+    ``offset``, lines and columns) or a ``--set`` value (its own source, named ``filename``)."""
+    if source is None:
+        source, offset = Source(filename, text), (0, 0)
+    check_brackets(text, source, offset)
+    check_tokens(text, source, offset, "expression")
     try:
-        return _ToSpec(filename).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CnnError):
-            raise exc.orig_exc from None
-        raise
+        tree = parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        d = syntax_error(exc, Source("<expr>", text), expression=True).diagnostics[0]
+        span = source.span(d.span.line, d.span.col, offset=offset) if d.span else None
+        raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
+    check_depth(tree, source, offset)
+    return _ToSpec(source, offset).transform(tree)
 
 
 # ----------------------------------------------------------------------------- tree → IR
 
 
-def _span(meta: Any, filename: str, offset: tuple[int, int] = (0, 0)) -> Span | None:
-    if getattr(meta, "empty", True):
-        return None
-    line, col = offset
-    return Span(filename, meta.line + line, meta.column + col, meta.end_line + line, meta.end_column + col)
+class _ToSpec:
+    """Bottom-up: each method, named after its rule, gets the meta (positions) and the transformed
+    children. The walk is iterative (deep trees cannot overflow the stack) and calls the methods
+    directly: lark's Transformer with ``v_args`` costs several times more per node, which is most of
+    the parse time of a long spec."""
 
-
-def _tok_span(tok: Token, filename: str, offset: tuple[int, int] = (0, 0)) -> Span:
-    line, col = offset
-    return Span(filename, tok.line + line, tok.column + col, tok.end_line + line, tok.end_column + col)
-
-
-def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0)) -> "E.Expr":
-    """Parse one expression (YAML values); spans are shifted by ``offset`` (lines, columns)."""
-    if offset == (0, 0) and filename not in _SOURCES:
-        remember_source(filename, text)  # e.g. a --set value: let its diagnostics quote it
-    check_brackets(text, filename)
-    try:
-        tree = parser().parse(text, start="expr")
-    except UnexpectedInput as exc:
-        err = syntax_error(exc, text, "<expr>")
-        d = err.diagnostics[0]
-        line, col = offset
-        span = Span(filename, d.span.line + line, d.span.col + col) if d.span else None
-        raise error(f"in the expression {text!r}: {d.message}", span, d.hint) from None
-    check_depth(tree, filename)
-    try:
-        return _ToSpec(filename, offset).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CnnError):
-            raise exc.orig_exc from None
-        raise
-
-
-@v_args(meta=True)
-class _ToSpec(Transformer_NonRecursive):
-    """Bottom-up: each method gets the meta (positions) and the transformed children."""
-
-    def __init__(self, filename: str, offset: tuple[int, int] = (0, 0)):
-        super().__init__()
-        self.f = filename
+    def __init__(self, source: Source, offset: tuple[int, int] = (0, 0)):
+        self.source = source
         self.offset = offset
 
+    def transform(self, root: Tree) -> Any:
+        done: list[Any] = []                       # results, children before their parent
+        todo: list[tuple[Any, bool]] = [(root, False)]
+        while todo:
+            node, ready = todo.pop()
+            if not isinstance(node, Tree):        # a token, or None for an absent [optional]
+                done.append(node)
+            elif ready:
+                n = len(node.children)
+                children = done[len(done) - n:] if n else []
+                del done[len(done) - n:]
+                method = getattr(self, node.data, None)  # a rule without a method stays a Tree, as in lark
+                done.append(Tree(node.data, children, node.meta) if method is None else method(node.meta, children))
+            else:
+                todo.append((node, True))
+                todo.extend((child, False) for child in reversed(node.children))
+        return done[0]
+
     def sp(self, meta: Any) -> Span | None:
-        return _span(meta, self.f, self.offset)
+        if getattr(meta, "empty", True):
+            return None
+        return self.source.span(meta.line, meta.column, meta.end_line, meta.end_column, self.offset)
 
     def tsp(self, tok: Token) -> Span:
-        return _tok_span(tok, self.f, self.offset)
+        return self.source.span(tok.line, tok.column, tok.end_line, tok.end_column, self.offset)
 
     # ---- top level
     def start(self, meta, children):
-        imports, blocks, network, train, train_spans = [], [], None, None, None
+        imports, blocks, network, train, train_spans = [], {}, None, None, None
         for kind, value in children:
             if kind == "import":
                 imports.append(value)
             elif kind == "block":
-                for other in blocks:
-                    if other.name == value.name:
-                        raise error(f"block '{value.name}' is defined twice", value.span,
-                                    notes=[(other.span, "first defined here")])
-                blocks.append(value)
+                other = blocks.get(value.name)
+                if other is not None:
+                    raise error(f"block '{value.name}' is defined twice", value.span,
+                                notes=[(other.span, "first defined here")])
+                blocks[value.name] = value
             elif kind == "network":
                 if network is not None:
                     raise error("only one network per file", value.span,
@@ -108,8 +111,8 @@ class _ToSpec(Transformer_NonRecursive):
                 if train is not None:
                     raise error("only one train section per file", value[1].get(()))
                 train, train_spans = value
-        return Spec(imports=tuple(imports), blocks=tuple(blocks), network=network, train=train,
-                    path=self.f, train_spans=train_spans)
+        return Spec(imports=tuple(imports), blocks=tuple(blocks.values()), network=network, train=train,
+                    path=self.source.name, train_spans=train_spans)
 
     def import_stmt(self, meta, children):
         return "import", Import(path=_unquote(children[0]), span=self.sp(meta))
@@ -183,7 +186,8 @@ class _ToSpec(Transformer_NonRecursive):
     # ---- network statements: (kind, value, span) tuples, sorted out by network_def
     def input_shape(self, meta, children):
         tok = children[1]
-        dims = tuple(E.Num(int(d), self.tsp(tok)) for d in str(tok).split("x"))
+        span = self.tsp(tok)
+        dims = tuple(E.Num(number_literal(d, span), span) for d in str(tok).split("x"))
         return "input", dims, self.sp(meta)
 
     def input_exprs(self, meta, children):
@@ -208,7 +212,7 @@ class _ToSpec(Transformer_NonRecursive):
     def item(self, meta, children):
         label, (cls, fields, span), repeat, when = children
         if label is not None:
-            fields["name"] = str(label)
+            fields["name"] = check_module_name(str(label), self.tsp(label))
         return cls(**fields, repeat=repeat, when=when, span=span)
 
     def label(self, meta, children):
@@ -217,7 +221,7 @@ class _ToSpec(Transformer_NonRecursive):
     def repeat(self, meta, children):
         _, count, index = children
         if isinstance(count, Token):
-            count = E.Num(int(count), self.tsp(count))
+            count = E.Num(number_literal(str(count), self.tsp(count)), self.tsp(count))
         return Repeat(count=count, index=None if index is None else str(index), span=self.sp(meta))
 
     def when(self, meta, children):
@@ -262,8 +266,9 @@ class _ToSpec(Transformer_NonRecursive):
 
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
-        return Shortcut(name=None if name is None else str(name), when=when, body=group_fields["body"],
-                        span=self.sp(meta))
+        if name is not None:
+            name = check_module_name(str(name), self.tsp(name), "shortcut name")
+        return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta))
 
     def parallel(self, meta, children):
         kind, *branches = children
@@ -279,9 +284,7 @@ class _ToSpec(Transformer_NonRecursive):
     # ---- expressions
     def number(self, meta, children):
         (tok,) = children
-        text = str(tok)
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        return E.Num(value, self.tsp(tok))
+        return E.Num(number_literal(str(tok), self.tsp(tok)), self.tsp(tok))
 
     def string(self, meta, children):
         return E.Str(_unquote(children[0]), self.tsp(children[0]))

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
-from ..errors import error, remember_source
+from ..errors import error
+from ..files import read_regular_file
 from ..ir import Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn
 
 YAML_SUFFIXES = (".yaml", ".yml")
+SPEC_SUFFIXES = (".cnn", *YAML_SUFFIXES)
 
 
 def read_file(path: str | os.PathLike) -> str:
-    """A spec file's text; refuses missing, oversized, binary and non-UTF-8 files before parsing."""
+    """A spec file's text; refuses missing, oversized, binary and non-UTF-8 files, and anything
+    that is not a regular file (``/dev/zero``, a FIFO), before parsing."""
     p = Path(path)
     shown = str(path)
     if not p.exists():
@@ -32,11 +36,7 @@ def read_file(path: str | os.PathLike) -> str:
         near = sorted(x.name for x in p.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))[:8]
         raise error(f"{shown} is a directory, not a spec file", None,
                     "name a spec file" + (f", e.g. one of: {', '.join(near)}" if near else ", e.g. specs/resnet18.cnn"))
-    size = p.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise error(f"{shown} is too large ({size:,} bytes; specs are limited to {MAX_FILE_BYTES:,})", None,
-                    "is this really a spec? split large specs with 'import'")
-    data = p.read_bytes()
+    data = read_regular_file(p, MAX_FILE_BYTES, "spec", "is this really a spec? split large specs with 'import'")
     if b"\x00" in data[:8192]:
         raise error(f"{shown} is a binary file, not a spec", None, "cnndsl reads .cnn text and YAML files")
     try:
@@ -65,7 +65,6 @@ def detect_format(text: str, name: str = "") -> str:
 
 def parse_text(text: str, filename: str = "<string>", fmt: str | None = None) -> Spec:
     """Parse spec text (no imports resolved)."""
-    remember_source(filename, text)
     fmt = fmt or detect_format(text, filename)
     if fmt == "yaml":
         from .yaml_load import parse_yaml  # PyYAML is imported only for YAML specs
@@ -87,8 +86,9 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
     return resolve_imports(spec, base)
 
 
-def resolve_imports(spec: Spec, base: Path) -> Spec:
-    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes."""
+def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_file) -> Spec:
+    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes.
+    ``read`` gives a file's text (the language server passes one that prefers unsaved buffers)."""
     if not spec.imports:
         return spec
     blocks = {b.name: b for b in spec.blocks}
@@ -99,6 +99,7 @@ def resolve_imports(spec: Spec, base: Path) -> Spec:
     while pending:
         imp, where, chain = pending.pop(0)
         target = (where / imp.path)
+        _check_import_suffix(imp, target)
         if not target.exists():
             raise error(f"cannot import '{imp.path}': no such file ({target})", imp.span,
                         "import paths are relative to the importing file")
@@ -108,7 +109,7 @@ def resolve_imports(spec: Spec, base: Path) -> Spec:
         if resolved in seen:
             continue
         seen.add(resolved)
-        sub = parse_text(read_file(target), str(target))
+        sub = parse_text(read(target), str(target))
         for b in sub.blocks:
             if b.name in blocks and blocks[b.name] is not b:
                 raise error(f"block '{b.name}' is defined twice", b.span,
@@ -116,3 +117,13 @@ def resolve_imports(spec: Spec, base: Path) -> Spec:
             blocks[b.name] = b
         pending += [(i, target.parent, chain + (str(target),)) for i in sub.imports]
     return spec.model_copy(update={"blocks": tuple(blocks.values())})
+
+
+def _check_import_suffix(imp, target: Path) -> None:
+    """Imports name spec files: a file of another kind is never read, so never quoted in an error
+    (``import "/etc/passwd"``); a link is judged by what it points to as well."""
+    for name in (target.name, target.resolve().name if target.is_symlink() else target.name):
+        if not name.endswith(SPEC_SUFFIXES):
+            raise error(f"cannot import '{imp.path}': imports take spec files ending in .cnn, .yaml or .yml",
+                        imp.span, "an import names another spec file whose blocks this one uses, e.g. "
+                        "import \"lib/resnet_blocks.cnn\" (relative to the importing file)")

@@ -12,105 +12,119 @@ from typing import Any
 
 import yaml
 
+import math
+import re
+
 from .. import expr as E
-from ..errors import Span, did_you_mean, error
+from ..errors import Source, Span, did_you_mean, error
 from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
                   Ref, Repeat, Residual, Shortcut, Spec)
-from .limits import MAX_NESTING, check_text
+from ..names import check_module_name, check_name
+from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
 from .parse import parse_expr
 
 MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
+MAX_YAML_NODES = MAX_TOKENS       # scalars, lists and mappings in one document
+YAML_NEWLINES = "\r\n|[\n\r\x85\u2028\u2029]"  # the line breaks PyYAML counts (its marks' lines)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STD_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 _SCALARS = yaml.SafeLoader("")  # used only to construct plain scalars (int, float, bool, null, str)
 
 
 def parse_yaml(text: str, filename: str = "<string>") -> Spec:
-    check_text(text, filename)
-    _prescan(text, filename)
-    _scan_events(text, filename)
+    source = Source(filename, text, YAML_NEWLINES)
+    check_text(text, source)
+    _prescan(source)
+    _scan_events(source)
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, filename, text) from None
+        raise _yaml_error(exc, source) from None
     if root is None:
-        raise error("the YAML document is empty", Span(filename, 1, 1))
-    return _SpecBuilder(filename).spec(root)
+        raise error("the YAML document is empty", source.span(1, 1))
+    return _SpecBuilder(source).spec(root)
 
 
 # ----------------------------------------------------------------------------- guards
 
 
-def _prescan(text: str, filename: str) -> None:
-    """Cheap flow-bracket depth check, so no parser ever sees absurd nesting."""
-    depth, line, col, quote = 0, 1, 0, None
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-            quote = None if quote == "#" else quote
-        elif quote:
-            if ch == quote and quote != "#":
-                quote = None
-        elif ch in "\"'#":
-            quote = ch
-        elif ch in "[{":
+# a comment, a quoted string (to its closing quote, lines included) or one flow bracket
+_FLOW_SCAN = re.compile(r"#[^\n]*|\"[^\"]*\"?|'[^']*'?|[\[\]{}]")
+
+
+def _prescan(source: Source) -> None:
+    """Cheap flow-bracket depth check, so no parser ever sees absurd nesting (one regex pass)."""
+    depth, text = 0, source.text
+    for m in _FLOW_SCAN.finditer(text):
+        ch = m.group()
+        if ch in ("[", "{"):
             depth += 1
             if depth > MAX_YAML_DEPTH:
-                raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}", Span(filename, line, col),
+                at = m.start()
+                raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}",
+                            source.span(text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)),
                             "specs never need this much nesting")
-        elif ch in "]}":
+        elif ch in ("]", "}"):
             depth -= 1
 
 
-def _scan_events(text: str, filename: str) -> None:
-    depth, docs = 0, 0
+def _scan_events(source: Source) -> None:
+    """Refuse tags, anchors, several documents, deep nesting and too many nodes, event by event
+    (before any node tree is composed)."""
+    depth, docs, nodes = 0, 0, 0
     try:
-        for ev in yaml.parse(text, Loader=_Loader):
+        for ev in yaml.parse(source.text, Loader=_Loader):
+            if isinstance(ev, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                nodes += 1
+                if nodes > MAX_YAML_NODES:
+                    raise error(f"spec too long: more than {MAX_YAML_NODES:,} YAML values",
+                                _mark(ev.start_mark, source),
+                                "a network this size is written with blocks and repeats, not item by item")
             tag = getattr(ev, "tag", None)
             if tag is not None and tag not in _STD_TAGS and tag != "!":
-                raise error(f"YAML tag {_short_tag(tag)} is not allowed", _mark(ev.start_mark, filename),
+                raise error(f"YAML tag {_short_tag(tag)} is not allowed", _mark(ev.start_mark, source),
                             "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
             if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-                raise error("YAML anchors/aliases are not allowed in cnndsl specs", _mark(ev.start_mark, filename),
+                raise error("YAML anchors/aliases are not allowed in cnndsl specs", _mark(ev.start_mark, source),
                             "write the repeated part out, or define a block and call it")
             if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}", _mark(ev.start_mark, filename))
+                    raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}", _mark(ev.start_mark, source))
             elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
             elif isinstance(ev, yaml.DocumentStartEvent):
                 docs += 1
                 if docs > 1:
-                    raise error("the YAML stream holds more than one document", _mark(ev.start_mark, filename),
+                    raise error("the YAML stream holds more than one document", _mark(ev.start_mark, source),
                                 "a spec is a single YAML document")
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, filename, text) from None
+        raise _yaml_error(exc, source) from None
 
 
-def _mark(mark: Any, filename: str) -> Span:
-    return Span(filename, mark.line + 1, mark.column + 1)
+def _mark(mark: Any, source: Source) -> Span:
+    return source.span(mark.line + 1, mark.column + 1)
 
 
-def _yaml_error(exc: yaml.YAMLError, filename: str, text: str = ""):
+def _yaml_error(exc: yaml.YAMLError, source: Source):
+    text = source.text
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     context_mark = getattr(exc, "context_mark", None)
-    lines = text.splitlines()
-    span = _mark(mark, filename) if mark else Span(filename, 1, 1)
-    if lines and span.line > len(lines):  # at the end of the stream: point after the last text
+    lines = source.lines
+    span = _mark(mark, source) if mark else source.span(1, 1)
+    if text.splitlines() and span.line > len(text.splitlines()):  # at the end of the stream: after the last text
         last = len(text.rstrip().splitlines()) or 1
-        span = Span(filename, last, len(lines[last - 1].rstrip()) + 1)
+        span = source.span(last, len(lines[last - 1].rstrip()) + 1)
     line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
     if line[span.col - 1:span.col] == "\t" or (problem and "tab" in problem.lower()):
         hint = "YAML indentation must use spaces, not tabs"
     else:
         hint = "check the indentation, the ':' after each key and the closing brackets and quotes"
     notes = []
-    if context_mark is not None and context and _mark(context_mark, filename) != span:
-        notes.append((_mark(context_mark, filename), f"{context}: it starts here"))
+    if context_mark is not None and context and _mark(context_mark, source) != span:
+        notes.append((_mark(context_mark, source), f"{context}: it starts here"))
     return error(f"invalid YAML: {problem}", span, hint, notes)
 
 
@@ -123,11 +137,11 @@ _COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply
 
 
 class _SpecBuilder:
-    def __init__(self, filename: str):
-        self.f = filename
+    def __init__(self, source: Source):
+        self.source = source
 
     def sp(self, node: yaml.Node) -> Span:
-        return _mark(node.start_mark, self.f)
+        return _mark(node.start_mark, self.source)
 
     # ---- plain values
     def scalar(self, node: yaml.Node) -> Any:
@@ -141,9 +155,27 @@ class _SpecBuilder:
         if node.tag not in _STD_TAGS:
             raise error(f"YAML tag {_short_tag(node.tag)} is not allowed", self.sp(node),
                         "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
-        value = _SCALARS.construct_object(node)
-        _SCALARS.constructed_objects.clear()
+        try:
+            value = _SCALARS.construct_object(node)
+        except ValueError:  # an integer of 4,300+ digits
+            raise error(f"number {node.value[:10]}… is too large (limit {E.MAX_INT:.0e})", self.sp(node)) from None
+        finally:
+            _SCALARS.constructed_objects.clear()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise error(f"{node.value} is not a finite number", self.sp(node),
+                        "numbers in a spec must be finite; write a large finite value if one is meant")
+        if isinstance(value, int) and not isinstance(value, bool):
+            E.check_number(value, self.sp(node))
         return value
+
+    def name(self, node: yaml.Node, what: str, module: bool = False) -> str:
+        """A name written as a YAML value (``name: conv1``), checked against the name rule here,
+        so the error points at the value."""
+        value = self.scalar(node)
+        if not isinstance(value, str):
+            raise error(f"invalid {what}: expected a name, got {value!r}", self.sp(node),
+                        "names are letters, digits and '_' (quote a name YAML would read as a number)")
+        return (check_module_name if module else check_name)(value, self.sp(node), what)
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -193,7 +225,8 @@ class _SpecBuilder:
             raise error("a value is missing here", span)
         if isinstance(value, str):
             shift = 1 if node.style in ("'", '"') else 0
-            return parse_expr(value, self.f, (node.start_mark.line, node.start_mark.column + shift))
+            return parse_expr(value, self.source.name, (node.start_mark.line, node.start_mark.column + shift),
+                              self.source)
         return E.literal(value, span)
 
     def ref(self, node: yaml.Node) -> Ref:
@@ -218,7 +251,8 @@ class _SpecBuilder:
             train = self.plain(top["train"][1], (), spans)
             if not isinstance(train, dict):
                 raise error("train must be a mapping", self.sp(top["train"][1]))
-        return Spec(imports=imports, blocks=blocks, network=network, train=train, path=self.f, train_spans=spans)
+        return Spec(imports=imports, blocks=blocks, network=network, train=train, path=self.source.name,
+                    train_spans=spans)
 
     def params(self, node: yaml.Node | None) -> tuple[Param, ...]:
         if node is None:
@@ -242,14 +276,14 @@ class _SpecBuilder:
         if isinstance(in_node, yaml.ScalarNode) and isinstance(self.scalar(in_node), str):
             text = self.scalar(in_node)
             try:
-                dims = tuple(E.Num(int(d), self.sp(in_node)) for d in text.split("x"))
+                dims = tuple(E.Num(number_literal(d, self.sp(in_node)), self.sp(in_node)) for d in text.split("x"))
             except ValueError:
                 raise error(f"input shape '{text}' is not of the form CxHxW", self.sp(in_node)) from None
         elif isinstance(in_node, yaml.ScalarNode):
             dims = (self.expr(in_node),)
         else:
             dims = tuple(self.expr(n) for n in self.sequence(in_node, "input"))
-        name = self.scalar(m["name"][1]) if "name" in m else "Network"
+        name = self.name(m["name"][1], "network name") if "name" in m else "Network"
 
         def patterns(k: str) -> tuple[Pattern, ...]:
             if k not in m:
@@ -283,11 +317,11 @@ class _SpecBuilder:
         key, value = m[head]
         meta: dict[str, Any] = {"span": self.sp(key)}
         if "name" in m:
-            meta["name"] = str(self.scalar(m["name"][1]))
+            meta["name"] = self.name(m["name"][1], "layer name", module=True)
         if "when" in m:
             meta["when"] = self.expr(m["when"][1])
         if "repeat" in m:
-            index = str(self.scalar(m["as"][1])) if "as" in m else None
+            index = self.name(m["as"][1], "repeat index name") if "as" in m else None
             meta["repeat"] = Repeat(count=self.expr(m["repeat"][1]), index=index, span=self.sp(m["repeat"][0]))
         elif "as" in m:
             raise error("'as' names the index of a repeat; add 'repeat: N'", self.sp(m["as"][0]))
@@ -319,7 +353,7 @@ class _SpecBuilder:
 
     def shortcut(self, node: yaml.Node) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
-        return Shortcut(name=str(self.scalar(m["name"][1])) if "name" in m else None,
+        return Shortcut(name=self.name(m["name"][1], "shortcut name", module=True) if "name" in m else None,
                         when=self.expr(m["when"][1]) if "when" in m else None,
                         body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(node))
 

@@ -70,6 +70,8 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation")
     e.add_argument("--ema", action="store_true", help="evaluate the EMA weights stored in the checkpoint")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--confusion-image", dest="confusion_image", metavar="FILE",
+                   help="also draw the confusion matrix to FILE (.png, .svg, .pdf; needs matplotlib)")
     e.set_defaults(func=_eval)
 
     p = subparsers.add_parser("predict", parents=list(parents), help="classify image files",

@@ -104,6 +104,8 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
               detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
     ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
+    from cnndsl.canonical import spec_hash
+
     params = params or {}
     cfg = config_of(spec, overrides)  # the train section, the run directory and the network are checked
     if not resume:                    # before torch is imported: a bad value is refused at once
@@ -122,7 +124,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     resume_state = None
     if resume:  # checked before anything is written: a bad --resume must not touch the disk
         from .resume import open_resume
-        rdir, _, resume_state = open_resume(resume, spec.hash(), force)
+        rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     if build is None:
@@ -149,7 +151,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
             (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
                                                         "mean": data.mean, "std": data.std,
                                                         "shape": list(data.shape), "params": params}) + "\n")
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec.hash(), resume=resume, resume_state=resume_state,
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec_hash(spec), resume=resume, resume_state=resume_state,
                            force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
@@ -180,6 +182,9 @@ def _train_cmd(args: Any) -> int:
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
                     quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    if main:
+        from cnndsl.inspect.curves import write_run_curves
+        write_run_curves(res.run_dir)  # curves.png, when matplotlib is installed
     if res.status == "interrupted":
         if main:
             print(f"interrupted; resume with: cnndsl train {args.spec} --resume {res.run_dir}", file=sys.stderr)
@@ -242,7 +247,15 @@ def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> d
 
 
 def eval_cmd(args: Any) -> int:
+    image = getattr(args, "confusion_image", None)
+    if image:
+        from cnndsl.inspect import viz
+        viz.require_matplotlib("eval --confusion-image")
+        viz.check_output(image, "--confusion-image")
     ev = run_eval(_load_spec(args), args)
+    if image:
+        from cnndsl.inspect.curves import write_confusion
+        print(f"wrote {write_confusion(ev, image)}", file=sys.stderr)
     if args.json:
         print(json.dumps(ev))
         return 0

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cnndsl.errors import CnnError, error
-from cnndsl.files import file_span, read_regular
+from cnndsl.files import file_span, read_regular_file
 
 MAX_IMAGE_BYTES = 256 << 20  # larger image files are refused before decoding
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
@@ -46,7 +46,7 @@ def read_image(path: str, size: tuple[int, int] | None, channels: int) -> torch.
     """Read one image file as uint8 C × H × W, resized to ``size`` (H, W) if given."""
     from PIL import Image
 
-    data = read_regular(path, MAX_IMAGE_BYTES, "image")
+    data = read_regular_file(path, MAX_IMAGE_BYTES, "image", where=file_span(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -11,7 +10,10 @@ from torch import nn
 
 
 class FakeSpec:
-    """Quacks like cnndsl.ir.Spec for the runner: .train, .train_span, .hash(), .path."""
+    """Quacks like cnndsl.ir.Spec for the runner: .train, .train_span, .path, and what
+    cnndsl.canonical.spec_hash reads (.blocks, .model_dump)."""
+
+    blocks = ()
 
     def __init__(self, train: dict, net: str = "tiny", path: str | None = None, **net_kw: Any):
         self.train, self.net, self.path, self.net_kw = train, net, path, net_kw
@@ -20,9 +22,9 @@ class FakeSpec:
         from cnndsl.errors import Span
         return Span("fake.cnn", 10 + len(path), 5) if path else None
 
-    def hash(self) -> str:
-        blob = json.dumps({"net": self.net, "kw": self.net_kw, "train": self.train}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+    def model_dump(self, **_: Any) -> dict:
+        return json.loads(json.dumps({"blocks": [], "network": {"net": self.net, "kw": self.net_kw},
+                                      "train": self.train}, default=str))
 
 
 class Tiny(nn.Module):
