@@ -51,34 +51,30 @@ def limits_from(args: argparse.Namespace):
     return Limits(**kw)
 
 
-def _number(text: str) -> float:
-    """A finite number ≥ 1 (``--max-params 1e6``); nan, inf and 1e400 are refused."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 1, got {text!r}")
-    return value
+def number_type(kind: type, low: float, inclusive: bool = True) -> Any:
+    """An argparse type: a finite ``kind`` ≥ ``low`` (> ``low`` unless ``inclusive``); nan, inf and
+    1e400 are refused with a message that argparse prefixes with the flag."""
+    word = "a whole number" if kind is int else "a number"
 
-
-def _count(text: str) -> int:
-    """A whole number ≥ 1 (``--max-layers``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
-    return value
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {word}: {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a finite {word[2:]} {'≥' if inclusive else '>'} {low:g}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = word  # argparse names the type in "invalid ... value"
+    return parse
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="a .cnn or .yaml spec file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
-    p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
-    p.add_argument("--max-layers", type=_count, metavar="N", help="limit on expanded layers (default 10000)")
+    p.add_argument("--max-params", type=number_type(float, 1), metavar="N", help="parameter budget (default 1e9)")
+    p.add_argument("--max-layers", type=number_type(int, 1), metavar="N", help="limit on expanded layers (default 10000)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
 

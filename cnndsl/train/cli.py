@@ -7,8 +7,9 @@ The main CLI (:mod:`cnndsl.cli`) calls :func:`register` with the common flags (t
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any, Sequence
+
+from ..cli import number_type  # cnndsl.cli imports this module while it builds its parser
 
 
 def _train(args: Any) -> int:
@@ -26,24 +27,10 @@ def _predict(args: Any) -> int:
     return predict_cmd(args)
 
 
-def _positive(kind: type) -> Any:
-    """An argparse type: a finite number of ``kind`` greater than zero (``--epochs inf`` is refused)."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-        return value
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
 def _shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--data-root", dest="data_root", help="directory holding dataset files")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive(int), help="override train.batch_size")
+    p.add_argument("--batch-size", dest="batch_size", type=number_type(int, 1), help="override train.batch_size")
 
 
 def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -51,7 +38,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     t = subparsers.add_parser("train", parents=list(parents), help="train the network with the spec's train section",
                               description="Train the network a spec describes, with its train section.")
     _shared(t)
-    t.add_argument("--epochs", type=_positive(float), help="override train.epochs")
+    t.add_argument("--epochs", type=number_type(float, 0, inclusive=False), help="override train.epochs")
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (or from a checkpoint file)")
     t.add_argument("--force", action="store_true", help="resume even if the spec changed")
@@ -78,7 +65,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
                               description="Top-k classes with probabilities for each image.")
     p.add_argument("--device", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
-    p.add_argument("--top-k", dest="top_k", type=_positive(int), default=5, help="classes shown per image")
+    p.add_argument("--top-k", dest="top_k", type=number_type(int, 1), default=5, help="classes shown per image")
     p.add_argument("--ema", action="store_true", help="use the EMA weights stored in the checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("images", nargs="+", help="image files")
