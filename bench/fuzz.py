@@ -136,7 +136,7 @@ def _api(path: Path, inp: Input, budget: tuple[int, int]) -> Outcome:
                        else "", unlocated=unlocated)
     seconds = time.perf_counter() - t0
     _emit_and_format(spec, a)
-    if sum(math.prod(i.shape) for i in a.layers) > budget[0] or a.params > budget[1]:
+    if math.prod(a.input_shape) + sum(math.prod(i.shape) for i in a.layers) > budget[0] or a.params > budget[1]:
         return Outcome(inp.index, "analysed", seconds)
     return _train_step(a, inp.index, seconds)
 
