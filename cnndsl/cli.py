@@ -69,8 +69,11 @@ def number_type(kind: type, low: float, inclusive: bool = True) -> Any:
     return parse
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="a .cnn or .yaml spec file")
+def add_common(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, or folders of them")
+    else:
+        p.add_argument("spec", help="a .cnn or .yaml spec file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
     p.add_argument("--max-params", type=number_type(float, 1), metavar="N", help="parameter budget (default 1e9)")
@@ -110,7 +113,34 @@ def _print_warnings(analysis, quiet: bool = False) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    spec, a = _analysis(args)
+    """Check each spec (a folder: the specs under it); the exit status is the worst of them."""
+    from .syntax.cli import spec_files
+
+    files = spec_files(args.specs)
+    if len(files) == 1:
+        args.spec = files[0]
+        return _check_one(args)
+    worst = EXIT_OK
+    for path in files:
+        args.spec = path
+        try:
+            worst = max(worst, _check_one(args))
+        except CnnError as exc:
+            if args.debug:
+                raise
+            print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
+            worst = EXIT_USER
+    return worst
+
+
+def _check_one(args: argparse.Namespace) -> int:
+    from .api import analyze, load
+
+    spec = load(args.spec)
+    if spec.network is None and spec.blocks:  # a block library: read, imports resolved
+        print(f"ok: {args.spec}: library of {len(spec.blocks)} block(s): " + ", ".join(b.name for b in spec.blocks))
+        return EXIT_OK
+    a = analyze(spec, limits=args.limits, **args.params)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
 
@@ -168,27 +198,6 @@ def _write(text: str, output: str | None) -> None:
     print(f"wrote {output}", file=sys.stderr)
 
 
-def cmd_fmt(args: argparse.Namespace) -> int:
-    from .api import load
-    from .syntax.format import format_cnn, format_yaml
-    from .syntax.source import YAML_SUFFIXES
-
-    spec = load(args.spec)
-    to = args.to or ("yaml" if str(args.spec).endswith(YAML_SUFFIXES) else "cnn")
-    try:
-        text = (format_yaml if to == "yaml" else format_cnn)(spec)
-    except ValueError as exc:
-        raise error(f"cannot write this spec as {to}: {exc}", None,
-                    "the other syntax can hold it; see docs/language.md") from None
-    if args.check:
-        with open(args.spec, encoding="utf-8") as f:
-            same = f.read() == text
-        print(f"{args.spec}: {'formatted' if same else 'would be reformatted'}")
-        return EXIT_OK if same else 1
-    _write(text, args.output)
-    return EXIT_OK
-
-
 def _torchinfo(model, a) -> None:
     import torchinfo
 
@@ -231,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add_common(common)
 
-    c = sub.add_parser("check", parents=[common], help="validate a spec and infer shapes (fast, no torch)")
+    many = argparse.ArgumentParser(add_help=False)
+    add_common(many, many=True)
+    c = sub.add_parser("check", parents=[many], help="validate specs and infer shapes (fast, no torch)")
     c.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     c.set_defaults(func=cmd_check)
 
@@ -244,11 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="FILE", help="with --emit: write to FILE instead of stdout")
     c.set_defaults(func=cmd_compile)
 
-    c = sub.add_parser("fmt", parents=[common], help="print a spec in canonical .cnn or YAML form (convert)")
-    c.add_argument("--to", choices=("cnn", "yaml"), help="output syntax (default: the input's)")
-    c.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    c.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
-    c.set_defaults(func=cmd_fmt)
+    from .syntax.cli import register as register_fmt  # argparse only
+
+    register_fmt(sub, parents=[common])
 
     c = sub.add_parser("ops", help="list the built-in ops and their arguments")
     c.add_argument("--debug", action="store_true")

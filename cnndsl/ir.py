@@ -30,6 +30,10 @@ SpanField = Annotated[Any, Field(default=None, exclude=True, repr=False)]
 class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
+    # where the whole construct sits in its source (label to condition, `block` to `}`), for the
+    # formatter's comment placement and layout; excluded like spans
+    extent: SpanField
+
     def __eq__(self, other: object) -> bool:  # spans never take part in equality
         return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
 
@@ -231,6 +235,8 @@ class Spec(_Node):
     train: Any = None  # raw plain data (dict); validated by cnndsl.train.config
     path: str | None = Field(default=None, exclude=True)
     train_spans: Any = Field(default=None, exclude=True, repr=False)  # {key path: Span}
+    # comments and layout the IR does not hold (cnndsl.syntax.trivia.Trivia); excluded like spans
+    trivia: Any = Field(default=None, exclude=True, repr=False)
 
     def block(self, name: str) -> BlockDef | None:
         for b in self.blocks:

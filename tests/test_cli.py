@@ -199,19 +199,22 @@ def test_compile_emit_python_writes_standalone_source(cli, tmp_path):
 
 def test_fmt_converts_between_syntaxes(cli, tmp_path):
     rc, out, _ = cli("fmt", str(SPECS / "simple_cnn.yaml"), "--to", "cnn")
-    assert rc == 0 and out.startswith("network SimpleCNN(num_classes = 10) {")
+    assert rc == 0 and "\nnetwork SimpleCNN(num_classes = 10) {\n" in out
+    assert out.startswith("# the tutorial's SimpleCNN")           # comments are carried across
     converted = tmp_path / "simple.cnn"
     converted.write_text(out)
     import cnndsl
 
     assert canonical_spec(cnndsl.load(converted)) == canonical_spec(cnndsl.load(SPECS / "simple_cnn.cnn"))
-    rc, out, _ = cli("fmt", str(converted), "--check")
-    assert rc == 0 and "formatted" in out
+    rc, _, err = cli("fmt", str(converted), "--check")
+    assert rc == 0 and "1 file already formatted" in err
 
 
-def test_fmt_check_reports_unformatted_files(cli):
-    rc, out, _ = cli("fmt", SIMPLE, "--check")     # the hand-written spec keeps several items per line
-    assert rc == 1 and "would be reformatted" in out
+def test_fmt_check_reports_unformatted_files(cli, tmp_path):
+    spec = tmp_path / "spec.cnn"
+    spec.write_text(Path(SIMPLE).read_text().replace("conv(32, k=3, p=1)", "conv(32,k=3,p=1)"))
+    rc, _, err = cli("fmt", str(spec), "--check")
+    assert rc == 1 and f"would reformat {spec}" in err and "1 file would be reformatted" in err
 
 
 def test_train_honours_the_parameter_budget(cli):

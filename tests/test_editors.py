@@ -178,13 +178,13 @@ def test_grammar_regexes_compile():
     ("resnet18.cnn", "    conv1: conv(64, k=7, s=2, p=3, bias=false)",
      [("conv1", "entity.name.tag.cnn"), ("conv", "support.function.cnn"), ("64", "constant.numeric.cnn"),
       ("k", "variable.parameter.cnn"), ("false", "constant.language.cnn")]),
-    ("resnet18.cnn", "    layer2: BasicBlock(128, stride = 2 if i == 0 else 1) x2 as i   # 128×28×28",
+    ("resnet18.cnn", "    layer2: BasicBlock(128, stride=2 if i == 0 else 1) x2 as i     # 128×28×28",
      [("BasicBlock", "entity.name.type.cnn"), ("if", "keyword.control.cnn"), ("==", "keyword.operator.cnn"),
       ("x2", "keyword.operator.repeat.cnn"), ("as", "keyword.control.cnn"),
       ("# 128×28×28", "comment.line.number-sign.cnn")]),
     ("simple_cnn.cnn", "    fc1: linear(256)  relu  dropout(0.5)",
      [("linear", "support.function.cnn"), ("relu", "support.function.cnn"), ("0.5", "constant.numeric.cnn")]),
-    ("airbench94.cnn", "    mul(1/9)                                        # logit scaling", [("mul", "support.function.cnn"), ("/", "keyword.operator.cnn")]),
+    ("airbench94.cnn", "    mul(1 / 9)                                      # logit scaling", [("mul", "support.function.cnn"), ("/", "keyword.operator.cnn")]),
     ("unet.cnn", "", []),
 ])
 def test_grammar_scopes_tokens_of_shipped_specs(spec, line, expected):

@@ -42,7 +42,7 @@ from cnndsl.syntax.parse import parse_expr
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.[cy]*"))
 SPECS = [p for p in SPECS if p.suffix in (".cnn", ".yaml")]
 
-_NOT_COMPARED = ("span", "input_span", "path", "train_spans")
+_NOT_COMPARED = ("span", "input_span", "path", "train_spans", "extent", "trivia")
 
 
 def struct(x):
@@ -74,11 +74,15 @@ def roundtrip_yaml(spec: Spec) -> Spec:
 # ----------------------------------------------------------------------------- shipped specs
 
 
+def standalone(spec: Spec) -> Spec:
+    """A loaded spec without its source facts: formatting writes its imported blocks inline."""
+    return spec.model_copy(update={"imports": (), "path": None, "trivia": None})
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_spec_roundtrip_cnn(path):
-    spec = cnndsl.load(path)
+    spec = standalone(cnndsl.load(path))
     back = roundtrip_cnn(spec)
-    assert "import" not in format_cnn(spec).split("\n", 1)[0]  # imported blocks are inline
     assert struct(back)[1]["blocks"] == struct(spec)[1]["blocks"]
     assert struct(back)[1]["network"] == struct(spec)[1]["network"]
     assert back.train == spec.train
@@ -87,9 +91,8 @@ def test_spec_roundtrip_cnn(path):
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_spec_roundtrip_yaml(path):
-    spec = cnndsl.load(path)
+    spec = standalone(cnndsl.load(path))
     back = roundtrip_yaml(spec)
-    assert not format_yaml(spec).startswith("imports")  # imported blocks are inline
     assert struct(back)[1]["network"] == struct(spec)[1]["network"]
     assert back.train == spec.train
     # and across: YAML text → .cnn text is the same as .cnn text of the original
@@ -98,23 +101,20 @@ def test_spec_roundtrip_yaml(path):
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_formatted_text_loads(path, tmp_path):
-    """The formatted text of a loaded spec stands alone: cnndsl.load reads it with no imports."""
+    """Formatted next to the original, the text loads (imports and all) as the same spec; with
+    ``standalone=True`` it stands alone anywhere (imported blocks written out, no imports)."""
     spec = cnndsl.load(path)
-    for text, suffix in ((format_cnn(spec), ".cnn"), (format_yaml(spec), ".yaml")):
-        f = tmp_path / ("out" + suffix)
-        f.write_text(text)
-        assert canonical_spec(cnndsl.load(f)) == canonical_spec(spec)
-
-
-def test_unresolved_imports_are_kept():
-    spec = cnndsl.parse((Path(__file__).resolve().parent.parent / "specs/resnet18.cnn").read_text())
-    assert spec.imports and not spec.blocks
-    text = format_cnn(spec)
-    assert text.startswith('import "lib/resnet_blocks.cnn"\n')
-    assert cnndsl.parse(text).imports == spec.imports
-    assert "imports: [lib/resnet_blocks.cnn]" in format_yaml(spec)
-    assert cnndsl.parse(format_yaml(spec), format="yaml").imports == spec.imports
-    assert "import" not in format_cnn(spec, imports=False)
+    for write, suffix in ((format_cnn, ".cnn"), (format_yaml, ".yaml")):
+        beside = path.parent / f".fmt-test-{path.stem}{suffix}"
+        try:
+            beside.write_text(write(spec))
+            assert canonical_spec(cnndsl.load(beside)) == canonical_spec(spec)
+        finally:
+            beside.unlink()
+        alone = tmp_path / f"out{suffix}"
+        alone.write_text(write(spec, standalone=True))
+        assert not cnndsl.parse(alone.read_text(), format=suffix[1:]).imports
+        assert canonical_spec(cnndsl.load(alone)) == canonical_spec(spec)
 
 
 LAYOUT = '''block B(c, s = 1) {
@@ -149,14 +149,18 @@ train {
 
 
 def test_layout():
-    """Items written side by side in the source come out one per line; the rest keeps its layout."""
-    src = LAYOUT.replace("stem: conv(w, k=3)\n    relu", "stem: conv(w, k=3)  relu").replace(
-        "global_avgpool\n    flatten\n    linear(10)", "global_avgpool  flatten  linear(10)").replace("\n\n", "\n")
-    assert src != LAYOUT
+    """Items the user wrote on one line stay on one line; blank lines between definitions come
+    back; a spec with no .cnn layout to keep (read from YAML) gets one item per line."""
+    assert format_cnn(cnndsl.parse(LAYOUT)) == LAYOUT
+    joined = LAYOUT.replace("stem: conv(w, k=3)\n    relu", "stem: conv(w, k=3)  relu").replace(
+        "global_avgpool\n    flatten\n    linear(10)", "global_avgpool  flatten  linear(10)")
+    src = joined.replace("\n\n", "\n")
+    assert src != joined != LAYOUT
     spec = cnndsl.parse(src)
-    assert format_cnn(spec) == LAYOUT
+    assert format_cnn(spec) == joined
     roundtrip_cnn(spec)
     roundtrip_yaml(spec)
+    assert format_cnn(cnndsl.parse(format_yaml(spec), format="yaml")) == LAYOUT
 
 
 def test_long_bodies_break_over_lines():

@@ -1,217 +1,197 @@
-"""Spec IR → YAML text: the YAML twin of :func:`cnndsl.syntax.format.format_cnn`."""
+"""Spec IR → YAML text: the YAML twin of :func:`cnndsl.syntax.format.format_cnn`, keeping comments.
+
+Layers are flow mappings on one line (``- {name: conv1, conv: [32, {k: 3}]}``), bodies block lists.
+Comments stay with their items as in ``.cnn`` (:mod:`cnndsl.syntax.trivia`): leading ones on their
+own lines before the item, a trailing one at the end of its line (at its source column when
+formatting YAML to YAML and there is room), a construct's header comment at the end of its first
+line, and end comments after the last item of a body, indented under it. A key longer than 128
+characters is written as an explicit key (``? key``), which PyYAML reads back (a plain key is
+limited to 1,024).
+
+Each item kind has a method ``_yitem_<kind>`` (:mod:`cnndsl.syntax.format_yaml_items`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import expr as E
-from ..ir import BlockDef, From, Group, Layer, Merge, NetworkDef, Parallel, Param, Residual, Spec
-from .format import _expr, _keep_imports
+from ..ir import BlockDef, NetworkDef, Spec
+from .format_yaml_items import YamlItems
+from .spelling import located, name, ref_text
+from .trivia import Comment, attach
+from .yaml_text import comment_text, flow, keyed, yaml_data, yexpr, yparams
 
-_YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply"})
+__all__ = ["format_yaml"]
 
 
-def format_yaml(spec: Spec, *, imports: bool | None = None) -> str:
+def format_yaml(spec: Spec, *, standalone: bool = False) -> str:
     """The YAML twin of :func:`format_cnn` (keys ``imports``, ``blocks``, ``network``, ``train``)."""
-    out: list[str] = []
-    if _keep_imports(spec, imports) and spec.imports:
-        out.append("imports: " + _flow([i.path for i in spec.imports]))
-    if spec.blocks:
-        lines = ["blocks:"]
-        for b in spec.blocks:
-            if len(lines) > 1:
-                lines.append("")
-            lines.append(f"  {_flow(b.name)}:")
-            body = _yblock_fields(b)
-            lines += ["    " + l for l in body] if body else []
-            if not body:
-                lines[-1] += " {}"
-        out.append("\n".join(lines))
-    if spec.network is not None:
-        out.append("\n".join(["network:", *("  " + l for l in _ynetwork(spec.network))]))
-    if spec.train is not None:
-        if not isinstance(spec.train, dict):
+    return _YamlWriter(spec).write(standalone)
+
+
+class _YamlWriter(YamlItems):
+    """Every method returns whole lines (with their indentation); ``ind`` is where an entry's
+    ``-`` (or a mapping's keys) start."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.notes = attach(spec)
+        trivia = spec.trivia
+        self.layout = trivia is not None and trivia.syntax == "yaml"
+        self.file = trivia.file if trivia is not None else None
+        self.extents = (trivia.extents or {}) if trivia is not None else {}
+
+    # ------------------------------------------------------------------ comments
+
+    def commented(self, line: str, c: Comment, ref: Any, out_col: int) -> str:
+        """``line`` and ``c``: at its source column relative to ``ref`` (written at ``out_col``) when
+        formatting YAML to YAML leaves room, else two spaces after the code."""
+        pad = 2
+        if ref is not None and self.layout and ref.file == self.file and c.line == ref.line:
+            want = out_col + (c.col - ref.col) - len(line)
+            pad = want if want >= 1 else pad
+        return line + " " * pad + comment_text(c)
+
+    @staticmethod
+    def marks(entries: list, ind: str) -> list[str]:
+        return ["" if c is None else ind + comment_text(c) for c in entries]
+
+    def entry(self, key: Any, line: str, ind: str, ref: Any, out_col: int) -> list[str]:
+        """A one-line entry with its leading comments before it and its trailing ones after it (the
+        first at the end of the line, the others on lines of their own)."""
+        n = self.notes.of(key)
+        trailing = n.header + n.trailing  # a construct on one line: its header comments trail it
+        if trailing:
+            line = self.commented(line, trailing[0], ref, out_col)
+        return [*self.marks(n.leading, ind), line, *(ind + comment_text(c) for c in trailing[1:])]
+
+    def opened(self, key: Any, first: str, rest: list[str], inner: str, body_at: int | None,
+               ref: Any, out_col: int, end: bool = True, after: list = (), pre_ind: str | None = None) -> list[str]:
+        """A construct of several lines: its header comments end its first line or come right
+        before its first item (``rest[body_at]``, at ``pre_ind``, default ``inner``, the
+        indentation of its items); its end comments, then its trailing ones (YAML has no closing
+        line for them) and ``after``, follow its last line, at ``inner`` (``end=False``: the caller
+        writes its end comments)."""
+        n = self.notes.of(key)
+        if n.header:
+            first = self.commented(first, n.header[0], ref, out_col)
+        at = len(rest) if body_at is None else body_at
+        pre = [(inner if body_at is None or pre_ind is None else pre_ind) + comment_text(c) for c in n.header[1:]]
+        tail = (n.end + n.trailing if end else []) + list(after)
+        return [first, *rest[:at], *pre, *rest[at:], *self.marks(tail, inner)]
+
+    # ------------------------------------------------------------------ the file
+
+    def write(self, standalone: bool) -> str:
+        from .format import own_blocks
+
+        spec = self.spec
+        out: list[list[str]] = []
+        if spec.imports and not standalone:
+            out.append(self.imports(spec.imports))
+        blocks = own_blocks(spec, standalone)
+        if blocks:
+            lines = ["blocks:"]
+            for i, b in enumerate(blocks):
+                lines += [""] if i else []
+                with located(b.span):
+                    lines += self.block(b)
+            above = self.marks(self.lead(self.notes.of(blocks[0]).leading), "")  # went above `blocks:`
+            out.append(above + lines)
+        if spec.network is not None:
+            with located(spec.network.span):
+                out.append(self.network(spec.network))
+        if spec.train is not None:
+            with located((spec.train_spans or {}).get(())):
+                out.append(self.train(spec.train))
+        text: list[str] = []
+        for lines in out:
+            text += [""] if text else []
+            text += lines
+        text += self.marks(self.notes.spec_end, "")
+        return "\n".join(text).strip("\n") + "\n"
+
+    def imports(self, imports: tuple) -> list[str]:
+        """``imports: [a, b]`` (comments before the first import go above it, trailing ones after
+        the list), or one import per line when comments sit between them."""
+        first = self.marks(self.lead(self.notes.of(imports[0]).leading), "")
+        if any(self.notes.of(i).leading for i in imports[1:]):
+            lines = [l for i in imports[1:] for l in self.entry(i, "  - " + flow(i.path), "  ", i.span, 4)]
+            return first + self.entry((imports[0],), "imports:", "", None, 0)[:1] + \
+                self.entry(imports[0], "  - " + flow(imports[0].path), "  ", imports[0].span, 4)[len(first):] + lines
+        trailing = [c for i in imports for c in self.notes.of(i).trailing]
+        line = "imports: " + flow([i.path for i in imports])
+        if trailing:
+            line = self.commented(line, trailing[0], imports[0].span, 10)
+        return first + [line, *(comment_text(c) for c in trailing[1:])]
+
+    @staticmethod
+    def lead(entries: list) -> list:
+        return entries[1:] if entries[:1] == [None] else entries
+
+    def block(self, b: BlockDef) -> list[str]:
+        n = self.notes.of(b)
+        head = ["  " + l for l in keyed(name(b.name, "block"), None)]
+        fields = []
+        if b.params:
+            fields.append("    params: " + yparams(b.params))
+        at = None
+        if b.body:
+            fields.append("    layers:")
+            at = len(head) - 1 + len(fields)
+            fields += self.items(b.body, "      ")
+        if not fields:
+            head[-1] += " {}"
+        lead = self.marks(self.lead(n.leading), "  ") if b is not self.spec.blocks[0] else []
+        return lead + self.opened(b, head[0], head[1:] + fields, "      " if b.body else "    ", at, b.extent, 2)
+
+    def network(self, net: NetworkDef) -> list[str]:
+        n = self.notes.of(net)
+        fields = ["  name: " + flow(name(net.name, "network"))]
+        if net.params:
+            fields.append("  params: " + yparams(net.params))
+        at = len(fields)
+        inp = self.notes.of(("input", id(net)))
+        fields += self.marks([c for c in inp.leading if c is not None], "  ")
+        dims = [yexpr(d) for d in net.input]
+        if all(type(d) is int and d >= 0 for d in dims):  # the shape form, as in .cnn
+            line = "  input: " + flow("x".join(map(str, dims)) if len(dims) > 1 else dims[0])
+        else:
+            line = "  input: " + flow(dims)
+        fields.append(self.commented(line, inp.trailing[0], net.input_span, 2) if inp.trailing else line)
+        fields += ["  " + comment_text(c) for c in inp.trailing[1:]]
+        inner = "  "
+        if net.body:
+            fields += ["  layers:", *self.items(net.body, "    ")]
+            inner = "    "
+        for key, nodes, text_of in (("outputs", net.outputs, lambda r: ref_text(r.path)),
+                                    ("freeze", net.freeze, lambda p: p.glob),
+                                    ("unfreeze", net.unfreeze, lambda p: p.glob)):
+            if nodes:
+                notes = [self.notes.of(x) for x in nodes]
+                fields += self.marks([c for m in notes for c in m.leading if c is not None], "  ")
+                line = f"  {key}: " + flow([text_of(x) for x in nodes])
+                trailing = [c for m in notes for c in m.trailing]
+                fields.append(self.commented(line, trailing[0], nodes[0].extent or nodes[0].span, len(key) + 5)
+                              if trailing else line)
+                fields += ["  " + comment_text(c) for c in trailing[1:]]
+                inner = "  "
+        return self.marks(self.lead(n.leading), "") + self.opened(net, "network:", fields, inner, at,
+                                                                  net.extent, 0, pre_ind="  ")
+
+    def train(self, train: Any) -> list[str]:
+        if not isinstance(train, dict):
             raise ValueError("the train section must be a mapping")
-        out.append("\n".join(_ydata("train", spec.train)))
-    return "\n\n".join(out) + "\n"
-
-
-_DUMPER = None
-
-
-def _dumper():
-    """A SafeDumper that writes strings holding line breaks double-quoted (one line, escaped)."""
-    global _DUMPER
-    if _DUMPER is None:
-        import yaml  # PyYAML is imported only when YAML is written
-
-        class Dumper(yaml.SafeDumper):
-            def ignore_aliases(self, data):  # the loader refuses anchors: write shared values out
-                return True
-
-        def represent_str(dumper, s):
-            style = '"' if any(c in s for c in "\n\r\x85\u2028\u2029") else None
-            return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
-
-        Dumper.add_representer(str, represent_str)
-        _DUMPER = Dumper
-    return _DUMPER
-
-
-def _flow(v: Any) -> str:
-    """One value in YAML flow style, on one line."""
-    import yaml
-
-    text = yaml.dump(v, Dumper=_dumper(), default_flow_style=True, width=1 << 30, sort_keys=False,
-                     allow_unicode=True)
-    text = text.removesuffix("\n...\n")
-    return text.rstrip("\n")
-
-
-def _ydata(key: str | None, v: Any, width: int = 100) -> list[str]:
-    """Plain data: ``key: value`` on one line when it fits, else a block mapping / list."""
-    head = "- " if key is None else _flow(key) + ": "
-    text = _flow(v)
-    if not isinstance(v, (dict, list)) or not v or len(head) + len(text) <= width:
-        return [head + text]
-    if isinstance(v, dict):
-        sub = [l for k, x in v.items() for l in _ydata(k, x, width - 2)]
-    else:
-        sub = [l for x in v for l in _ydata(None, x, width - 2)]
-    if key is None:  # a collection inside a list: its first line shares the '- '
-        return ["- " + sub[0], *("  " + l for l in sub[1:])]
-    return [head.rstrip(), *("  " + l for l in sub)]
-
-
-def _yexpr(e: E.Expr) -> Any:
-    """An expression as a YAML value: numbers and booleans as scalars, lists and mappings as YAML
-    collections, anything else as its expression text (a YAML string is parsed as an expression)."""
-    kind = type(e)
-    if kind is E.Num:
-        return e.value
-    if kind is E.Bool:
-        return e.value
-    if kind is E.ListExpr:
-        return [_yexpr(i) for i in e.items]
-    if kind is E.MapExpr:
-        return {k: _yexpr(v) for k, v in e.items}
-    return _expr(e)
-
-
-def _ypositional(e: E.Expr) -> Any:
-    # a mapping among positional arguments would read as the keyword arguments: write it as text
-    return _expr(e) if type(e) is E.MapExpr else _yexpr(e)
-
-
-def _yparams(params: tuple[Param, ...]) -> str:
-    return _flow({p.name: None if p.default is None else _yexpr(p.default) for p in params})
-
-
-def _yblock_fields(b: BlockDef) -> list[str]:
-    lines = []
-    if b.params:
-        lines.append("params: " + _yparams(b.params))
-    if b.body:
-        lines += ["layers:", *("  " + l for l in _yitems(b.body))]
-    return lines
-
-
-def _ynetwork(net: NetworkDef) -> list[str]:
-    lines = ["name: " + _flow(net.name)]
-    if net.params:
-        lines.append("params: " + _yparams(net.params))
-    lines.append("input: " + _flow([_yexpr(d) for d in net.input]))
-    if net.body:
-        lines += ["layers:", *("  " + l for l in _yitems(net.body))]
-    if net.outputs:
-        lines.append("outputs: " + _flow([".".join(r.path) for r in net.outputs]))
-    if net.freeze:
-        lines.append("freeze: " + _flow([p.glob for p in net.freeze]))
-    if net.unfreeze:
-        lines.append("unfreeze: " + _flow([p.glob for p in net.unfreeze]))
-    return lines
-
-
-def _yitems(body: tuple) -> list[str]:
-    return [l for it in body for l in _yitem(it)]
-
-
-def _ymeta(it: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if it.name is not None:
-        meta["name"] = it.name
-    if it.repeat is not None:
-        meta["repeat"] = _yexpr(it.repeat.count)
-        if it.repeat.index is not None:
-            meta["as"] = it.repeat.index
-    if it.when is not None:
-        meta["when"] = _yexpr(it.when)
-    return meta
-
-
-def _yitem(it: Any) -> list[str]:
-    """A list entry: the first line starts with '- ', the rest with two spaces."""
-    if isinstance(it, From):
-        return ["- " + _flow({"from": ".".join(it.ref.path)})]
-    meta = _ymeta(it)
-    if isinstance(it, Layer):
-        args = _yargs(it)
-        if args is None and not meta:
-            return ["- " + _flow(it.op)]  # a bare name is a layer, whatever the name
-        if it.op in _YAML_RESERVED:
-            raise ValueError(f"a layer named {it.op!r} with arguments, a name, repeat or condition cannot be "
-                             "written in YAML (as a key it means something else)")
-        d = {"name": meta.pop("name")} if "name" in meta else {}
-        d[it.op] = args
-        d.update(meta)
-        return ["- " + _flow(d)]
-    if isinstance(it, Merge):
-        refs = [".".join(r.path) for r in it.refs]
-        d = {"name": meta.pop("name")} if "name" in meta else {}
-        d[it.merge] = refs[0] if len(refs) == 1 else refs
-        d.update(meta)
-        return ["- " + _flow(d)]
-    lines = [f"{k}: {_flow(v)}" for k, v in meta.items()]
-    if isinstance(it, Group):
-        lines += _ysub("group", it.body)
-    elif isinstance(it, Residual):
-        lines += _ysub("residual", it.body)
-        sc = it.shortcut
-        if sc is not None:
-            fields = []
-            if sc.name is not None:
-                fields.append("name: " + _flow(sc.name))
-            if sc.when is not None:
-                fields.append("when: " + _flow(_yexpr(sc.when)))
-            if sc.body:
-                fields += _ysub("layers", sc.body)
-            lines += ["shortcut:", *("  " + l for l in fields)] if fields else ["shortcut: {}"]
-    elif isinstance(it, Parallel):
-        lines.append("merge: " + it.merge)
-        branches = []
-        for b in it.branches:
-            sub = _yitems(b)
-            branches += ["- " + sub[0], *("  " + l for l in sub[1:])] if sub else ["- []"]
-        lines += ["parallel:", *("  " + l for l in branches)] if branches else ["parallel: []"]
-    else:  # pragma: no cover
-        raise TypeError(f"not an item: {it!r}")
-    return ["- " + lines[0], *("  " + l for l in lines[1:])]
-
-
-def _ysub(key: str, body: tuple) -> list[str]:
-    if not body:
-        return [f"{key}: []"]
-    return [f"{key}:", *("  " + l for l in _yitems(body))]
-
-
-def _yargs(it: Layer) -> Any:
-    """``null`` → none; a value → one positional; a list → positionals (+ a final keyword mapping);
-    a mapping → keywords (the forms yaml_load.call_args reads)."""
-    kwargs = {k.name: _yexpr(k.value) for k in it.kwargs}
-    if not it.args:
-        return kwargs or None
-    if len(it.args) == 1 and not kwargs and type(it.args[0]) not in (E.ListExpr, E.MapExpr):
-        return _yexpr(it.args[0])
-    values = [_ypositional(a) for a in it.args]
-    return values + [kwargs] if kwargs else values
+        n = self.notes.of(("train",))
+        lines = []
+        for k, v in train.items():
+            with located((self.spec.train_spans or {}).get((k,))):
+                entry = ["  " + l for l in yaml_data(k, v)]
+            kn = self.notes.of(("train", k))
+            if kn.trailing:
+                ref = self.extents.get(("train", k)) if len(entry) == 1 else None
+                entry[-1] = self.commented(entry[-1], kn.trailing[0], ref, 2)
+            lines += [*self.marks(kn.leading, "  "), *entry, *("  " + comment_text(c) for c in kn.trailing[1:])]
+        first = "train:" if train else "train: {}"
+        return self.marks(self.lead(n.leading), "") + self.opened(("train",), first, lines, "  ", 0,
+                                                                  self.extents.get(("train",)), 0)

@@ -14,8 +14,9 @@ from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef
                   Ref, Repeat, Residual, Shortcut, Spec)
 from ..names import check_module_name
 from .diagnose import check_brackets, check_depth, syntax_error
-from .grammar import parser
+from .grammar import COMMENTS, parser
 from .limits import check_text, check_tokens, number_literal
+from .trivia import cnn_trivia
 
 
 def parse_cnn(text: str, filename: str = "<string>") -> Spec:
@@ -24,12 +25,17 @@ def parse_cnn(text: str, filename: str = "<string>") -> Spec:
     check_text(text, source)
     check_brackets(text, source)
     check_tokens(text, source)
+    comments: list = []
+    token = COMMENTS.set(comments)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as exc:
         raise syntax_error(exc, source) from None
+    finally:
+        COMMENTS.reset(token)
     check_depth(tree, source)
-    return _ToSpec(source).transform(tree)
+    spec = _ToSpec(source).transform(tree)
+    return spec.model_copy(update={"trivia": cnn_trivia(text, filename, comments, tree)})
 
 
 def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), source: Source | None = None
@@ -136,7 +142,7 @@ class _ToSpec:
             if isinstance(stmt, tuple):
                 raise error(f"'{stmt[0]}' is only allowed in a network, not in block '{name}'", stmt[2])
         return "block", BlockDef(name=str(name), params=params or (), body=tuple(body),
-                                 span=self.tsp(name))
+                                 span=self.tsp(name), extent=self.sp(meta))
 
     def network_def(self, meta, children):
         name, params, body = _split_def(children)
@@ -170,7 +176,8 @@ class _ToSpec:
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
         return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
                                      body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
-                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span)
+                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span,
+                                     extent=self.sp(meta))
 
     def train_def(self, meta, children):
         (mapping,) = children
@@ -213,7 +220,7 @@ class _ToSpec:
         label, (cls, fields, span), repeat, when = children
         if label is not None:
             fields["name"] = check_module_name(str(label), self.tsp(label))
-        return cls(**fields, repeat=repeat, when=when, span=span)
+        return cls(**fields, repeat=repeat, when=when, span=span, extent=self.sp(meta))
 
     def label(self, meta, children):
         return children[0]
@@ -268,7 +275,7 @@ class _ToSpec:
         name, when, (_, group_fields, _) = children
         if name is not None:
             name = check_module_name(str(name), self.tsp(name), "shortcut name")
-        return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta))
+        return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta), extent=self.sp(meta))
 
     def parallel(self, meta, children):
         kind, *branches = children

@@ -22,6 +22,7 @@ from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef
 from ..names import check_module_name, check_name
 from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
 from .parse import parse_expr
+from .trivia_yaml import extent, yaml_trivia
 
 MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
 MAX_YAML_NODES = MAX_TOKENS       # scalars, lists and mappings in one document
@@ -42,7 +43,8 @@ def parse_yaml(text: str, filename: str = "<string>") -> Spec:
         raise _yaml_error(exc, source) from None
     if root is None:
         raise error("the YAML document is empty", source.span(1, 1))
-    return _SpecBuilder(source).spec(root)
+    spec = _SpecBuilder(source).spec(root)
+    return spec.model_copy(update={"trivia": yaml_trivia(text, filename, root)})
 
 
 # ----------------------------------------------------------------------------- guards
@@ -143,6 +145,10 @@ class _SpecBuilder:
     def sp(self, node: yaml.Node) -> Span:
         return _mark(node.start_mark, self.source)
 
+    def ext(self, node: yaml.Node, key: yaml.Node | None = None) -> Span:
+        """Where the construct sits (from its key), for the formatter (cnndsl.syntax.trivia)."""
+        return extent(node, self.source.name, key)
+
     # ---- plain values
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -233,12 +239,12 @@ class _SpecBuilder:
         value = self.scalar(node)
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise error(f"expected a layer name, got {value!r}", self.sp(node))
-        return Ref(path=tuple(str(value).split(".")), span=self.sp(node))
+        return Ref(path=tuple(str(value).split(".")), span=self.sp(node), extent=self.ext(node))
 
     # ---- structure
     def spec(self, root: yaml.Node) -> Spec:
         top = self.mapping(root, "the spec", _TOP)
-        imports = tuple(Import(path=str(self.scalar(n)), span=self.sp(n))
+        imports = tuple(Import(path=str(self.scalar(n)), span=self.sp(n), extent=self.ext(n))
                         for n in self.sequence(top["imports"][1], "imports")) if "imports" in top else ()
         blocks = ()
         if "blocks" in top:
@@ -266,7 +272,8 @@ class _SpecBuilder:
     def block(self, name: str, key: yaml.Node, node: yaml.Node) -> BlockDef:
         m = self.mapping(node, f"block {name}", ("params", "layers"))
         return BlockDef(name=name, params=self.params(m.get("params", (None, None))[1]),
-                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(key))
+                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(key),
+                        extent=self.ext(node, key))
 
     def network(self, key: yaml.Node, node: yaml.Node) -> NetworkDef:
         m = self.mapping(node, "network", _NET)
@@ -288,7 +295,8 @@ class _SpecBuilder:
         def patterns(k: str) -> tuple[Pattern, ...]:
             if k not in m:
                 return ()
-            return tuple(Pattern(glob=str(self.scalar(n)), span=self.sp(n)) for n in self.sequence(m[k][1], k))
+            return tuple(Pattern(glob=str(self.scalar(n)), span=self.sp(n), extent=self.ext(n))
+                         for n in self.sequence(m[k][1], k))
 
         outputs = ()
         if "outputs" in m:
@@ -296,7 +304,7 @@ class _SpecBuilder:
         return NetworkDef(name=str(name), params=self.params(m.get("params", (None, None))[1]), input=dims,
                           body=self.items(m["layers"][1]) if "layers" in m else (), outputs=outputs,
                           freeze=patterns("freeze"), unfreeze=patterns("unfreeze"), span=self.sp(key),
-                          input_span=self.sp(m["input"][0]))
+                          input_span=self.sp(m["input"][0]), extent=self.ext(node, key))
 
     def items(self, node: yaml.Node) -> tuple:
         return tuple(self.item(n) for n in self.sequence(node, "layers"))
@@ -307,7 +315,7 @@ class _SpecBuilder:
             if not isinstance(op, str) or not op.isidentifier():
                 raise error(f"expected a layer, got {op!r}", self.sp(node),
                             "a layer is an op name ('relu') or a mapping ('conv: {out: 64, k: 3}')")
-            return Layer(op=op, span=self.sp(node))
+            return Layer(op=op, span=self.sp(node), extent=self.ext(node))
         m = self.mapping(node, "a layer item")
         heads = [k for k in m if k not in _META and k != "shortcut" and k != "merge"]
         if len(heads) != 1:
@@ -315,7 +323,7 @@ class _SpecBuilder:
                         self.sp(node), "use one list item per layer, e.g. '- conv: {out: 64, k: 3}'")
         head = heads[0]
         key, value = m[head]
-        meta: dict[str, Any] = {"span": self.sp(key)}
+        meta: dict[str, Any] = {"span": self.sp(key), "extent": self.ext(node)}
         if "name" in m:
             meta["name"] = self.name(m["name"][1], "layer name", module=True)
         if "when" in m:
@@ -331,7 +339,7 @@ class _SpecBuilder:
         if head == "group":
             return Group(body=self.items(value), **meta)
         if head == "residual":
-            shortcut = self.shortcut(m["shortcut"][1]) if "shortcut" in m else None
+            shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
             return Residual(body=self.items(value), shortcut=shortcut, **meta)
         if head == "parallel":
             if "merge" not in m:
@@ -344,18 +352,19 @@ class _SpecBuilder:
         if head == "from":
             if len(m) > 1:
                 raise error("'from' stands alone in its item", self.sp(key))
-            return From(ref=self.ref(value), span=self.sp(key))
+            return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
         if head in ("concat", "add", "multiply"):
             refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
             return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
 
-    def shortcut(self, node: yaml.Node) -> Shortcut:
+    def shortcut(self, node: yaml.Node, key: yaml.Node | None = None) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
         return Shortcut(name=self.name(m["name"][1], "shortcut name", module=True) if "name" in m else None,
                         when=self.expr(m["when"][1]) if "when" in m else None,
-                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(node))
+                        body=self.items(m["layers"][1]) if "layers" in m else (), span=self.sp(node),
+                        extent=self.ext(node, key))
 
     def call_args(self, node: yaml.Node) -> tuple[tuple, tuple]:
         """``null`` → no arguments; a value → one positional; a list → positional (a final mapping

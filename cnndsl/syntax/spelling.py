@@ -1,0 +1,132 @@
+"""How IR values are spelled in spec text: the checks both writers (``.cnn`` and YAML) share.
+
+A value with no spelling in a syntax raises ``ValueError`` naming it, never text that would read
+back differently. This module imports nothing from the writers, so either can be imported alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .. import expr as E
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# words the .cnn lexer reads as keywords in some position: never written as bare names in data
+KEYWORDS = frozenset({
+    "true", "false", "not", "and", "or", "if", "else", "in", "as", "when", "residual", "shortcut",
+    "concat", "add", "multiply", "from", "input", "output", "freeze", "unfreeze", "import", "block",
+    "network", "train",
+})
+# words that cannot start an item (label or op): the item grammar reads them as statements or
+# keywords (`if`, `and`: continuing the previous item's expression; `as` after a repeat; `shortcut`
+# after a group), so the text would read back differently
+ITEM_KEYWORDS = frozenset({"in", "not", "residual", "concat", "add", "multiply", "from", "input", "output",
+                           "freeze", "unfreeze", "true", "false", "when", "if", "else", "and", "or", "as",
+                           "shortcut"})
+
+
+def expr_text(e: E.Expr, prec: int = 0) -> str:
+    """``format_expr``, after refusing what has no spelling (NaN, line breaks and NULs in strings,
+    names that are not identifiers); the text then always parses back to the same AST."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        kind = type(x)
+        if kind is E.Num and isinstance(x.value, float) and math.isnan(x.value):
+            raise ValueError("NaN has no spelling in a spec")
+        if kind is E.Str:
+            quote(x.value)
+        elif kind is E.Name:
+            name(x.id, "variable")
+        elif kind is E.InShape:
+            name(x.attr, "attribute")
+        elif kind is E.MapExpr:
+            for k, v in x.items:
+                key(k)
+                stack.append(v)
+        elif kind is E.Call:
+            name(x.func, "function")
+            for k, v in x.kwargs:
+                name(k, "argument")
+                stack.append(v)
+            stack.extend(x.args)
+        elif kind is E.ListExpr:
+            stack.extend(x.items)
+        elif kind is E.BinOp:
+            stack += [x.left, x.right]
+        elif kind is E.Unary:
+            stack.append(x.operand)
+        elif kind is E.IfExp:
+            stack += [x.test, x.body, x.orelse]
+    return E.format_expr(e, prec)
+
+
+def check_text(s: str, what: str = "string") -> str:
+    """Refuse what no spec file can hold: NUL (spec text must not contain it) and lone surrogates
+    (not UTF-8)."""
+    if "\x00" in s:
+        raise ValueError(f"the {what} {s!r} holds a NUL character, which spec files cannot")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"the {what} {s!r} is not valid Unicode text") from None
+    return s
+
+
+def quote(s: str) -> str:
+    """A .cnn string literal (no escapes but ``\\"`` and ``\\\\``: line breaks cannot be written)."""
+    if "\n" in s or "\r" in s:
+        raise ValueError(f"the string {s!r} holds a line break, which .cnn strings cannot")
+    check_text(s)
+    return E.format_expr(E.Str(s))
+
+
+def name(text: str, what: str, reserved: Iterable[str] = ()) -> str:
+    """``text`` if it is an identifier (and not ``reserved``), else ``ValueError``."""
+    if not isinstance(text, str) or not IDENT.match(text) or text in reserved:
+        raise ValueError(f"the {what} name {text!r} cannot be written")
+    return text
+
+
+def key(k: str) -> str:
+    return name(k, "key")
+
+
+def ref_text(path: tuple[str, ...]) -> str:
+    """A reference (``a.b.0``): identifiers and indices joined by dots."""
+    if not path:
+        raise ValueError("an empty reference")
+    head, *rest = path
+    if head != "input":
+        name(head, "reference", ITEM_KEYWORDS)
+    for part in rest:
+        if not (part.isascii() and part.isdigit()):
+            name(part, "reference")
+    return ".".join(path)
+
+
+class Unwritable(ValueError):
+    """A value with no spelling in the syntax being written; ``span``: the construct holding it."""
+
+    def __init__(self, message: str, span: Any = None):
+        super().__init__(message)
+        self.span = span
+
+
+@contextmanager
+def located(span: Any) -> Iterator[None]:
+    """Give a ``ValueError`` raised inside the position of the construct being written (the
+    innermost construct that has one)."""
+    try:
+        yield
+    except Unwritable as exc:
+        if exc.span is None:
+            exc.span = span
+        raise
+    except ValueError as exc:
+        raise Unwritable(str(exc), span) from None
