@@ -170,7 +170,10 @@ def _emit(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
         return
-    _replace(output, text) if os.path.exists(output) else _new(output, text)
+    from ..files import writing  # a full disk or a read-only folder: a diagnostic naming the file
+
+    with writing(output):
+        _replace(output, text) if os.path.exists(output) else _new(output, text)
     print(f"wrote {output}", file=sys.stderr)
 
 
