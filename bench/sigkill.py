@@ -86,7 +86,7 @@ def trial(spec: Path, run: Path, delay: float, during_startup: bool, reference: 
         where = f"step {state['global_step']}" + (f", temp files left by the kill: {temps}" if temps else "")
     except CnnError as exc:
         resumed = subprocess.run(_cmd(spec, "--resume", str(run)), env=_env(), capture_output=True, text=True)
-        ok = resumed.returncode == 2 and ("no checkpoint yet" in resumed.stderr or "no such checkpoint" in resumed.stderr)
+        ok = resumed.returncode == 2 and ("no checkpoint yet" in resumed.stderr or "checkpoint does not exist" in resumed.stderr)
         return ("before-first-checkpoint" if ok else "FAILED",
                 exc.diagnostics[0].message + ("" if ok else f"; resume said: {resumed.stderr[-300:]}"))
     resumed = subprocess.run(_cmd(spec, "--resume", str(run)), env=_env(), capture_output=True, text=True)

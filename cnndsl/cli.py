@@ -86,12 +86,6 @@ def prepare(args: argparse.Namespace) -> None:
     ``--max-params`` / ``--max-layers`` (used by every command)."""
     args.params, args.train_overrides = parse_set(getattr(args, "set", None))
     args.limits = limits_from(args)
-    from .files import check_output_dir, check_output_file  # outputs are checked before any work
-
-    if getattr(args, "output", None):
-        check_output_file(args.output, "-o")
-    if getattr(args, "run_dir", None):
-        check_output_dir(args.run_dir, "--run-dir")
 
 
 def _analysis(args: argparse.Namespace):
@@ -153,7 +147,10 @@ def _check_one(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis.report import FORMATS
+    from .files import check_output_file
 
+    if args.output:  # before any work
+        check_output_file(args.output, "-o")
     spec, a = _analysis(args)
     _print_warnings(a, args.format == "json")
     summary = args.summary or args.format != "text"

@@ -120,16 +120,18 @@ def _alive(pid: int) -> bool:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """The checkpoint file a path names: the file itself, or a run directory's last.pt."""
+    """The checkpoint file a path names: the file itself, or a run directory's last.pt (also
+    accepted in a checkpoints/ sub-folder, as other tools lay runs out)."""
     path = Path(path)
     if path.is_dir():
-        if not (path / "last.pt").exists():
+        found = [c for c in (path / "last.pt", path / "checkpoints" / "last.pt") if c.exists()]
+        if not found:
             raise error("this run directory has no checkpoint yet (no last.pt): the run stopped before "
                         "its first checkpoint was written", file_span(path),
                         hint=f"nothing to resume or evaluate; start again (e.g. --run-dir {path})")
-        return path / "last.pt"
+        return found[0]
     if not path.exists():
-        raise error("no such checkpoint file", file_span(path), hint="pass a .pt file or a run directory")
+        raise error("this checkpoint does not exist", file_span(path), hint="pass a .pt file or a run directory")
     return path
 
 
@@ -154,7 +156,7 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
                 unsafe = f"; it references unsafe globals: {', '.join(names[:5])}"
         except Exception:  # noqa: BLE001 - truncated archives cannot be scanned either
             pass
-        raise error(f"cannot load this checkpoint: {detail}{unsafe}", file_span(path),
+        raise error(f"cannot load checkpoint: {detail}{unsafe}", file_span(path),
                     hint="the file is truncated, corrupt or not a cnndsl checkpoint; "
                          "it was not loaded unsafely") from None
     if not isinstance(obj, dict):

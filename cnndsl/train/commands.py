@@ -107,9 +107,12 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     from cnndsl.canonical import spec_hash
 
     params = params or {}
-    cfg = config_of(spec, overrides)  # the train section, the run directory and the network are checked
-    if not resume:                    # before torch is imported: a bad value is refused at once
-        rdir = check_output_dir(run_dir or new_run_dir(cfg.runs_dir, spec), "--run-dir" if run_dir else "train.runs_dir")
+    # the run directory, the train section and the network are checked before torch is imported
+    if run_dir and not resume:
+        rdir = check_output_dir(run_dir, "--run-dir")
+    cfg = config_of(spec, overrides)
+    if not (run_dir or resume):
+        rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
     analysis = _analysis(spec, params, limits)
 
     import torch

@@ -38,10 +38,10 @@ def test_a_failed_resume_writes_nothing(tmp_path):
     """Reproducers: --resume some/dir/data.json overwrote that file; --resume /nonexistent/run created it."""
     spec, _ = _train(tmp_path)
     before = _listing(tmp_path)
-    with pytest.raises(CnnError, match="cannot load this checkpoint") as ei:
+    with pytest.raises(CnnError, match="cannot load checkpoint") as ei:
         run_train(spec, build=build_tiny, resume=str(tmp_path / "run" / "data.json"), progress=False)
     assert ei.value.span.file == str(tmp_path / "run" / "data.json")
-    with pytest.raises(CnnError, match="no such checkpoint"):
+    with pytest.raises(CnnError, match="checkpoint does not exist"):
         run_train(spec, build=build_tiny, resume=str(tmp_path / "nonexistent" / "run"), progress=False)
     changed = FakeSpec(synthetic_train(epochs=1, batch_size=8))
     with pytest.raises(CnnError, match="spec changed"):
