@@ -64,6 +64,8 @@ def _example(cls: type[Op]) -> str:
     return f"{cls.name}(" + ", ".join(f"{n}=..." for n in list(cls.model_fields)[:2]) + ")"
 
 
+CNN_SPELLING = {"True": "true", "False": "false", "TRUE": "true", "FALSE": "false"}  # Python / YAML habits
+
 _TYPE_WORDS = {
     "int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
     "tuple_type": "a pair [h, w]", "string_type": "a name", "none_type": "none",
@@ -87,6 +89,8 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
         choices = [c.strip("' ") for e in same if e["type"] == "literal_error"
                    for c in str(e["ctx"]["expected"]).replace(" or ", ",").split(",")]
         hint = did_you_mean(str(value), list(env.names) + choices)
+        if str(value) in CNN_SPELLING and not any(e["type"] == "literal_error" for e in same):
+            hint = f"write {field_name}={CNN_SPELLING[str(value)]}: the .cnn language spells booleans in lower case"
         if hint is None and choices:
             hint = "choices: " + ", ".join(choices)
         if hint is None:

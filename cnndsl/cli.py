@@ -12,8 +12,6 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import CnnError, error, printable, use_color
-
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
@@ -22,6 +20,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 def parse_set(items: Sequence[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
     """``--set name=value`` → (network parameters, train overrides keyed ``a.b`` without 'train.')."""
+    from .errors import error
     from .expr import Env, Symbol, evaluate
     from .syntax.parse import parse_expr
 
@@ -88,14 +87,31 @@ def prepare(args: argparse.Namespace) -> None:
     args.limits = limits_from(args)
 
 
-def _analysis(args: argparse.Namespace):
+def _analysis(args: argparse.Namespace, train: bool = False):
+    """(spec, analysis, preflight); with ``train``, the train section and every ``--set train.*``
+    are checked against the network too (no torch), their warnings joining the analysis's."""
     from .api import analyze, load
 
     spec = load(args.spec)
-    return spec, analyze(spec, limits=args.limits, **args.params)
+    a = analyze(spec, limits=args.limits, **args.params)
+    return spec, a, _train_check(spec, a, args) if train else None
+
+
+def _train_check(spec, a, args: argparse.Namespace):
+    """The train section and every ``--set train.*`` checked against the network (no torch); its
+    warnings join the analysis's. None when there is no train section."""
+    if spec.train is None and not args.train_overrides:
+        return None
+    from .train.preflight import preflight
+
+    pf = preflight(spec, a, args.train_overrides)
+    a.warnings.extend(pf.warnings)
+    return pf
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
+    from .errors import use_color
+
     if quiet:
         return
     color = use_color(sys.stderr)
@@ -108,6 +124,7 @@ def _print_warnings(analysis, quiet: bool = False) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check each spec (a folder: the specs under it); the exit status is the worst of them."""
+    from .errors import CnnError, use_color
     from .syntax.cli import spec_files
 
     files = spec_files(args.specs)
@@ -135,13 +152,15 @@ def _check_one(args: argparse.Namespace) -> int:
         print(f"ok: {args.spec}: library of {len(spec.blocks)} block(s): " + ", ".join(b.name for b in spec.blocks))
         return EXIT_OK
     a = analyze(spec, limits=args.limits, **args.params)
+    pf = _train_check(spec, a, args)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
+    from .errors import printable
 
     n = len(a.layers)
     print(f"ok: {printable(args.spec, False)}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
           f"output {', '.join('×'.join(map(str, s)) for s in a.output_shapes)}"
-          + (f", {len(a.warnings)} warning(s)" if a.warnings else ""))
+          + (f", {len(a.warnings)} warning(s)" if a.warnings else "") + (f"; {pf.summary()}" if pf else ""))
     return EXIT_OK
 
 
@@ -151,9 +170,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     if args.output:  # before any work
         check_output_file(args.output, "-o")
-    spec, a = _analysis(args)
-    _print_warnings(a, args.format == "json")
     summary = args.summary or args.format != "text"
+    _, a, _ = _analysis(args, train=summary)
+    _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source
 
@@ -207,20 +226,9 @@ def _torchinfo(model, a) -> None:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops import REGISTRY
+    from .ops.help import describe, listing, lookup
 
-    for name, cls in sorted(REGISTRY.items()):
-        if name in ("add", "concat", "multiply"):
-            continue
-        fields = []
-        for f, info in cls.model_fields.items():
-            default = "" if info.is_required() else f"={info.default!r}"
-            fields.append(f"{f}{default}")
-        alias = {v: k for k, v in cls.aliases.items()}
-        shown = ", ".join(f + (f" ({alias[f.split('=')[0]]})" if f.split("=")[0] in alias else "") for f in fields)
-        print(f"{name:18s} {cls.summary}")
-        if shown:
-            print(f"{'':18s}   {shown}")
+    print(describe(lookup(args.name)) if args.name else listing())
     return EXIT_OK
 
 
@@ -256,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_fmt(sub, parents=[common])
 
-    c = sub.add_parser("ops", help="list the built-in ops and their arguments")
+    c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
+    c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 
@@ -266,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .export.cli import register as register_export
     from .inspect.cli import register as register_inspect
     from .lsp.cli import register as register_lsp
-    from .schema import register as register_schema
+    from .schema_cli import register as register_schema
 
     register_export(sub, parents=[common])
     register_schema(sub, parents=[common])
@@ -282,19 +291,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         prepare(args)
         return int(args.func(args) or 0)
-    except CnnError as exc:
-        if debug:
-            raise
-        print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
-        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - a bug in cnndsl, not a user error
+    except Exception as exc:  # noqa: BLE001 - a user error (CnnError), else a bug in cnndsl
+        from .errors import CnnError, use_color  # here, so --version and --help import nothing more
+
         if debug:
             raise
+        if isinstance(exc, CnnError):
+            print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
+            return EXIT_USER
         print(f"cnndsl: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in cnndsl; run again with --debug for the traceback and report it",
               file=sys.stderr)

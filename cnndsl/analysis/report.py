@@ -26,10 +26,18 @@ def _row(l: LayerInfo) -> list[str]:
     rf = l.rf
     return [printable(l.name, False), l.op, _shape(l.shape), params if l.cost.params else "-",
             human(l.cost.macs) if l.cost.macs else "-",
-            rf.text("size") if rf else "-", rf.text("stride") if rf else "-"]
+            rf.text("size") if rf else "-", rf.text("stride") if rf else "-", _global(rf)]
 
 
-HEADER = ["name", "op", "output", "params", "MACs", "RF", "RF stride"]
+def _global(rf) -> str:
+    """'yes': each value sees the whole input; 'context': a local field plus a summary of the whole
+    input (through a gate or a normalisation over the map)."""
+    if rf is None:
+        return "-"
+    return "yes" if rf.global_ else "context" if rf.context else "-"
+
+
+HEADER = ["name", "op", "output", "params", "MACs", "RF", "RF stride", "global"]
 
 
 def _totals_lines(a: Analysis) -> list[str]:
@@ -38,15 +46,16 @@ def _totals_lines(a: Analysis) -> list[str]:
              f"MACs: {human(a.macs)} per sample ({a.macs:,})",
              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
     if a.final_rf is not None:
+        ctx = f", plus global context from '{printable(a.final_rf.context, False)}'" if a.final_rf.context else ""
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
-                     f"at '{printable(a.final_rf_node, False)}'")
+                     f"at '{printable(a.final_rf_node, False)}'{ctx}")
     return lines
 
 
 def to_text(a: Analysis) -> str:
     rows = [HEADER] + [_row(l) for l in a.layers]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5, 6}
+    right = {3, 4, 5, 6}      # the numbers
 
     def fmt(r: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -64,7 +73,8 @@ def to_text(a: Analysis) -> str:
 def to_markdown(a: Analysis) -> str:
     lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
-             "| " + " | ".join(HEADER) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(HEADER))) + "|"]
+             "| " + " | ".join(HEADER) + " |",
+             "|" + "|".join("---:" if 3 <= i < 7 else "---" for i in range(len(HEADER))) + "|"]
     for l in a.layers:
         r = _row(l)
         r[0] = f"`{r[0]}`"

@@ -95,11 +95,11 @@ def _analyse(text: str, path: str, read: Callable[[Path], str] | None) -> Result
             result.diagnostics += result.analysis.warnings
         except CnnError as exc:
             result.diagnostics += exc.diagnostics
-    if spec.train:
-        from ..train.config import validate
+    if spec.train:  # what `cnndsl check` says of it: the config, and the data against the network
+        from ..train.preflight import preflight
 
         try:
-            validate(spec.train, spec)
+            result.diagnostics += preflight(spec, result.analysis).warnings
         except CnnError as exc:
             result.diagnostics += exc.diagnostics
     if result.analysis is not None:

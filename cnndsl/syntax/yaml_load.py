@@ -122,12 +122,41 @@ def _yaml_error(exc: yaml.YAMLError, source: Source):
     line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
     if line[span.col - 1:span.col] == "\t" or (problem and "tab" in problem.lower()):
         hint = "YAML indentation must use spaces, not tabs"
+    elif _misindented(lines, span.line):
+        hint = _misindented(lines, span.line)
     else:
         hint = "check the indentation, the ':' after each key and the closing brackets and quotes"
     notes = []
     if context_mark is not None and context and _mark(context_mark, source) != span:
         notes.append((_mark(context_mark, source), f"{context}: it starts here"))
     return error(f"invalid YAML: {problem}", span, hint, notes)
+
+
+def _misindented(lines: list[str], lineno: int) -> str | None:
+    """A hint naming the indentation when line ``lineno`` starts at a column no open block allows."""
+    def indent(text: str) -> int:
+        return len(text) - len(text.lstrip(" "))
+
+    if not 0 < lineno <= len(lines) or not lines[lineno - 1].strip():
+        return None
+    me, allowed, floor, prev = indent(lines[lineno - 1]), set(), None, None
+    for text in reversed(lines[:lineno - 1]):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        ind = indent(text)
+        if prev is None:
+            prev = text
+        if floor is None or ind < floor:  # an enclosing line (or the one just before)
+            floor = ind
+            allowed.add(ind)
+            if text.lstrip().startswith("- "):
+                allowed.add(ind + 2)
+    if prev is None or me in allowed or (prev.rstrip().endswith(":") and me > indent(prev)):
+        return None
+    levels = ", ".join(str(i) for i in sorted(allowed))
+    spaces = f"{me} space" + ("" if me == 1 else "s")
+    return (f"indentation: line {lineno} starts at column {me + 1} ({spaces}), but the lines above open "
+            f"blocks at {levels} spaces; indent it like the key or list item it belongs to")
 
 
 # ----------------------------------------------------------------------------- node → IR

@@ -17,6 +17,8 @@ from cnndsl.errors import error
 from . import config as C
 
 DEVICE_OK = (C.Normalize, C.RandomCrop, C.HFlip, C.Cutout)
+ADAPT = (C.Resize, C.Channels)  # deterministic geometry: applied to every split, once per image
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L")
 
 
 def mix_seed(*parts: int) -> int:
@@ -29,11 +31,65 @@ def mix_seed(*parts: int) -> int:
 
 
 def norm_stats(items: Sequence[Any], mean: Sequence[float], std: Sequence[float]) -> tuple[list, list]:
-    """Mean/std to normalize with: an explicit ``normalize`` item wins over the dataset's."""
+    """Mean/std to normalize with: an explicit ``normalize`` item wins over the dataset's, whose
+    statistics follow the channel conversions (``rgb`` repeats them, ``grayscale`` weighs them)."""
+    mean, std = list(mean), list(std)
+    for it in items:
+        if isinstance(it, C.Channels) and it.type == "rgb" and len(mean) == 1:
+            mean, std = mean * 3, std * 3
+        elif isinstance(it, C.Channels) and it.type == "grayscale" and len(mean) == 3:
+            mean = [sum(w * m for w, m in zip(LUMA, mean))]
+            std = [sum(w * s for w, s in zip(LUMA, std))]
     for it in items:
         if isinstance(it, C.Normalize):
             return list(it.mean or mean), list(it.std or std)
-    return list(mean), list(std)
+    return mean, std
+
+
+class ToChannels:
+    """``grayscale`` (luminance) or ``rgb`` (a gray channel repeated) on C×H×W or N×C×H×W images."""
+
+    def __init__(self, channels: int):
+        self.channels = channels
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        c = img.shape[-3]
+        if c == self.channels:
+            return img
+        if self.channels == 3:
+            return img.repeat_interleave(3, dim=-3) if c == 1 else img[..., :3, :, :]
+        w = torch.tensor(LUMA, dtype=torch.float32, device=img.device).view(3, 1, 1)
+        y = (img[..., :3, :, :].float() * w).sum(-3, keepdim=True)
+        return y.round().clamp(0, 255).to(torch.uint8) if img.dtype == torch.uint8 else y.to(img.dtype)
+
+
+def adapt_batch(x: torch.Tensor, items: Sequence[Any]) -> torch.Tensor:
+    """The augment list's geometry as evaluation applies it, on a float N×C×H×W batch: resize,
+    channel conversion; random_resized_crop(s) resizes to s, random_crop(s) takes the centre."""
+    for it in items:
+        if isinstance(it, (C.Resize, C.RandomResizedCrop)):
+            x = F.interpolate(x, size=_size(it.size), mode="bilinear", antialias=True, align_corners=False)
+        elif isinstance(it, C.RandomCrop) and it.size is not None:
+            h, w = _size(it.size)
+            top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+            if top < 0 or left < 0:
+                x = F.pad(x, [max(-left, 0)] * 2 + [max(-top, 0)] * 2)
+                top, left = max(top, 0), max(left, 0)
+            x = x[..., top:top + h, left:left + w]
+        elif isinstance(it, C.Channels):
+            x = ToChannels(1 if it.type == "grayscale" else 3)(x)
+    return x
+
+
+def eval_images(images: torch.Tensor, items: Sequence[Any], mean: Sequence[float],
+                std: Sequence[float]) -> torch.Tensor:
+    """uint8 N×C×H×W → what the network sees at evaluation: the augment list's geometry
+    (:func:`adapt_batch`), then normalization. Validation, eval, predict and the device-resident
+    training set all go through here."""
+    x = adapt_batch(images.float().div_(255), items)
+    m, s = norm_stats(items, mean, std)
+    x.sub_(torch.tensor(m, device=x.device).view(1, -1, 1, 1)).div_(torch.tensor(s, device=x.device).view(1, -1, 1, 1))
+    return x
 
 
 def _size(s: int | tuple[int, int]) -> list[int]:
@@ -52,7 +108,13 @@ class SamplePipeline:
         for it in items:
             if isinstance(it, C.Resize):
                 geo.append(v2.Resize(_size(it.size), antialias=True))
-            elif not train:
+            elif isinstance(it, C.Channels):
+                geo.append(ToChannels(1 if it.type == "grayscale" else 3))
+            elif not train:  # evaluation: the deterministic counterparts of random geometry
+                if isinstance(it, C.RandomResizedCrop):
+                    geo.append(v2.Resize(_size(it.size), antialias=True))
+                elif isinstance(it, C.RandomCrop) and it.size is not None:
+                    geo.append(v2.CenterCrop(_size(it.size)))
                 continue
             elif isinstance(it, C.RandomCrop):
                 size = _size(it.size) if it.size is not None else None
@@ -117,8 +179,9 @@ class _Cutout:
 # ---------------------------------------------------------------------------------- on device
 
 def check_device_ok(items: Sequence[Any]) -> bool:
-    """Whether every augmentation can run as a whole-batch device op."""
-    return all(isinstance(i, DEVICE_OK) and (not isinstance(i, C.RandomCrop) or i.size is None)
+    """Whether every augmentation can run as a whole-batch device op (resize and channel
+    conversions are applied once, when the data is put on the device)."""
+    return all(isinstance(i, DEVICE_OK + ADAPT) and (not isinstance(i, C.RandomCrop) or i.size is None)
                for i in items)
 
 
@@ -126,11 +189,11 @@ class BatchAugment:
     """Whole-batch augmentation on the device: translate (pre-padded), flip, alternating flip, cutout."""
 
     def __init__(self, items: Sequence[Any], *, seed: int):
-        bad = [i.type for i in items if not isinstance(i, DEVICE_OK)]
+        bad = [i.type for i in items if not isinstance(i, DEVICE_OK + ADAPT)]
         if bad:
             raise error(f"augmentation(s) {', '.join(bad)} cannot run in the device-resident loader",
                         hint="use `loader: dataloader`, or only normalize/random_crop/translate/hflip/"
-                             "alt_flip/cutout")
+                             "alt_flip/cutout/resize/grayscale/rgb")
         self.pad = max([i.padding for i in items if isinstance(i, C.RandomCrop)], default=0)
         self.pad_mode = next((i.padding_mode for i in items if isinstance(i, C.RandomCrop)), "reflect")
         self.flip_p = next((i.p for i in items if isinstance(i, C.HFlip) and i.type == "hflip"), 0.0)

@@ -27,6 +27,10 @@ def _predict(args: Any) -> int:
     return predict_cmd(args)
 
 
+RUN_DIR_NOTE = ("SPEC may be a run directory (or a checkpoint in one): the spec, --set values and train config "
+                "the run recorded are reused; flags given here override them.")
+
+
 def _shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--data-root", dest="data_root", help="directory holding dataset files")
@@ -50,9 +54,10 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     t.set_defaults(func=_train)
 
     e = subparsers.add_parser("eval", parents=list(parents), help="evaluate a checkpoint",
-                              description="Accuracy, per-class accuracy and confusion matrix of a checkpoint.")
+                              description="Accuracy, per-class accuracy and confusion matrix of a checkpoint. "
+                                          + RUN_DIR_NOTE)
     _shared(e)
-    e.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    e.add_argument("--checkpoint", help="checkpoint file or run directory (default: SPEC when it is one)")
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation")
     e.add_argument("--ema", action="store_true", help="evaluate the EMA weights stored in the checkpoint")
@@ -62,9 +67,9 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     e.set_defaults(func=_eval)
 
     p = subparsers.add_parser("predict", parents=list(parents), help="classify image files",
-                              description="Top-k classes with probabilities for each image.")
+                              description="Top-k classes with probabilities for each image. " + RUN_DIR_NOTE)
     p.add_argument("--device", help=argparse.SUPPRESS)
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    p.add_argument("--checkpoint", help="checkpoint file or run directory (default: SPEC when it is one)")
     p.add_argument("--top-k", dest="top_k", type=number_type(int, 1), default=5, help="classes shown per image")
     p.add_argument("--ema", action="store_true", help="use the EMA weights stored in the checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -52,33 +52,18 @@ def _net_shapes(analysis: Any) -> tuple[tuple[int, ...] | None, int | None]:
     return tuple(analysis.input_shape), analysis.output_shapes[0][0]
 
 
-_SPATIAL = (C.RandomCrop, C.HFlip, C.Resize, C.RandomResizedCrop, C.Cutout, C.RandomErasing)
+def _report(warnings: list[Any], seen: set[str] | None = None) -> None:
+    """Print warnings (rank 0 only), each once."""
+    from cnndsl.errors import use_color
 
-
-def check_targets(spec: Any, cfg: C.TrainConfig, data: Any, analysis: Any) -> None:
-    """Refuse data the network's output cannot be trained on, before the first step."""
-    if analysis is None:
+    if os.environ.get("RANK", "0") != "0":
         return
-    out = tuple(analysis.output_shapes[0])
-    span = spec.train_span(("data",)) if hasattr(spec, "train_span") else None
-    per_pixel = data.train.labels.dim() == 3
-    if per_pixel and (len(out) != 3 or tuple(out[1:]) != tuple(data.train.labels.shape[1:])):
-        raise error(f"the dataset has per-pixel targets {'x'.join(map(str, data.train.labels.shape[1:]))}, "
-                    f"but the network's output is {'x'.join(map(str, out))}", span,
-                    "a segmentation network ends in a num_classes x H x W map (e.g. a 1x1 conv)")
-    if not per_pixel and len(out) != 1:
-        raise error(f"the dataset has one class per image, but the network's output is "
-                    f"{'x'.join(map(str, out))}", span, "end the network with flatten/linear(num_classes)")
-    if out[0] < data.num_classes:
-        raise error(f"the dataset has {data.num_classes} classes but the network outputs {out[0]} scores", span,
-                    f"set the network's class count to {data.num_classes} (e.g. --set num_classes={data.num_classes})")
-    if per_pixel:
-        bad = [a for a in cfg.augment if isinstance(a, _SPATIAL)]
-        if bad or cfg.mixup or cfg.cutmix:
-            what = type(bad[0]).__name__ if bad else "mixup/cutmix"
-            raise error(f"{what} would move the images but not their per-pixel targets", spec.train_span(("augment",))
-                        if hasattr(spec, "train_span") else span,
-                        "segmentation training supports normalize and colour jitter only")
+    for w in warnings:
+        if seen is not None and w.message in seen:
+            continue
+        if seen is not None:
+            seen.add(w.message)
+        print(w.render(color=use_color(sys.stderr)), file=sys.stderr)
 
 
 def seed_all(seed: int) -> None:
@@ -105,21 +90,26 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
     ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
     from cnndsl.canonical import spec_hash
+    from .datasets import info_of_loaded
+    from .preflight import check_fit, precision_warning, preflight
+    from .rundir import write_run_json
 
     params = params or {}
     # the run directory, the train section and the network are checked before torch is imported
     if run_dir and not resume:
         rdir = check_output_dir(run_dir, "--run-dir")
-    cfg = config_of(spec, overrides)
+    analysis = _analysis(spec, params, limits)
+    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes
+    cfg, seen = pf.config, set()
+    _report(pf.warnings, seen)
     if not (run_dir or resume):
         rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
-    analysis = _analysis(spec, params, limits)
-
     import torch
     from . import distributed as D, loop
     from .data import load as load_data
 
     device = loop.resolve_device(cfg.device)
+    _report([w for w in [precision_warning(spec, cfg, device.type, overrides)] if w], seen)
     dist = D.init(device.type)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
@@ -139,12 +129,7 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
-    if shape is not None and tuple(data.shape) != tuple(shape) and not any(
-            isinstance(a, (C.Resize, C.RandomResizedCrop)) for a in cfg.augment):
-        raise error(f"the dataset's images are {'x'.join(map(str, data.shape))} but the network's input is "
-                    f"{'x'.join(map(str, shape))}", span=spec.train_span(("data",)) if hasattr(spec, "train_span") else None,
-                    hint="change the network's input, or add resize(...) to augment")
-    check_targets(spec, cfg, data, analysis)
+    _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides, shape), seen)  # the data as read
     if dist.main:
         with writing(rdir):
             rdir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +139,11 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
             (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
                                                         "mean": data.mean, "std": data.std,
                                                         "shape": list(data.shape), "params": params}) + "\n")
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=spec_hash(spec), resume=resume, resume_state=resume_state,
+    digest = spec_hash(spec)
+    if dist.main:
+        with writing(rdir):
+            write_run_json(rdir, spec, params, overrides, digest)
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=resume, resume_state=resume_state,
                            force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
@@ -172,9 +161,34 @@ def _load_spec(args: Any) -> Any:
     return cnndsl.load(args.spec)
 
 
+def _recorded(args: Any, command: str) -> Any:
+    """The spec, checkpoint and recorded values for eval/predict (``args.checkpoint`` is filled in)."""
+    from .rundir import resolve
+
+    rec = resolve(args, command)
+    args.checkpoint = rec.checkpoint
+    return rec
+
+
+def _eval_config(spec: Any, args: Any, state: dict[str, Any], recorded: Any = None) -> C.TrainConfig:
+    """The train config a checkpoint was trained with (config.json, else the checkpoint's own),
+    with the command line's overrides; the spec's train section when neither recorded one."""
+    from .rundir import recorded_config
+
+    train = getattr(recorded, "train", None)
+    if train is None and isinstance(state.get("config"), str):
+        try:
+            train = json.loads(state["config"])
+        except ValueError:
+            train = None
+    if isinstance(train, dict):
+        return recorded_config(train, collect_overrides(args))
+    return config_of(spec, collect_overrides(args))
+
+
 def train_cmd(args: Any) -> int:
-    rc = _train_cmd(args)
-    from .distributed import leave  # imports torch: after the checks that can refuse without it
+    rc = _train_cmd(args)  # refuses a bad spec before torch is imported
+    from .distributed import leave
 
     return leave(rc)
 
@@ -200,10 +214,10 @@ def _train_cmd(args: Any) -> int:
     return 0
 
 
-def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = None):
+def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = None, recorded: Any = None):
     from . import checkpoint as ckpt
 
-    params = network_params(args)
+    params = recorded.params if recorded is not None else network_params(args)
     if build is None:
         import cnndsl
         build = cnndsl.build
@@ -222,16 +236,18 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
     return model, state, params
 
 
-def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint on the validation or test split."""
+def run_eval(spec: Any, args: Any, build: Callable[..., Any] | None = None,
+             recorded: Any = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on the validation or test split (``recorded``: what its run recorded,
+    from :func:`cnndsl.train.rundir.resolve`)."""
     from . import loop
     from .augment import norm_stats
     from .data import load as load_data
     from .evaluate import evaluate
     from .loader import make_loader
 
-    cfg = config_of(spec, collect_overrides(args))
-    model, _, params = _model_and_state(spec, args, build)
+    model, state, params = _model_and_state(spec, args, build, recorded)
+    cfg = _eval_config(spec, args, state, recorded)
     device = loop.resolve_device(cfg.device)
     shape, classes = _net_shapes(_analysis(spec, params))
     data = load_data(cfg.data, data_root=args.data_root, shape=shape or getattr(model, "cnndsl_input_shape", None),
@@ -255,7 +271,8 @@ def eval_cmd(args: Any) -> int:
         from cnndsl.inspect import viz
         viz.require_matplotlib("eval --confusion-image")
         viz.check_output(image, "--confusion-image")
-    ev = run_eval(_load_spec(args), args)
+    rec = _recorded(args, "eval")
+    ev = run_eval(rec.spec, args, recorded=rec)
     if image:
         from cnndsl.inspect.curves import write_confusion
         print(f"wrote {write_confusion(ev, image)}", file=sys.stderr)
@@ -278,7 +295,8 @@ def eval_cmd(args: Any) -> int:
     return 0
 
 
-def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None,
+                recorded: Any = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
     for path in args.images:  # before anything heavy: a FIFO, a device or a missing file is refused now
         if not os.path.isfile(path):
@@ -288,10 +306,10 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -
     import torch
     from .data import read_image
 
-    model, _, params = _model_and_state(spec, args, build)
+    model, state, params = _model_and_state(spec, args, build, recorded)
     meta_path = Path(args.checkpoint)
     meta_file = (meta_path if meta_path.is_dir() else meta_path.parent) / "data.json"
-    cfg = config_of(spec, collect_overrides(args))
+    cfg = _eval_config(spec, args, state, recorded)
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
     else:
@@ -299,16 +317,14 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -
         shape, classes = _net_shapes(_analysis(spec, params))
         d = load_data(cfg.data, data_root=getattr(args, "data_root", None), shape=shape, num_classes=classes)
         meta = {"classes": d.classes, "mean": d.mean, "std": d.std, "shape": list(d.shape)}
-    from .augment import norm_stats
-    mean, std = norm_stats(cfg.augment, meta["mean"], meta["std"])
+    from .augment import eval_images
     c, h, w = meta["shape"]
     model.eval()
     results = []
     with torch.inference_mode():
-        for path in args.images:
-            x = read_image(path, (h, w), c).float().div(255)
-            x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
-            out = model(x.unsqueeze(0))
+        for path in args.images:  # read as the dataset's images, then what validation does to them
+            x = eval_images(read_image(path, (h, w), c).unsqueeze(0), cfg.augment, meta["mean"], meta["std"])
+            out = model(x)
             out = out[0] if isinstance(out, (tuple, list)) else out
             prob = out.float().softmax(1)[0]
             k = min(args.top_k, prob.numel())
@@ -319,7 +335,8 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None) -
 
 
 def predict_cmd(args: Any) -> int:
-    res = run_predict(_load_spec(args), args)
+    rec = _recorded(args, "predict")
+    res = run_predict(rec.spec, args, recorded=rec)
     if args.json:
         print(json.dumps(res))
         return 0

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cnndsl.errors import CnnError, did_you_mean, error
+from cnndsl.errors import CnnError, error
 
 
 def as_call(value: Any) -> Any:
@@ -173,8 +173,12 @@ class Cutout(Call):
     size: int = Field(ge=1)  # side of the zeroed square
 
 
+class Channels(Call):
+    type: Literal["grayscale", "rgb"]  # grayscale: luminance, 1 channel; rgb: a gray channel repeated, 3
+
+
 AugmentItem = Annotated[Annotated[
-    Union[Normalize, RandomCrop, HFlip, Resize, RandomResizedCrop, ColorJitter, RandomErasing, Cutout],
+    Union[Normalize, RandomCrop, HFlip, Resize, RandomResizedCrop, ColorJitter, RandomErasing, Cutout, Channels],
     Field(discriminator="type")], BeforeValidator(as_call)]
 
 
@@ -346,17 +350,43 @@ def parse_scalar(text: str) -> Any:
     return text
 
 
+def parse_override(text: str) -> Any:
+    """A ``--set train.KEY=VALUE`` value, written as in a train section: numbers, true/false, none,
+    names, calls (``adam(lr = 1e-3)``) and lists (``[hflip, cutout(8)]``); text that is not an
+    expression (``runs/exp1``, ``cuda:0``) stays a string."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    from cnndsl import expr as E
+    from cnndsl.syntax.parse import _plain_data, parse_expr
+
+    try:
+        return _plain_data(E.evaluate(parse_expr(text.strip(), "--set"), E.Env({}, None, allow_calls=True)))
+    except CnnError:
+        return parse_scalar(text)
+
+
+def _default(key: str) -> Any:
+    """The plain-data default of a train key whose default is a call (``optimizer`` → sgd(...))."""
+    info = TrainConfig.model_fields.get(key)
+    default = getattr(info, "default", None)
+    return default.model_dump(mode="json", exclude_defaults=True) if isinstance(default, BaseModel) else None
+
+
 def apply_overrides(train: dict | None, overrides: dict[str, Any]) -> dict:
-    """Set dotted keys (``optimizer.lr``) in a copy of the raw train dict; strings are parsed."""
+    """Set dotted keys (``optimizer.lr``) in a copy of the raw train dict; strings are parsed with
+    :func:`parse_override`. A key inside a value the spec leaves at its default (``optimizer.lr``
+    with no ``optimizer``) starts from that default, so its kind is known."""
     import copy
 
     out: dict = copy.deepcopy(train) if train else {}
     for dotted, raw in overrides.items():
-        value = parse_scalar(raw) if isinstance(raw, str) else raw
+        value = parse_override(raw) if isinstance(raw, str) else raw
         keys = dotted.split(".")
         node: Any = out
-        for key in keys[:-1]:
+        for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
+            if child is None and depth == 0:
+                child = _default(key)
             if isinstance(child, str):  # bare call name: sgd -> {"type": "sgd"}
                 child = {"type": child}
             elif not isinstance(child, dict):
@@ -367,52 +397,22 @@ def apply_overrides(train: dict | None, overrides: dict[str, Any]) -> dict:
     return out
 
 
-def _span_path(raw: Any, loc: tuple) -> tuple:
-    """Map a pydantic error location onto keys of the raw dict (dropping union tags)."""
-    path: list = []
-    node = raw
-    for key in loc:
-        if isinstance(node, dict):
-            if key in node:
-                path.append(key)
-                node = node[key]
-            elif node.get("type") == key:
-                continue  # discriminator tag inserted by pydantic
-            else:
-                break
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-            path.append(key)
-            node = node[key]
-        elif isinstance(node, str) and key == node:
-            continue
-        else:
-            break
-    return tuple(path)
+def written_span(spec: Any, path: tuple) -> Any:
+    """The position of the value at ``path`` (or of a key above it) in the spec's train section;
+    None when the spec does not write it (not the ``train {`` line)."""
+    spans = getattr(spec, "train_spans", None) or {}
+    for cut in range(len(path), 0, -1):
+        if spans.get(tuple(path[:cut])) is not None:
+            return spans[tuple(path[:cut])]
+    return None
 
 
-def _field_names() -> set[str]:
-    """Every key any train-section model accepts (for did-you-mean hints)."""
-    models = [v for v in globals().values()
-              if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == __name__]
-    return {name for m in models for name in m.model_fields}
-
-
-def _message(err: dict[str, Any], where: str, path: tuple) -> tuple[str, str | None]:
-    """A pydantic error → (message, hint) in the words of the train section."""
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind == "extra_forbidden":
-        key = str(err["loc"][-1])
-        inside = ".".join(["train", *map(str, path[:-1])])
-        return (f"unknown key '{key}' in {inside}",
-                did_you_mean(key, _field_names()) or "see docs/training.md for the keys of the train section")
-    if kind == "union_tag_invalid":
-        tag, expected = ctx.get("tag"), str(ctx.get("expected_tags", ""))
-        choices = [t.strip(" '") for t in expected.split(",")]
-        return (f"train.{where}: unknown kind '{tag}'",
-                did_you_mean(str(tag), choices) or f"choices: {', '.join(choices)}")
-    if kind == "missing":
-        return f"train.{where} is required", "see docs/training.md"
-    return f"train.{where}: {err['msg'].removeprefix('Value error, ')}", None
+def override_flag(dotted: str, overrides: dict[str, Any] | None) -> str | None:
+    """``--set train.KEY=VALUE`` when ``overrides`` set the train value at ``dotted`` (or inside it)."""
+    for key, value in (overrides or {}).items():
+        if dotted == key or dotted.startswith(key + ".") or (dotted and key.startswith(dotted + ".")):
+            return f"--set train.{key}={value}"
+    return None
 
 
 def validate(raw: dict | None, spec: Any = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -424,21 +424,6 @@ def validate(raw: dict | None, spec: Any = None, overrides: dict[str, Any] | Non
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        diags = []
-        for err in exc.errors()[:5]:
-            path = _span_path(raw, tuple(err["loc"]))
-            span = None
-            if spec is not None and hasattr(spec, "train_span"):
-                for cut in range(len(path), -1, -1):  # the closest key that has a position
-                    span = spec.train_span(path[:cut]) if cut else None
-                    if span is not None:
-                        break
-            where = ".".join(str(p) for p in err["loc"])
-            msg, hint = _message(err, where, path)
-            dotted = ".".join(str(p) for p in path)
-            for key, value in (overrides or {}).items():
-                if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + ".") and dotted:
-                    msg += f" (from --set train.{key}={value})"
-                    break
-            diags.append(error(msg, span, hint).diagnostics[0])
-        raise CnnError(diags) from None
+        from .explain import diagnose
+
+        raise diagnose(exc, raw, spec, overrides) from None

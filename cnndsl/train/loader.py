@@ -116,9 +116,7 @@ class DeviceLoader:
                  seed: int):
         assert split.images is not None
         self.sampler, self.device, self.channels_last = sampler, device, channels_last
-        m, s = A.norm_stats(items, mean, std)
-        x = split.images.to(device).float().div_(255)
-        x = (x - torch.tensor(m, device=device).view(1, -1, 1, 1)) / torch.tensor(s, device=device).view(1, -1, 1, 1)
+        x = A.eval_images(split.images.to(device), items, mean, std)  # resize, channels, normalize
         self.aug = A.BatchAugment(items if train else [], seed=seed)
         self.images = self.aug.prepare(x)
         self.labels = split.labels.to(device)
@@ -136,11 +134,16 @@ class DeviceLoader:
             yield x, self.labels[idx]
 
 
-def fits_on_device(split: Split, device: torch.device, fraction: float = 0.25) -> bool:
-    """Whether the float copy of a split takes at most ``fraction`` of the device's free memory."""
+def fits_on_device(split: Split, device: torch.device, fraction: float = 0.25, items: Sequence[Any] = ()) -> bool:
+    """Whether the float copy of a split (after the augment list's resizing and channel
+    conversions) takes at most ``fraction`` of the device's free memory."""
     if split.images is None:
         return False
-    need = split.images.numel() * 4 * 1.3
+    from .preflight import geometry
+
+    n, c, h, w = split.images.shape
+    c2, (h2, w2) = geometry(items, c, (h, w))
+    need = n * max(c, c2 or c) * max(h * w, h2 * w2) * 4 * 1.3
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return need <= fraction * free
@@ -155,7 +158,7 @@ def make_loader(split: Split, items: Sequence[Any], mean: Sequence[float], std: 
                            seed=seed, rank=rank, world=world, pad=train)
     if kind == "auto":
         ok = A.check_device_ok(items if train else [])
-        kind = "device" if ok and fits_on_device(split, device) else "dataloader"
+        kind = "device" if ok and fits_on_device(split, device, items=items) else "dataloader"
     if kind == "device":
         if split.images is None:
             from cnndsl.errors import error

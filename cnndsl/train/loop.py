@@ -27,7 +27,7 @@ from .data import Data
 from .evaluate import compute_loss, evaluate, init_whitening, outputs
 from .loader import make_loader
 from .metrics import Progress, RunLogger
-from .augment import mix_batch, mix_seed, norm_stats
+from .augment import eval_images, mix_batch, mix_seed, norm_stats
 
 
 @dataclass
@@ -106,6 +106,22 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self.prev)
 
 
+def ended_by(exc: BaseException) -> dict[str, Any]:
+    """Why a run stopped on an exception, for summary.json: a one-line ``reason`` and the ``error``
+    (its type and full text: the rendered diagnostic for user errors, the message for bugs)."""
+    from cnndsl.errors import CnnError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return {"reason": "interrupted (KeyboardInterrupt: a second Ctrl-C)",
+                "error": {"type": "KeyboardInterrupt", "message": ""}}
+    if isinstance(exc, CnnError):
+        first = exc.diagnostics[0].message if exc.diagnostics else str(exc)
+        return {"reason": first, "error": {"type": "CnnError", "message": exc.render()}}
+    text = str(exc)
+    return {"reason": f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__,
+            "error": {"type": type(exc).__name__, "message": text}}
+
+
 def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         device: torch.device | None = None, dist: D.Dist | None = None) -> Result:
     """Train ``model`` (already built and seeded) on ``data`` as ``cfg`` says; write the run dir."""
@@ -146,8 +162,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     if resume_state is None and opts.resume:
         _, resume_path, resume_state = R.open_resume(opts.resume, opts.spec_hash, opts.force)
     if resume_state is None and data.train.images is not None:
-        m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-        init_whitening(model, (data.train.images[:5000].float() / 255 - m) / s)
+        init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
 
     train_model = D.wrap(model, dist, device)
     if cfg.compile:
@@ -214,6 +229,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
             raise error(f"non-finite value in {bad} at step {step} (epoch {ep + 1}); checkpoint not written")
         ckpt.save_atomic(st, run_dir / name)
 
+    reason: dict[str, Any] | None = None
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
     try:
         if resume_state is None:
@@ -318,8 +334,9 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                 if interrupt.flag:
                     status = "interrupted"
                     break
-    except BaseException:
-        status = "failed"
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        reason = ended_by(exc)
         raise
     finally:
         progress.close()
@@ -328,8 +345,11 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         result = Result(run_dir, status, epoch, step, seconds, train_images / max(train_time, 1e-9),
                         last.get("val_acc"), best, history, model)
         if main:
+            if reason is None:
+                reason = {"completed": {"reason": f"finished {epoch} epoch(s), {step} steps"},
+                          "interrupted": {"reason": f"interrupted at step {step}; resumable from last.pt"}}.get(status)
             logger.write_json("summary.json", {
-                "status": status, "epochs_completed": epoch, "steps": step, "total_steps": total_steps,
+                "status": status, **(reason or {}), "epochs_completed": epoch, "steps": step, "total_steps": total_steps,
                 "seconds": seconds, "train_seconds": train_time, "images_per_s": result.images_per_s,
                 "val_acc": result.val_acc, "best_val_acc": best, "final": last, "device": str(device),
                 "world_size": dist.world, "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash})

@@ -165,5 +165,6 @@ def test_batch_larger_than_dataset_is_a_user_error(tmp_path):
 
 def test_shape_mismatch_between_data_and_network(tmp_path):
     spec = FakeSpec({"data": "digits", "device": "cpu"})
-    with pytest.raises(CnnError, match="1x8x8 but the network's input is 3x8x8"):
+    with pytest.raises(CnnError, match="digits images have 1 channel, but the network's input 3×8×8 has 3") as info:
         run_train(spec, build=build_tiny, run_dir=str(tmp_path), progress=False)
+    assert "add `rgb` to augment" in info.value.diagnostics[0].hint  # a channel problem: convert, not resize
