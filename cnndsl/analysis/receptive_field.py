@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..errors import Diagnostic, warning
 from ..graph import Graph, Node
-from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Upsample, Window
+from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Unknown, Upsample, Window
 
 Pair = tuple[Fraction, Fraction]
 
@@ -72,6 +72,9 @@ def receptive_fields(graph: Graph) -> tuple[list[RF | None], list[Diagnostic]]:
     for node in graph.layers():
         ins = [out[i] for i in node.inputs]
         rule = node.op.rf([graph.nodes[i].shape for i in node.inputs])
+        if isinstance(rule, Unknown) or any(rf is None for rf in ins):
+            out.append(None)   # an opaque node of a traced backbone: unknown from here on, not guessed
+            continue
         extent = tuple(node.shape[1:]) if len(node.shape) == 3 else ins[0].extent
         if isinstance(rule, Merge):
             out.append(_merge(node, ins, graph, warnings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -86,9 +87,11 @@ def new_run_dir(runs_dir: str, spec: Any) -> Path:
 def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               build: Callable[..., Any] | None = None, data_root: str | None = None, run_dir: str | None = None,
               resume: str | None = None, force: bool = False, quiet: bool = False, progress: bool = True,
-              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
+              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None,
+              init_from: str | None = None, init_partial: bool = False):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
-    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
+    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``);
+    ``init_from``: weights to start from, by name (``--init-from``, see :mod:`cnndsl.weights.init`)."""
     from cnndsl.canonical import spec_hash
     from .datasets import info_of_loaded
     from .preflight import check_fit, precision_warning, preflight
@@ -120,11 +123,16 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
+    from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
     if build is None:
         import cnndsl
-        model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+        with without_initial_weights() if resume else contextlib.nullcontext():  # the checkpoint has them
+            model = cnndsl.build(analysis)  # the analysis already holds the expanded network
     else:
         model = build(spec, **params)
+    if init_from and not resume:   # --init-from: weights by name (cnndsl.weights.init)
+        init_from_flag(model, init_from, init_partial)
+    report_weights(model, not dist.main)   # even with --quiet: what the run starts from
     shape, classes = _net_shapes(analysis)
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
@@ -197,7 +205,8 @@ def _train_cmd(args: Any) -> int:
     spec = _load_spec(args)
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
-                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
+                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None),
+                    init_from=getattr(args, "init_from", None), init_partial=getattr(args, "init_partial", False))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if main:
         from cnndsl.inspect.curves import write_run_curves
@@ -221,7 +230,10 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
     if build is None:
         import cnndsl
         build = cnndsl.build
-    model = build(spec, **params)
+    from cnndsl.weights.init import without_initial_weights
+
+    with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
+        model = build(spec, **params)
     path = ckpt.resolve(args.checkpoint)
     state = ckpt.load(path)
     weights = ckpt.model_state(state, path)
@@ -298,11 +310,7 @@ def eval_cmd(args: Any) -> int:
 def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None,
                 recorded: Any = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
-    for path in args.images:  # before anything heavy: a FIFO, a device or a missing file is refused now
-        if not os.path.isfile(path):
-            raise error("this image is not a regular file (a FIFO, a device or a directory?)" if os.path.exists(path)
-                        else "no such image file",
-                        file_span(path), "pass image files (PNG, JPEG, ...)")
+    _check_images(args.images)
     import torch
     from .data import read_image
 
@@ -334,7 +342,17 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None,
     return results
 
 
+def _check_images(paths: list[str]) -> None:
+    """Before anything heavy (the checkpoint, torch): a FIFO, a device or a missing image is refused now."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise error("this image is not a regular file (a FIFO, a device or a directory?)" if os.path.exists(path)
+                        else "no such image file",
+                        file_span(path), "pass image files (PNG, JPEG, ...)")
+
+
 def predict_cmd(args: Any) -> int:
+    _check_images(args.images)
     rec = _recorded(args, "predict")
     res = run_predict(rec.spec, args, recorded=rec)
     if args.json:
