@@ -136,14 +136,16 @@ def _recorded(run: RunLike, spec: SpecLike | None, params: Mapping[str, Any] | N
 
 
 def evaluate(run: RunLike, *, spec: SpecLike | None = None, split: Literal["val", "test"] = "val",
-             tta: Literal["none", "flip", "flip_translate"] | None = None, ema: bool = False,
+             tta: Literal["none", "flip", "flip_translate"] | None = None, ema: bool | None = None,
              params: Mapping[str, Any] | None = None, data_root: str | None = None, **train: Any) -> Evaluation:
     """Evaluate a trained run (a :class:`Result`, a run directory — its ``last.pt`` — or a
     checkpoint file) on its dataset's validation or test split.
 
     The spec, network parameters and train config are the ones the run recorded; ``spec``,
     ``params`` and train keywords (``device="cpu"``, ``eval_batch_size=512``) override them.
-    ``tta``: test-time augmentation; ``ema``: the EMA weights stored in the checkpoint."""
+    ``tta``: test-time augmentation. ``ema``: ``True`` for the EMA weights stored in the checkpoint,
+    ``False`` for the model's own; ``None`` (default) for the weights validation used during
+    training — the EMA's when the train section keeps one (``ema: ema(...)``)."""
     from .run import run_eval
 
     if split not in ("val", "test"):
@@ -155,15 +157,16 @@ def evaluate(run: RunLike, *, spec: SpecLike | None = None, split: Literal["val"
 
 
 def predict(run: RunLike, images: Sequence[str | os.PathLike] | str | os.PathLike, *, top_k: int = 5,
-            spec: SpecLike | None = None, ema: bool = False, params: Mapping[str, Any] | None = None,
+            spec: SpecLike | None = None, ema: bool | None = None, params: Mapping[str, Any] | None = None,
             data_root: str | None = None, **train: Any) -> list[Prediction]:
     """The ``top_k`` most likely classes of each image file, read and normalised as the run's
-    validation images were. ``run`` as in :func:`evaluate`."""
-    from .run import run_predict
+    validation images were. ``run`` and ``ema`` as in :func:`evaluate`."""
+    from .run import check_images, run_predict
 
     paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise error(f"top_k must be a whole number ≥ 1, not {top_k!r}")
+    check_images(paths)  # before the run directory is read
     rec = _recorded(run, spec, params, "predict")
     out = run_predict(rec.spec, rec.checkpoint, paths, params=rec.params, overrides=train_overrides(train),
                       top_k=top_k, ema=ema, data_root=data_root, recorded_train=rec.train)

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Sequence
 
+from ..cli import number_type  # cnndsl.cli imports this module while it builds its parser
+
 RUN_DIR_NOTE = ("SPEC may be a run directory (or a checkpoint in one): the spec, --set values and train config "
                 "the run recorded are reused; flags given here override them.")
 # shortcut flags → train keys
@@ -100,6 +102,9 @@ def eval_cmd(args: Any) -> int:
     print("per-class accuracy:")
     for c, a in zip(ev["classes"], ev["per_class_acc"]):
         print(f"  {c:>{width}}  {a:.2%}")
+    if ev["confusion"] is None:
+        print(f"(no confusion matrix for {len(ev['classes']):,} classes)")
+        return 0
     print("confusion matrix (rows: true, columns: predicted):")
     cell = max(5, max((len(str(c)) for c in ev["classes"]), default=1) + 1)
     print(f"  {'':>{width}} " + " ".join(f"{str(c)[:cell]:>{cell}}" for c in ev["classes"]))
@@ -152,7 +157,7 @@ def _fraction(text: str) -> float:
 def _shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--data-root", dest="data_root", help="directory holding dataset files")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="override train.batch_size")
+    p.add_argument("--batch-size", dest="batch_size", type=number_type(int, 1), help="override train.batch_size")
 
 
 def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -160,7 +165,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     t = subparsers.add_parser("train", parents=list(parents), help="train the network with the spec's train section",
                               description="Train the network a spec describes, with its train section.")
     _shared(t)
-    t.add_argument("--epochs", type=float, help="override train.epochs")
+    t.add_argument("--epochs", type=number_type(float, 0, inclusive=False), help="override train.epochs")
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--max-time", dest="max_time", type=_duration, metavar="TIME",
                    help="stop cleanly (resumable) after this much wall-clock time: seconds, 90s, 15m, 1h30m "
@@ -187,7 +192,9 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     e.add_argument("--checkpoint", help="checkpoint file or run directory (default: SPEC when it is one)")
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation")
-    e.add_argument("--ema", action="store_true", help="evaluate the EMA weights stored in the checkpoint")
+    e.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                   help="evaluate the EMA weights stored in the checkpoint (--no-ema: the model's own); default: "
+                        "the weights validation used, the EMA's when the train section keeps one")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("--confusion-image", dest="confusion_image", metavar="FILE",
                    help="also draw the confusion matrix to FILE (.png, .svg, .pdf; needs matplotlib)")
@@ -197,8 +204,9 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
                               description="Top-k classes with probabilities for each image. " + RUN_DIR_NOTE)
     p.add_argument("--device", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help="checkpoint file or run directory (default: SPEC when it is one)")
-    p.add_argument("--top-k", dest="top_k", type=int, default=5)
-    p.add_argument("--ema", action="store_true", help="use the EMA weights stored in the checkpoint")
+    p.add_argument("--top-k", dest="top_k", type=number_type(int, 1), default=5, help="classes shown per image")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                   help="use the EMA weights stored in the checkpoint (--no-ema: the model's own); default: as eval")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("images", nargs="+", help="image files")
     p.set_defaults(func=predict_cmd)

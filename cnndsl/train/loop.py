@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from cnndsl.errors import error
-from . import checkpoint as ckpt, config as C, distributed as D, optim as O, state as S
+from cnndsl.files import writing
+from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R, state as S
 from .data import Data
 from .evaluate import compute_loss, evaluate, init_whitening
 from .loader import make_loader
@@ -36,6 +37,7 @@ class RunOptions:
     run_dir: Path  # where metrics and checkpoints go
     spec_hash: str = ""
     resume: str | None = None  # run directory or checkpoint to continue from
+    resume_state: dict[str, Any] | None = None  # its state, already checked (run_train loads it first)
     force: bool = False  # resume even if the spec hash differs
     quiet: bool = False
     progress: bool = True
@@ -169,7 +171,9 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     main = dist.main
     run_dir = Path(opts.run_dir)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with writing(run_dir, "create the run directory"):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.clean_stale_temps(run_dir)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
@@ -195,12 +199,14 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     total_steps = math.ceil(cfg.epochs * spe)
     num_epochs = math.ceil(total_steps / spe)
 
-    resume_state = ckpt.load(opts.resume) if opts.resume else None
+    resume_state, resume_path = opts.resume_state, Path(opts.resume or run_dir)
+    if resume_state is None and opts.resume:
+        _, resume_path, resume_state = R.open_resume(opts.resume, opts.spec_hash, opts.force)
     if resume_state is None and data.train.images is not None:
         init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
     parts = S.build_parts(model, cfg, device, dist, total_steps, spe)
     meters = S.Meters(device)
-    pos = S.resume(resume_state, opts, parts, meters) if resume_state is not None else S.Position()
+    pos = S.resume(resume_state, resume_path, parts, meters) if resume_state is not None else S.Position()
     stopper = Stopper(cfg, opts.on_epoch, opts.started)
     stopper.load(pos.stopping)
 
@@ -232,6 +238,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
     p = parts
     try:
+        if resume_state is None:
+            save("last.pt")  # a run killed before its first epoch ends can still be resumed
         with _Interrupt() as interrupt, anomaly:
             while pos.epoch < num_epochs and pos.step < total_steps:
                 _freeze(model, cfg, pos.epoch)

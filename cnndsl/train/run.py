@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnndsl.errors import Diagnostic, error
+from cnndsl.files import check_output_dir, file_span, writing
 from cnndsl.ir import Spec
 
 from . import config as C
@@ -87,6 +88,7 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     resume, whose checkpoint holds the weights); ``stop_after_steps``: a testing aid (stop as if
     interrupted)."""
     import cnndsl
+    from cnndsl.canonical import spec_hash
 
     from .datasets import info_of_loaded
     from .preflight import check_fit, precision_warning, preflight
@@ -94,10 +96,15 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
 
     started = time.perf_counter()
     params = dict(params or {})
+    # the run directory, the train section and the network are checked before torch is imported
+    if run_dir and not resume:
+        rdir = check_output_dir(run_dir, "--run-dir")
     analysis = cnndsl.analyze(spec, limits=limits, **params)
-    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes,
-    cfg, seen = pf.config, set()                                    # before torch is even imported
+    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes
+    cfg, seen = pf.config, set()
     _report(pf.warnings, seen)
+    if not (run_dir or resume):
+        rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
     import torch
 
     from . import distributed as D
@@ -110,13 +117,11 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    if resume:
-        rp = Path(resume)
-        rdir = rp if rp.is_dir() else rp.parent
-    elif run_dir:
-        rdir = Path(run_dir)
-    else:
-        rdir = new_run_dir(cfg.runs_dir, spec)
+    resume_state = None
+    if resume:  # checked before anything is written: a bad --resume must not touch the disk
+        from .resume import open_resume
+
+        rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
@@ -129,19 +134,22 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     shape, classes = _net_shapes(analysis)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
-    if dist.main:
-        rdir.mkdir(parents=True, exist_ok=True)
-        if spec.path and Path(spec.path).exists() and not resume:
-            shutil.copyfile(spec.path, rdir / ("spec" + Path(spec.path).suffix))
-        (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
-                                                    "mean": data.mean, "std": data.std,
-                                                    "shape": list(data.shape), "params": params}) + "\n")
-    from cnndsl.canonical import spec_hash
-
     digest = spec_hash(spec)
     if dist.main:
-        write_run_json(rdir, spec, params, overrides, digest)
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=str(resume) if resume else None, force=force,
+        with writing(rdir):
+            rdir.mkdir(parents=True, exist_ok=True)
+            if spec.path and Path(spec.path).exists() and not resume:
+                shutil.copyfile(spec.path, rdir / ("spec" + Path(spec.path).suffix))
+            elif not resume:  # spec text (cnndsl.parse): its canonical form, so eval/predict can rebuild it
+                from cnndsl.syntax.format import format_cnn
+
+                (rdir / "spec.cnn").write_text(format_cnn(spec))
+            (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
+                                                        "mean": data.mean, "std": data.std,
+                                                        "shape": list(data.shape), "params": params}) + "\n")
+            write_run_json(rdir, spec, params, overrides, digest)
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=str(resume) if resume else None,
+                           resume_state=resume_state, force=force,
                            quiet=quiet, progress=progress, detect_anomaly=detect_anomaly,
                            stop_after_steps=stop_after_steps, on_epoch=on_epoch, started=started)
     try:
@@ -153,6 +161,14 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
 
 
 # ----------------------------------------------------------------------------- eval and predict
+
+def check_images(paths: Sequence[str | os.PathLike]) -> None:
+    """Before anything heavy (the checkpoint, torch): a FIFO, a device or a missing image is refused now."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise error("this image is not a regular file (a FIFO, a device or a directory?)" if os.path.exists(path)
+                        else "no such image file", file_span(str(path)), "pass image files (PNG, JPEG, ...)")
+
 
 def _eval_config(spec: Spec, state: dict[str, Any], recorded_train: dict[str, Any] | None,
                  overrides: dict[str, Any]) -> C.TrainConfig:
@@ -171,7 +187,10 @@ def _eval_config(spec: Spec, state: dict[str, Any], recorded_train: dict[str, An
     return config_of(spec, overrides)
 
 
-def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str, Any], ema: bool):
+def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str, Any], ema: bool | None,
+                     recorded_train: dict[str, Any] | None, overrides: dict[str, Any] | None):
+    """(model with the checkpoint's weights, its state, the train config). ``ema=None``: the weights
+    validation used — the EMA's when the run kept one (``ema: ema(...)``) and the checkpoint holds it."""
     import cnndsl
     from cnndsl.weights.init import without_initial_weights
 
@@ -179,20 +198,30 @@ def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str
 
     with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
         model = cnndsl.build(spec, **params)
-    state = ckpt.load(checkpoint)
-    weights = ckpt.model_state(state, checkpoint)
+    path = ckpt.resolve(checkpoint)
+    state = ckpt.load(path)
+    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
+    if ema is None:
+        ema = cfg.ema is not None and cfg.ema.type == "ema"
+    weights = ckpt.model_state(state, path)
     if ema and state.get("ema"):
         weights = {**weights, **state["ema"]}
-    ckpt.load_weights(model, weights, checkpoint)
-    return model, state
+    bad = ckpt.non_finite(weights)
+    if bad:
+        raise error(f"this checkpoint holds non-finite weights ({bad} has NaN or Inf values)", file_span(path),
+                    "the run diverged before this checkpoint was written: use an earlier one (best.pt) or "
+                    "train again with a lower learning rate")
+    ckpt.load_weights(model, weights, path)
+    return model, state, cfg
 
 
 def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any] | None = None,
              overrides: dict[str, Any] | None = None, split: str = "val", tta: str | None = None,
-             ema: bool = False, data_root: str | None = None,
+             ema: bool | None = None, data_root: str | None = None,
              recorded_train: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on the validation or test split: loss, accuracy, per-class accuracy,
-    confusion matrix. ``recorded_train``: the train config its run recorded (config.json)."""
+    confusion matrix. ``recorded_train``: the train config its run recorded (config.json);
+    ``ema``: True/False for the EMA's or the model's weights, None for those validation used."""
     from . import loop
     from .augment import norm_stats
     from .data import load as load_data
@@ -200,8 +229,7 @@ def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any
     from .loader import make_loader
 
     params = dict(params or {})
-    model, state = _model_and_state(spec, checkpoint, params, ema)
-    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
+    model, _, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
     device = loop.resolve_device(cfg.device)
     import cnndsl
 
@@ -222,18 +250,18 @@ def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any
 
 def run_predict(spec: Spec, checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike], *,
                 params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, top_k: int = 5,
-                ema: bool = False, data_root: str | None = None,
+                ema: bool | None = None, data_root: str | None = None,
                 recorded_train: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
+    check_images(images)
     import torch
 
     from .data import read_image
 
     params = dict(params or {})
-    model, state = _model_and_state(spec, checkpoint, params, ema)
+    model, _, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
     meta_path = Path(checkpoint)
     meta_file = (meta_path if meta_path.is_dir() else meta_path.parent) / "data.json"
-    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
     else:

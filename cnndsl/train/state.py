@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -112,24 +113,14 @@ def build_parts(model: nn.Module, cfg: C.TrainConfig, device: torch.device, dist
                   O.EMA(model, cfg.ema, total_steps) if cfg.ema else None, autocast_factory(device, cfg.precision))
 
 
-def resume(state: dict[str, Any], opts: Any, parts: Parts, meters: Meters) -> Position:
-    """Check a checkpoint was written for this spec and load it into the run's objects."""
-    got = state.get("spec_hash", "")
-    if got != opts.spec_hash and not opts.force:
-        raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
-                    f"current spec hash {opts.spec_hash}",
-                    hint="resume with the original spec, or pass --force to resume anyway")
-    ckpt.load_weights(parts.model, state["model"], opts.resume)
-    parts.opt.load_state_dict(state["optimizer"])
-    parts.sched.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
-        parts.scaler.load_state_dict(state["scaler"])
-    if parts.ema is not None and state.get("ema"):
-        parts.ema.load_state_dict(state["ema"])
-    meters.load(state["accum"])
-    ckpt.set_rng_state(state["rng"])
-    return Position(int(state["epoch"]), int(state["batch_idx"]), int(state["global_step"]), state.get("best"),
-                     json.loads(state.get("history", "[]")), state.get("stopping"))
+def resume(state: dict[str, Any], path: Path, parts: Parts, meters: Meters) -> Position:
+    """Load a checkpoint already checked by :func:`cnndsl.train.resume.open_resume` (schema, spec
+    hash) into the run's objects; where the run continues."""
+    from .resume import restore
+
+    at = restore(state, path, model=parts.model, opt=parts.opt, sched=parts.sched, scaler=parts.scaler,
+                 ema=parts.ema, accum=(meters.loss, meters.correct, meters.count))
+    return Position(at.epoch, at.batch, at.step, at.best, at.history, state.get("stopping"))
 
 
 def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainConfig,

@@ -140,4 +140,4 @@ class Stopper:
 
     def load(self, state: dict[str, Any] | None) -> None:
         if state:
-            self.best, self.best_epoch, self.waited = state["best"], state["best_epoch"], state["waited"]
+            self.best, self.best_epoch, self.waited = state.get("best"), state.get("best_epoch", 0), state.get("waited", 0)

@@ -116,3 +116,14 @@ def test_the_cli_is_a_thin_layer_over_the_api(cli, monkeypatch, tmp_path):
     assert {k: kw[k] for k in ("epochs", "batch_size", "device", "seed", "max_time", "target_acc",
                                "optimizer.lr")} == {"epochs": 2.0, "batch_size": 32, "device": "cpu", "seed": 3,
                                                     "max_time": 3600.0, "target_acc": 0.97, "optimizer.lr": "0.5"}
+
+
+def test_evaluate_uses_the_weights_validation_used(tmp_path):
+    """With ``ema: ema(...)`` in the train section, validation during training uses the EMA's weights;
+    evaluate() does too by default, so it reproduces the reported val_acc; ema=False takes the model's."""
+    spec = tiny_spec(synthetic_train(epochs=2, ema={"type": "ema", "decay": 0.9}))
+    res = cnndsl.train(spec, run_dir=tmp_path / "run", progress=False)
+    default, raw = cnndsl.evaluate(res), cnndsl.evaluate(res, ema=False)
+    assert default.acc == pytest.approx(res.val_acc) and default.loss == pytest.approx(res.history[-1]["val_loss"])
+    assert cnndsl.evaluate(res, ema=True).loss == pytest.approx(default.loss)
+    assert raw.loss != pytest.approx(default.loss)  # the model's own weights differ from their average

@@ -91,11 +91,12 @@ def test_nan_loss_stops_with_step_epoch_and_last_finite_loss(tmp_path, monkeypat
     assert summary["status"] == summary["ended_by"] == "failed"
 
 
-def test_nan_in_the_first_step_writes_no_checkpoint(tmp_path, monkeypatch):
+def test_nan_in_the_first_step_writes_no_checkpoint_after_it(tmp_path, monkeypatch):
     on_forward(monkeypatch, _nan_at(1))
     with pytest.raises(CnnError, match="step 1 .*last finite loss none"):
         run_train(tiny_spec(synthetic_train(epochs=1, checkpoint_every=1)), run_dir=str(tmp_path), progress=False)
-    assert not (tmp_path / "last.pt").exists()
+    state = ckpt.load(tmp_path / "last.pt")  # only the initial checkpoint, written before step 1
+    assert state["global_step"] == 0 and ckpt.non_finite(state) is None
 
 
 def test_sigint_stops_cleanly_with_a_resumable_checkpoint(tmp_path, monkeypatch):
