@@ -18,6 +18,7 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph
+from .frozen import hold_frozen_norms, mark_norms
 from .layers import Add
 
 
@@ -88,7 +89,10 @@ class _Plan:
 
 class Network(nn.Module):
     """A network compiled from a cnndsl spec. ``forward(x)`` returns a tensor, or a tuple for
-    several outputs."""
+    several outputs. ``bn_policy``: ``"frozen"`` (default) keeps the norm layers whose parameters
+    are all frozen in eval mode through ``train()``; ``"train"`` lets them update their statistics."""
+
+    bn_policy = "frozen"
 
     def __init__(self, analysis: Analysis):
         super().__init__()
@@ -117,6 +121,13 @@ class Network(nn.Module):
                                    and graph.nodes[n].inputs[0] == src for n in own)
                 if not writes_input:  # never overwrite a caller's tensor
                     self.get_submodule(path)._plan = _make_plan(graph, modules, [src] + own, [src], [c.output])
+        mark_norms(self, [p for p, _ in graph.freeze], [p for p, _ in graph.unfreeze])
+
+    def train(self, mode: bool = True) -> "Network":
+        """As ``nn.Module.train``; frozen norm layers stay in eval mode (see ``bn_policy``)."""
+        super().train(mode)
+        hold_frozen_norms(self)
+        return self
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._plan.run((x,))

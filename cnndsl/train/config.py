@@ -207,7 +207,7 @@ OptimizerConfig = Annotated[Annotated[Union[SGD, Adam, RMSprop], Field(discrimin
 
 
 class ParamGroup(Strict):
-    match: str | list[str]  # glob(s) on parameter names ("*.bias") or module names ("layer4*")
+    match: str | list[str]  # pattern(s) over parameter and module names (cnndsl.globs: "*.bias", "layer4")
     module_type: str | None = None  # also require the owning module's class name to match this glob
     lr_scale: float = Field(1.0, gt=0)  # multiplies the optimizer's lr
     lr: float | None = Field(None, gt=0)  # absolute lr (overrides lr_scale)
@@ -272,8 +272,15 @@ class LossConfig(Call):
 
 
 class FreezeAfter(Strict):
-    match: str | list[str]  # parameter-name glob(s)
+    match: str | list[str]  # pattern(s) over parameter and module names (cnndsl.globs)
     epochs: float = Field(ge=0)  # stop training these parameters after this many epochs
+
+
+class Stage(Strict):
+    at_epoch: int = Field(ge=2)  # the stage starts with this epoch (numbered from 1, as the log shows)
+    unfreeze: str | list[str] = []  # these parts become trainable and join the optimizer
+    freeze: str | list[str] = []  # these parts stop training (unfreeze makes exceptions, as in the spec)
+    lr: float | None = Field(None, gt=0)  # the base lr from now on (param_groups' lr_scale multiplies it)
 
 
 # ------------------------------------------------------------------------------------- train
@@ -288,6 +295,8 @@ class TrainConfig(Strict):
     schedule: ScheduleConfig = Constant(type="constant")  # stepped every iteration
     param_groups: list[ParamGroup] = []  # first matching rule wins
     freeze_after: list[FreezeAfter] = []  # timed freezing
+    stages: list[Stage] = []  # staged unfreezing: parts that join the optimizer at an epoch, new lr
+    bn: Literal["frozen", "train"] = "frozen"  # frozen: norm layers with all parameters frozen keep their statistics
     loss: Annotated[LossConfig, BeforeValidator(as_call)] = LossConfig(type="cross_entropy")
     label_smoothing: float | None = Field(None, ge=0, lt=1)  # shortcut for loss.label_smoothing
     augment: Annotated[list[AugmentItem], BeforeValidator(as_list)] = []
