@@ -64,6 +64,7 @@ class Call(Strict):
 class SplitMixin(Strict):
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # share of the training set held out for validation
     split_seed: int = 0  # seed of the stratified train/val split
+    per_class: int | None = Field(None, ge=1)  # keep this many training images per class (few labels)
 
 
 class SyntheticData(Call, SplitMixin):
