@@ -163,7 +163,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.graph:
         print(a.graph)
     if summary:
-        print(FORMATS[args.format](a))
+        print(FORMATS[args.format](a, depth=getattr(args, "depth", None)))
     if args.torchinfo or not (summary or args.graph):
         from .api import build
 
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", parents=[common], help="build the network; --summary prints the per-layer table")
     c.add_argument("--summary", action="store_true", help="per-layer shapes, params, MACs, receptive fields")
     c.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="summary format")
+    c.add_argument("--depth", type=int, metavar="N",
+                   help="summary rows for names of at most N levels (default: every layer, one row per backbone stage)")
     c.add_argument("--graph", action="store_true", help="print the expanded graph, one line per node")
     c.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the built module")
     c.add_argument("--emit", choices=("python",), help="write standalone PyTorch source for the network")

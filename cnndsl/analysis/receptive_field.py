@@ -19,7 +19,7 @@ from fractions import Fraction as F
 
 from ..errors import Diagnostic, warning
 from ..graph import Graph
-from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Upsample, Window
+from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Unknown, Upsample, Window
 
 Pair = tuple[F, F]
 
@@ -60,6 +60,9 @@ def receptive_fields(graph: Graph) -> tuple[list[RF | None], list[Diagnostic]]:
         ins = [out[i] for i in node.inputs]
         src = ins[0]
         rule = node.op.rf([graph.nodes[i].shape for i in node.inputs])
+        if isinstance(rule, Unknown) or any(rf is None for rf in ins):
+            out.append(None)   # an opaque node of a traced backbone: unknown from here on, not guessed
+            continue
         extent = tuple(node.shape[1:]) if len(node.shape) == 3 else src.extent
         if isinstance(rule, Merge):
             rf = _merge(node, ins, graph, warnings)

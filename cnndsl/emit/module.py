@@ -189,4 +189,9 @@ def _make_plan(graph: Graph, modules: dict[int, nn.Module], order: list[int], in
 
 
 def build_network(analysis: Analysis) -> Network:
-    return Network(analysis)
+    from ..backbone.lower import lower  # a backbone is built as one module (create_feature_extractor)
+    from ..weights.init import apply_init
+
+    network = Network(lower(analysis))
+    apply_init(network, analysis.graph.init)  # the spec's `init` weights, by name
+    return network

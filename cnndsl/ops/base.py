@@ -95,7 +95,12 @@ class Merge:
     """Several inputs combined position by position (add, concat)."""
 
 
-RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge]
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """Not known (an opaque node of a traced model): this node and what follows have no field."""
+
+
+RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge, Unknown]
 
 
 # ----------------------------------------------------------------------------- the op base class

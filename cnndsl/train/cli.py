@@ -44,6 +44,10 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (or from a checkpoint file)")
     t.add_argument("--force", action="store_true", help="resume even if the spec changed")
+    t.add_argument("--init-from", dest="init_from", metavar="PATH|torchvision:MODEL.WEIGHTS",
+                   help="start from these weights, matched by name (a file, a run directory, or named torchvision weights)")
+    t.add_argument("--init-partial", dest="init_partial", action="store_true",
+                   help="with --init-from: load the keys that match and report the others")
     t.add_argument("--run-dir", dest="run_dir", help="write the run here instead of runs/<spec>/<time>/")
     t.add_argument("--runs-dir", dest="runs_dir", help="override train.runs_dir")
     t.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -85,9 +86,11 @@ def new_run_dir(runs_dir: str, spec: Any) -> Path:
 def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               build: Callable[..., Any] | None = None, data_root: str | None = None, run_dir: str | None = None,
               resume: str | None = None, force: bool = False, quiet: bool = False, progress: bool = True,
-              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None):
+              detect_anomaly: bool = False, stop_after_steps: int | None = None, limits: Any = None,
+              init_from: str | None = None, init_partial: bool = False):
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
-    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``)."""
+    ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``);
+    ``init_from``: weights to start from, by name (``--init-from``, see :mod:`cnndsl.weights.init`)."""
     from .datasets import info_of_loaded
     from .preflight import check_fit, precision_warning, preflight
     from .rundir import write_run_json
@@ -116,11 +119,16 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
         rdir = new_run_dir(cfg.runs_dir, spec)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
+    from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
     if build is None:
         import cnndsl
-        model = cnndsl.build(analysis)  # the analysis already holds the expanded network
+        with without_initial_weights() if resume else contextlib.nullcontext():  # the checkpoint has them
+            model = cnndsl.build(analysis)  # the analysis already holds the expanded network
     else:
         model = build(spec, **params)
+    if init_from and not resume:   # --init-from: weights by name (cnndsl.weights.init)
+        init_from_flag(model, init_from, init_partial)
+    report_weights(model, not dist.main)   # even with --quiet: what the run starts from
     shape, classes = _net_shapes(analysis)
     if shape is None:
         shape = getattr(model, "cnndsl_input_shape", None)
@@ -192,7 +200,8 @@ def _train_cmd(args: Any) -> int:
     spec = _load_spec(args)
     res = run_train(spec, params=network_params(args), overrides=collect_overrides(args),
                     data_root=args.data_root, run_dir=args.run_dir, resume=args.resume, force=args.force,
-                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None))
+                    quiet=args.quiet, detect_anomaly=args.detect_anomaly, limits=getattr(args, "limits", None),
+                    init_from=getattr(args, "init_from", None), init_partial=getattr(args, "init_partial", False))
     main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if main:
         from cnndsl.inspect.curves import write_run_curves
@@ -216,7 +225,10 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
     if build is None:
         import cnndsl
         build = cnndsl.build
-    model = build(spec, **params)
+    from cnndsl.weights.init import without_initial_weights
+
+    with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
+        model = build(spec, **params)
     state = ckpt.load(args.checkpoint)
     weights = ckpt.model_state(state, args.checkpoint)
     if getattr(args, "ema", False) and state.get("ema"):
