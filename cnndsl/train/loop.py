@@ -185,7 +185,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         if got != opts.spec_hash and not opts.force:
             raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
                         f"current spec hash {opts.spec_hash}",
-                        hint="resume with the original spec, or pass --force to resume anyway")
+                        hint="resume with the original spec, or pass --force to resume anyway; to train a "
+                             f"changed spec from these weights, start a new run with --init-from {opts.resume}")
         ckpt.load_weights(model, resume_state["model"], opts.resume)
         stages.replay(int(resume_state.get("stage", 0)), int(resume_state["global_step"]))
         why = groups_mismatch(opt, resume_state["optimizer"])

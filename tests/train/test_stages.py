@@ -1,6 +1,8 @@
 """Staged unfreezing: groups join the optimizer mid-run, the schedule covers them, a run stopped
 after (or before) the stage change resumes bitwise; a finished stage 1 continues as stage 2."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -99,3 +101,28 @@ def test_changed_freezing_cannot_be_resumed_but_continues_with_init_from(tmp_pat
     assert _same({k: v for k, v in one.items() if k.startswith("stem.")},
                  {k: v for k, v in two.items() if k.startswith("stem.")})   # frozen in both: stage 1's values
     assert not torch.equal(one["layer1.0.weight"], two["layer1.0.weight"])   # trained in stage 2
+
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+@pytest.mark.slow
+def test_transfer_spec_runs_both_stages_offline(tmp_path, capsys):
+    """specs/transfer_resnet18: the frozen random backbone's BatchNorms never update; from epoch 3
+    layer4's do, and layer4 + head train at 1e-4 (a small input and dataset to stay quick)."""
+    spec = cnndsl.load(SPECS / "transfer_resnet18.cnn")
+    assert spec == cnndsl.load(SPECS / "transfer_resnet18.yaml")
+    res = run_train(spec, params={"size": 32}, run_dir=str(tmp_path / "r"), quiet=True,
+                    overrides={"data": "synthetic(num_train = 32, num_val = 8)", "batch_size": 16, "device": "cpu"})
+    assert "stage 2 (epoch 3): unfreeze features.layer4; 8,393,728 parameters join the optimizer; lr 0.0001" \
+        in capsys.readouterr().err
+    state = ckpt.load(tmp_path / "r" / "last.pt")
+    assert res.steps == 8 and state["stage"] == 1
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-4] * len(state["optimizer"]["param_groups"])
+    nbt = {k: int(v) for k, v in state["model"].items() if k.endswith("num_batches_tracked")}
+    assert {k: v for k, v in nbt.items() if not k.startswith("features.layer4.")} == \
+        {k: 0 for k in nbt if not k.startswith("features.layer4.")}
+    assert all(v == 4 for k, v in nbt.items() if k.startswith("features.layer4."))  # 2 epochs × 2 steps
+    trainable = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("features.") else "")
+                 for n, p in res.model.named_parameters() if p.requires_grad}
+    assert trainable == {"features.layer4", "head"}
