@@ -107,5 +107,7 @@ def groups_mismatch(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> str | 
     theirs = [len(g["params"]) for g in saved.get("param_groups", [])]
     if mine == theirs:
         return None
-    return (f"the checkpoint's optimizer has {len(theirs)} parameter group(s) of {theirs} tensors, "
-            f"this run's has {len(mine)} of {mine}")
+    if sum(mine) == sum(theirs):
+        return f"the optimizer's parameters are grouped differently (tensors per group: checkpoint {theirs}, now {mine})"
+    return (f"the checkpoint's optimizer trains {sum(theirs)} tensors in {len(theirs)} group(s), this run's "
+            f"{sum(mine)} in {len(mine)}")
