@@ -6,13 +6,35 @@
     model = cnndsl.build(spec, num_classes=10)     # a plain torch.nn.Module
     maps = cnndsl.features(model, x, ["conv1", "layer1"])   # activations by layer name
     opt = torch.optim.Adam(cnndsl.param_groups(model, spec))   # the train section's lr rules
+
+The names are imported on first use (PEP 562), so ``import cnndsl`` — and ``cnndsl --version`` —
+costs nothing until a spec is read.
 """
 
 from __future__ import annotations
 
-from .api import analyze, build, features, load, param_groups, parse
-from .errors import CnnError, Diagnostic, Span
-from .expand import Limits
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["load", "parse", "analyze", "build", "features", "param_groups", "CnnError", "Diagnostic", "Span", "Limits", "__version__"]
+
+_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api", "param_groups": "api",
+         "CnnError": "errors", "Diagnostic": "errors", "Span": "errors", "Limits": "expand"}
+
+if TYPE_CHECKING:
+    from .api import analyze, build, features, load, param_groups, parse
+    from .errors import CnnError, Diagnostic, Span
+    from .expand import Limits
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,8 +11,6 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import CnnError, error, printable, use_color
-
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
@@ -21,6 +19,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 def parse_set(items: Sequence[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
     """``--set name=value`` → (network parameters, train overrides keyed ``a.b`` without 'train.')."""
+    from .errors import error
     from .expr import Env, Symbol, evaluate
     from .syntax.parse import parse_expr
 
@@ -99,6 +98,8 @@ def _train_check(spec, a, args: argparse.Namespace):
 
 
 def _print_warnings(analysis, quiet: bool = False) -> None:
+    from .errors import use_color
+
     if quiet:
         return
     color = use_color(sys.stderr)
@@ -111,6 +112,7 @@ def _print_warnings(analysis, quiet: bool = False) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check each spec (a folder: the specs under it); the exit status is the worst of them."""
+    from .errors import CnnError, use_color
     from .syntax.cli import spec_files
 
     files = spec_files(args.specs)
@@ -141,6 +143,7 @@ def _check_one(args: argparse.Namespace) -> int:
     pf = _train_check(spec, a, args)
     _print_warnings(a, args.quiet)
     from .analysis.report import human
+    from .errors import printable
 
     n = len(a.layers)
     print(f"ok: {printable(args.spec, False)}: {a.name}, {n} layers, {a.params:,} params, {human(a.macs)} MACs, "
@@ -251,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .export.cli import register as register_export
     from .inspect.cli import register as register_inspect
     from .lsp.cli import register as register_lsp
-    from .schema import register as register_schema
+    from .schema_cli import register as register_schema
 
     register_export(sub, parents=[common])
     register_schema(sub, parents=[common])
@@ -267,19 +270,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         prepare(args)
         return int(args.func(args) or 0)
-    except CnnError as exc:
-        if debug:
-            raise
-        print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
-        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - a bug in cnndsl, not a user error
+    except Exception as exc:  # noqa: BLE001 - a user error (CnnError), else a bug in cnndsl
+        from .errors import CnnError, use_color  # here, so --version and --help import nothing more
+
         if debug:
             raise
+        if isinstance(exc, CnnError):
+            print(exc.render(color=use_color(sys.stderr)), file=sys.stderr)
+            return EXIT_USER
         print(f"cnndsl: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in cnndsl; run again with --debug for the traceback and report it",
               file=sys.stderr)

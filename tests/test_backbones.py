@@ -62,13 +62,14 @@ def test_tutorial_recipe_totals_and_trainable_column(tmp_path, cli):
     rc, out, _ = cli("compile", str(tmp_path / "net.cnn"), "--summary")
     assert rc == 0
     header = next(line for line in out.splitlines() if line.startswith("name"))
-    assert header.split() == ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF", "stride"]
+    assert header.split() == ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF", "stride", "global"]
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("backbone.", "head"))}
     assert list(rows) == ["backbone.conv1", "backbone.bn1", "backbone.relu", "backbone.maxpool",
                           "backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4",
                           "backbone.avgpool", "backbone.flatten", "head"]        # one row per stage
     assert rows["backbone.layer4"][1:5] == ["Sequential†", "512×7×7", "8,393,728", "0"]
     assert rows["head"][1:5] == ["linear", "5", "2,565", "2,565"]
+    assert rows["backbone.layer4"][-1] == "-" and rows["backbone.avgpool"][-1] == "yes"  # after the global pool
     assert "params: 11,179,077 (trainable 2,565, frozen 11,176,512)" in out
     assert "† traced from the model" in out
     rc, js, _ = cli("compile", str(tmp_path / "net.cnn"), "--format", "json")
@@ -398,6 +399,14 @@ def test_yaml_schema_knows_backbones_and_init():
     bad = yaml.safe_load((SPECS / "fpn_resnet18.yaml").read_text())
     bad["network"]["layers"][0]["backbone"]["wieghts"] = "DEFAULT"
     assert any("wieghts" in e.message for e in validator.iter_errors(bad))
+
+
+def test_yaml_args_hold_no_options():
+    """``args`` are the model's arguments: an option there used to replace the option silently."""
+    text = "network:\n  input: 3x64x64\n  layers:\n    - backbone: {model: resnet18, weights: DEFAULT, args: {weights: X}}\n"
+    with pytest.raises(cnndsl.CnnError, match="'weights' is an option of the backbone, not an argument") as exc:
+        cnndsl.parse(text, format="yaml")
+    assert (exc.value.span.line, exc.value.span.col) == (4, 60)
 
 
 # ----------------------------------------------------------------------------- diagnostics

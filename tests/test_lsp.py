@@ -36,6 +36,7 @@ network Tiny(num_classes = 10) {
     body: Pair(32, stride=2) x2 as i
     flatten
     fc: linear(num_classes)
+    output fc, body
 }
 """
 
@@ -97,10 +98,11 @@ async def test_cnn_document_session(client: LanguageClient, tmp_path: Path):
     net = tmp_path / "net.cnn"
     net.write_text(NET)
     uri = await _open(client, net, NET)
-    # check's warning about a block's layer in lib.cnn: shown at the import, pointing into lib.cnn
+    # check's warning about a block's layer in lib.cnn (the output 'body' sees a 16×16 patch): shown at
+    # the import, pointing into lib.cnn
     (warn,) = client.diagnostics[uri]
     assert warn.severity == T.DiagnosticSeverity.Warning and warn.range.start.line == 0
-    assert warn.message.startswith("in lib.cnn:4:5: the final receptive field (16 at 'body.1.1', relu)")
+    assert warn.message.startswith("in lib.cnn:4:5: output 'body.1.1' (relu) never sees the whole 32×32 input")
     assert warn.related_information[0].location.uri == (tmp_path / "lib.cnn").as_uri()
 
     # an edit that breaks the spec: the diagnostic of `cnndsl check`, at its position

@@ -3,15 +3,17 @@ produces, and the static parameter count and state_dict shapes equal the built m
 
 Hypothesis draws a spec as .cnn text from a small grammar of layers (conv with random
 kernel/stride/padding/dilation/groups/bias, dwconv, conv_transpose, pools, norms, activations,
-dropout, upsample, residual blocks with projection, concat branches, flatten + linear heads) on
-small inputs. The generator tracks shapes so most specs are valid; specs that cnndsl rejects with a
-*shape* error are filtered out with ``assume`` (and counted: they must stay a minority), any other
-error fails the test.
+dropout, upsample, residual blocks with projection, concat branches, named stages with skip
+connections in and values out, flatten + linear heads) on small inputs. Every layer and container
+must run once per forward (forward hooks). The generator tracks shapes so most specs are valid;
+specs that cnndsl rejects with a *shape* error are filtered out with ``assume`` (and counted: they
+must stay a minority), any other error fails the test.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import cnndsl  # noqa: E402
+from test_modules import check_every_module_runs_once  # noqa: E402
 
 ACTS = ["relu", "relu6", "leaky_relu(0.1)", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "mish",
         "prelu", "identity", "softplus"]
@@ -189,7 +192,19 @@ def branches(draw, c, h, w):
     return f"{name}{merge} {{ {' | '.join(parts)} }}", (total, h, w)
 
 
-MAP_LAYERS = [conv, conv, dwconv, conv_transpose, pool, adaptive, norm, act, act, upsample, residual, branches, branches]
+def skip_stage(draw, c, h, w, named, i):
+    """A named stage reading an earlier named value (a skip connection into it) whose first layer is
+    also read after it (a value leaving it): its forward takes two inputs and returns two values."""
+    refs = sorted(n for n, s in named.items() if len(s) == 3 and s[1:] == (h, w))
+    if not refs:
+        return None
+    ref, o = draw(st.sampled_from(refs)), draw(st.integers(1, 6))
+    text = f"st{i}: {{ conv({o}, k=3, p=1)  relu  concat({ref}) }}  concat(st{i}.0)"
+    return text, (o + named[ref][0] + o, h, w)
+
+
+MAP_LAYERS = [conv, conv, dwconv, conv_transpose, pool, adaptive, norm, act, act, upsample, residual, branches,
+              branches, skip_stage]
 
 
 # ----------------------------------------------------------------------------- the spec strategy
@@ -199,9 +214,10 @@ MAP_LAYERS = [conv, conv, dwconv, conv_transpose, pool, adaptive, norm, act, act
 def specs(draw):
     c, h, w = draw(st.integers(1, 8)), draw(st.integers(8, 32)), draw(st.integers(8, 32))
     items, shape = [], (c, h, w)
+    named = {"input": shape}                # names a later skip_stage may read, with their shapes
     for i in range(draw(st.integers(1, 7))):
         layer = draw(st.sampled_from(MAP_LAYERS))
-        got = layer(draw, *shape)
+        got = layer(draw, *shape, named, i) if layer is skip_stage else layer(draw, *shape)
         if got is None:
             continue
         text, new = got
@@ -209,8 +225,10 @@ def specs(draw):
         text = text.replace("mix: ", f"mix{i}: ")
         if math.prod(new) > 20_000:
             continue
-        if draw(st.integers(0, 4)) == 0 and not text.startswith(("residual", "concat", "add", "blk", "mix")):
+        if draw(st.integers(0, 4)) == 0 and not text.startswith(("residual", "concat", "add", "blk", "mix", "st")):
             text = f"l{i}: {text}"
+        if re.match(r"(l|blk|mix)\d+: ", text):
+            named[text.split(":")[0]] = new
         items.append(text)
         shape = new
     head = draw(st.sampled_from(["none", "global", "flatten", "flatten_mlp"]))
@@ -251,20 +269,13 @@ def test_static_shapes_and_params_match_torch(text):
     analysis = analyze_valid(text)
     torch.manual_seed(0)
     model = cnndsl.build(analysis).eval()
-    seen: dict[str, tuple[int, ...]] = {}
-    for info in analysis.layers:
-        if info.node.registered:
-            module = model.get_submodule(info.name)
-            module.register_forward_hook(
-                lambda m, i, o, name=info.name: seen.__setitem__(name, tuple(o.shape[1:])))
     x = torch.randn(2, *analysis.input_shape)
+    # every layer and container runs once per forward with its static shape; containers alone agree
+    check_every_module_runs_once(analysis, model, x)
     with torch.no_grad():
         out = model(x)
     outs = out if isinstance(out, tuple) else (out,)
     assert [tuple(o.shape[1:]) for o in outs] == analysis.output_shapes, text
-    for info in analysis.layers:
-        if info.node.registered:
-            assert seen[info.name] == tuple(info.shape), (info.name, text)
     assert analysis.params == sum(p.numel() for p in model.parameters()), text
     sd = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert sd == {k: tuple(v) for k, v in analysis.state_dict_shapes().items()}, text

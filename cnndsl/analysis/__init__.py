@@ -96,14 +96,26 @@ def analyze_graph(graph: Graph) -> Analysis:
     rfs, rf_warnings = receptive_fields(graph)
     cost_list, cost_warnings = costs(graph)
     layers = [LayerInfo(n, rfs[n.id], cost_list[n.id]) for n in graph.layers()]
-    warnings = list(graph.warnings) + rf_warnings + cost_warnings
+    warnings = list(graph.warnings) + rf_warnings + cost_warnings + _partial_views(graph, rfs)
     nid, final = final_receptive_field(graph, rfs)
-    if final is not None:
-        h, w = graph.input.shape[1:]
-        if final.size[0] < h or final.size[1] < w:
-            warnings.append(warning(
-                f"the final receptive field ({final.text()} at '{graph.nodes[nid].path}', {graph.nodes[nid].kind}) is smaller than "
-                f"the {h}×{w} input", graph.nodes[nid].span,
-                "features before the classifier see only part of the image; add depth, strides or dilation "
-                "if the task needs global context"))
     return Analysis(graph, layers, warnings, final, graph.nodes[nid].path if final else None)
+
+
+def _partial_views(graph: Graph, rfs: list[RF | None]) -> list[Diagnostic]:
+    """A warning for each output none of whose values sees the whole input: no dense layer, global
+    pool or global context on its path and a field smaller than the input (a fully convolutional
+    head). A classifier whose last conv sees a patch is fine: its dense layers see everything."""
+    h, w = graph.input.shape[1:] if len(graph.input.shape) == 3 else (0, 0)
+    out = []
+    for nid in dict.fromkeys(graph.outputs):
+        rf, node = rfs[nid], graph.nodes[nid]
+        if rf is None or rf.sees_all or (rf.size[0] >= h and rf.size[1] >= w):
+            continue
+        size = rf.text() if "×" in rf.text() else f"{rf.text()}×{rf.text()}"
+        out.append(warning(
+            f"output '{node.path}' ({node.kind}) never sees the whole {h}×{w} input: each of its values "
+            f"is computed from a {size} window (receptive-field stride {rf.text('stride')}) and no layer "
+            "on its path pools, flattens or gates over the whole map", node.span,
+            "if the task needs global context, add depth, strides or dilation, or a global branch "
+            "(e.g. squeeze-and-excitation: multiply { | global_avgpool conv(C, k=1) sigmoid })"))
+    return out

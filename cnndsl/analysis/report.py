@@ -26,13 +26,24 @@ TRACED = "†"   # marks rows that come from a traced model
 
 
 def _row(r: Row) -> list[str]:
-    rf = "?" if r.unknown_rf else None
-    return [printable(r.name, False), r.op + (TRACED if r.traced else ""), _shape(r.shape), f"{r.params:,}" if r.params else "-",
-            f"{r.trainable:,}" if r.params else "-", human(r.macs) if r.macs else "-",
-            rf or (r.rf.text("size") if r.rf else "-"), rf or (r.rf.text("stride") if r.rf else "-")]
+    unknown = "?" if r.unknown_rf else None
+    rf = r.rf
+    return [printable(r.name, False), r.op + (TRACED if r.traced else ""), _shape(r.shape),
+            f"{r.params:,}" if r.params else "-", f"{r.trainable:,}" if r.params else "-",
+            human(r.macs) if r.macs else "-", unknown or (rf.text("size") if rf else "-"),
+            unknown or (rf.text("stride") if rf else "-"), unknown or _global(rf)]
 
 
-HEADER = ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF stride"]
+def _global(rf) -> str:
+    """'yes': each value sees the whole input; 'context': a local field plus a summary of the whole
+    input (through a gate or a normalisation over the map)."""
+    if rf is None:
+        return "-"
+    return "yes" if rf.global_ else "context" if rf.context else "-"
+
+
+HEADER = ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF stride", "global"]
+NUMBERS = range(3, 8)   # right-aligned columns
 
 
 def _totals_lines(a: Analysis) -> list[str]:
@@ -41,8 +52,9 @@ def _totals_lines(a: Analysis) -> list[str]:
              f"MACs: {human(a.macs)} per sample ({a.macs:,})",
              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
     if a.final_rf is not None:
+        ctx = f", plus global context from '{printable(a.final_rf.context, False)}'" if a.final_rf.context else ""
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
-                     f"at '{printable(a.final_rf_node, False)}'")
+                     f"at '{printable(a.final_rf_node, False)}'{ctx}")
     elif len(a.input_shape) == 3:
         lines.append("receptive field: unknown (a layer before the output has no cnndsl op)")
     return lines + backbone_lines(a)
@@ -78,7 +90,7 @@ def to_text(a: Analysis, depth: int | None = None) -> str:
     summary = summary_rows(a, depth)
     rows = [HEADER] + [_row(r) for r in summary]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5, 6, 7}
+    right = set(NUMBERS)
 
     def fmt(r: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -95,7 +107,8 @@ def to_markdown(a: Analysis, depth: int | None = None) -> str:
     summary = summary_rows(a, depth)
     lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
-             "| " + " | ".join(HEADER) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(HEADER))) + "|"]
+             "| " + " | ".join(HEADER) + " |",
+             "|" + "|".join("---:" if i in NUMBERS else "---" for i in range(len(HEADER))) + "|"]
     for row in summary:
         r = _row(row)
         r[0] = f"`{r[0]}`"

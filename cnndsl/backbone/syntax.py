@@ -157,6 +157,9 @@ def read_yaml_backbone(b: Any, value: Any, key_span: Span) -> dict[str, Any]:
             continue
         if k == "args":
             for ak, (akn, avn) in b.mapping(vn, "args").items():
+                if ak in OPTIONS:  # the IR (and .cnn) has one namespace: it would replace the option
+                    raise error(f"'{ak}' is an option of the backbone, not an argument of its model", b.sp(akn),
+                                f"write it next to model: backbone: {{model: ..., {ak}: ...}}")
                 values[ak] = (b.scalar(avn), b.sp(avn), b.sp(akn))
             continue
         v = [b.scalar(x) for x in b.sequence(vn, k)] if isinstance(vn, yaml.SequenceNode) else b.scalar(vn)

@@ -2,28 +2,75 @@
 
 Every node becomes a plain torch module registered at its path (``layer1.0.conv1``), inside
 container modules named after the spec's stages and blocks, so ``state_dict`` keys follow the spec.
-The network's ``forward`` runs the nodes in order; a container whose nodes take one outside input
-can be called on its own (``model.layer1(x)``). Activations and residual sums run in place when
-the tensor they overwrite is used by nothing else and was produced by an op whose backward does
-not need it — the same choices torchvision makes by hand.
+Each container runs its own ``forward`` — the network calls its stages, a stage its blocks — so
+forward hooks, ``torchinfo`` and ``model.layer1[0](x)`` behave as on a hand-written model; which
+values a container takes and returns is the rule of :mod:`cnndsl.emit.scopes`. Children are looked
+up by name at each call, so replacing one (``model.fc = nn.Linear(512, 10)``) takes effect.
+Activations and residual sums run in place when the tensor they overwrite is used by nothing else,
+belongs to their own container and was produced by an op whose backward does not need it — the
+same choices torchvision makes by hand.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph
+from ..nn import Add
 from .frozen import hold_frozen_norms, mark_norms
-from .layers import Add
+from .scopes import Scope, inplace_nodes, module_scopes
+
+
+class Signature(NamedTuple):
+    """What a container's ``forward`` takes and returns, as the spec's node paths."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class _Plan:
+    """A straight-line program over value slots. Each step: (child name or function, input slots,
+    output slot — or a tuple of slots for a child returning several values —, slots to free)."""
+
+    __slots__ = ("steps", "outputs", "single", "n", "n_inputs", "signature")
+
+    def __init__(self, steps: list[tuple[Any, tuple[int, ...], Any, tuple[int, ...]]], n_inputs: int,
+                 outputs: list[int], n: int, signature: Signature):
+        self.steps, self.n_inputs, self.outputs, self.n = steps, n_inputs, outputs, n
+        self.single = len(outputs) == 1
+        self.signature = signature
+
+    def run(self, owner: nn.Module, inputs: tuple) -> Any:
+        children = owner._modules
+        vals: list[Any] = [None] * self.n
+        vals[:len(inputs)] = inputs
+        for fn, ins, out, free in self.steps:
+            if fn.__class__ is str:
+                fn = children[fn]
+            y = fn(vals[ins[0]]) if len(ins) == 1 else fn(*[vals[i] for i in ins])
+            if out.__class__ is int:
+                vals[out] = y
+            else:
+                for o, v in zip(out, y):
+                    vals[o] = v
+            for f in free:
+                vals[f] = None
+        if self.single:
+            return vals[self.outputs[0]]
+        return tuple(vals[o] for o in self.outputs)
 
 
 class Container(nn.Module):
-    """A named scope of the spec (a stage or a block instance): holds modules, runs its own nodes."""
+    """A named scope of the spec (a stage, a block instance): holds modules, runs its own layers.
+
+    ``forward(*inputs)`` takes the values its layers read from outside it (usually one) and returns
+    its output, or ``(output, *values read outside)``; see :func:`signature`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,11 +92,18 @@ class Container(nn.Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def forward(self, x: torch.Tensor) -> Any:
-        if self._plan is None:
-            raise RuntimeError(f"{type(self).__name__} cannot run on its own: its layers take inputs from "
-                               "outside it; call the whole network instead")
-        return self._plan.run((x,))
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        plan = self._plan
+        if len(inputs) != plan.n_inputs:
+            raise TypeError(f"{type(self).__name__}.forward takes {plan.n_inputs} input(s) "
+                            f"({', '.join(plan.signature.inputs)}), got {len(inputs)}")
+        return plan.run(self, inputs)
+
+    def extra_repr(self) -> str:
+        sig = self._plan.signature if self._plan is not None else None
+        if sig is None or (len(sig.inputs) == 1 and len(sig.outputs) == 1):
+            return ""
+        return f"inputs=({', '.join(sig.inputs)}), returns=({', '.join(sig.outputs)})"
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,32 +113,6 @@ def _container_class(label: str) -> type[Container]:
     if name in ("group", "repeat", "parallel", "residual", "shortcut"):
         name = {"group": "Stage", "repeat": "Repeat"}.get(name, name.title())
     return type(name, (Container,), {"__doc__": f"cnndsl {label}", "__module__": __name__})
-
-
-class _Plan:
-    """A straight-line program over value slots: (module, input slots, output slot, slots to free)."""
-
-    __slots__ = ("steps", "outputs", "single", "n")
-
-    def __init__(self, steps: list[tuple[Any, tuple[int, ...], int, tuple[int, ...]]], outputs: list[int],
-                 n: int):
-        self.steps, self.outputs, self.n = steps, outputs, n
-        self.single = len(outputs) == 1
-
-    def run(self, inputs: tuple) -> Any:
-        vals: list[Any] = [None] * self.n
-        for i, x in enumerate(inputs):
-            vals[i] = x
-        for fn, ins, out, free in self.steps:
-            if len(ins) == 1:
-                vals[out] = fn(vals[ins[0]])
-            else:
-                vals[out] = fn(*[vals[i] for i in ins])
-            for f in free:
-                vals[f] = None
-        if self.single:
-            return vals[self.outputs[0]]
-        return tuple(vals[o] for o in self.outputs)
 
 
 class Network(nn.Module):
@@ -100,27 +128,11 @@ class Network(nn.Module):
         self.spec_name = graph.name
         self.input_shape = tuple(graph.input.shape)
         self.output_names = [graph.nodes[i].path for i in graph.outputs]
-        modules = _build_modules(self, analysis)
-        self._plan = _make_plan(graph, modules, [n.id for n in graph.nodes], [0], graph.outputs)
-        members: dict[str, list[int]] = {path: [] for path in graph.containers}
-        for n in graph.nodes:  # each node belongs to every container on its path
-            parts = n.path.split(".")
-            for k in range(1, len(parts)):
-                prefix = ".".join(parts[:k])
-                if prefix in members:
-                    members[prefix].append(n.id)
-        for path, c in graph.containers.items():
-            own = members[path]
-            if not any(graph.nodes[n].registered for n in own):
-                continue  # e.g. a named parallel of identity branches: no module holds anything
-            own_set = set(own)
-            outside = {i for nid in own for i in graph.nodes[nid].inputs if i not in own_set}
-            if len(outside) == 1 and c.output in own:
-                src = outside.pop()
-                writes_input = any(getattr(getattr(modules[n], "__self__", modules[n]), "inplace", False)
-                                   and graph.nodes[n].inputs[0] == src for n in own)
-                if not writes_input:  # never overwrite a caller's tensor
-                    self.get_submodule(path)._plan = _make_plan(graph, modules, [src] + own, [src], [c.output])
+        root = module_scopes(graph)
+        functions = _build_modules(self, analysis, inplace_nodes(graph, root))
+        for scope in root.walk():
+            owner = self.get_submodule(scope.path) if scope.path else self
+            owner._plan = _make_plan(graph, scope, functions)
         mark_norms(self, [p for p, _ in graph.freeze], [p for p, _ in graph.unfreeze])
 
     def train(self, mode: bool = True) -> "Network":
@@ -130,31 +142,39 @@ class Network(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self._plan.run((x,))
+        return self._plan.run(self, (x,))
 
     def extra_repr(self) -> str:
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
 
 
-def _build_modules(root: nn.Module, analysis: Analysis) -> dict[int, nn.Module]:
+def signature(module: nn.Module) -> Signature:
+    """The spec paths a built network or container takes and returns (the order of its forward's
+    arguments and of its returned tuple)."""
+    plan = getattr(module, "_plan", None)
+    if not isinstance(plan, _Plan):
+        raise TypeError(f"{type(module).__name__} is not a network or container built by cnndsl")
+    return plan.signature
+
+
+def _build_modules(root: nn.Module, analysis: Analysis, inplace: set[int]) -> dict[int, Callable]:
+    """Register every node's module under its path; return the functions of unregistered nodes."""
     graph = analysis.graph
-    reusable = graph.reusable_inputs()
-    modules: dict[int, nn.Module] = {}
+    functions: dict[int, Callable] = {}
     for info in analysis.layers:
         node = info.node
         ins = [graph.nodes[i].shape for i in node.inputs]
         module = node.op.build(ins, node.shape)
-        if node.id in reusable and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
+        if node.id in inplace and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
             module.inplace = True
         for pname in info.cost.frozen:
             getattr(module, pname).requires_grad_(False)
         if node.registered:
             parent_path, _, attr = node.path.rpartition(".")
             _parent(root, parent_path, graph).add_module(attr, module)
-            modules[node.id] = module
         else:  # an implicit merge (the sum of a residual): a plain function, not a submodule
-            modules[node.id] = module.forward
-    return modules
+            functions[node.id] = module.forward
+    return functions
 
 
 def _parent(root: nn.Module, path: str, graph: Graph) -> nn.Module:
@@ -170,22 +190,33 @@ def _parent(root: nn.Module, path: str, graph: Graph) -> nn.Module:
     return existing
 
 
-def _make_plan(graph: Graph, modules: dict[int, nn.Module], order: list[int], inputs: list[int],
-               outputs: list[int]) -> _Plan:
-    slot = {nid: i for i, nid in enumerate(order)}
+def _make_plan(graph: Graph, scope: Scope, functions: dict[int, Callable]) -> _Plan:
+    """Number the scope's values (inputs first), then one step per own node or child scope."""
+    slot: dict[int, int] = {v: i for i, v in enumerate(scope.inputs)}
+    program: list[tuple[Any, list[int], list[int]]] = []          # (callee, values read, values made)
+    for step in scope.steps:
+        if isinstance(step, Scope):
+            callee = step.path.rpartition(".")[2]
+            program.append((callee, step.inputs, step.outputs))
+        else:
+            node = graph.nodes[step]
+            callee = node.path.rpartition(".")[2] if node.registered else functions[step]
+            program.append((callee, list(node.inputs), [step]))
+        for v in program[-1][2]:
+            slot.setdefault(v, len(slot))
     last_use: dict[int, int] = {}
-    for step, nid in enumerate(order):
-        for i in graph.nodes[nid].inputs:
-            last_use[i] = step
-    keep = set(outputs)
+    for k, (_, reads, _) in enumerate(program):
+        for v in reads:
+            last_use[v] = k
+    keep = set(scope.outputs)
     steps = []
-    for step, nid in enumerate(order):
-        if nid in inputs:
-            continue
-        node = graph.nodes[nid]
-        free = tuple(slot[i] for i in set(node.inputs) if last_use.get(i) == step and i not in keep)
-        steps.append((modules[nid], tuple(slot[i] for i in node.inputs), slot[nid], free))
-    return _Plan(steps, [slot[o] for o in outputs], len(order))
+    for k, (callee, reads, made) in enumerate(program):
+        free = tuple(slot[v] for v in set(reads) if last_use[v] == k and v not in keep)
+        out = slot[made[0]] if len(made) == 1 else tuple(slot[v] for v in made)
+        steps.append((callee, tuple(slot[v] for v in reads), out, free))
+    paths = [graph.nodes[v].path for v in scope.inputs], [graph.nodes[v].path for v in scope.outputs]
+    return _Plan(steps, len(scope.inputs), [slot[o] for o in scope.outputs], len(slot),
+                 Signature(*map(tuple, paths)))
 
 
 def build_network(analysis: Analysis) -> Network:

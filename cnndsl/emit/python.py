@@ -37,7 +37,8 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from .layers import Add, Concat, Multiply, Scale
+from ..nn import Add, Concat, Multiply, Scale
+from .scopes import inplace_nodes, module_scopes
 
 __all__ = ["python_source"]
 
@@ -185,7 +186,7 @@ class _Emitter:
     # ---- building the modules (on the meta device: only their attributes are read)
     def _build(self) -> None:
         g = self.graph
-        reusable = g.reusable_inputs()
+        reusable = inplace_nodes(g, module_scopes(g))   # the in-place rule of cnndsl.build
         for node in g.layers():
             ins = [g.nodes[i].shape for i in node.inputs]
             try:

@@ -31,7 +31,8 @@ def _rf(info: "LayerInfo") -> str:
         return "-"
     if info.rf.global_:
         return "global"
-    return f"{info.rf.text()} (stride {info.rf.text('stride')})"
+    context = f", plus global context from '{info.rf.context}'" if info.rf.context else ""
+    return f"{info.rf.text()} (stride {info.rf.text('stride')}{context})"
 
 
 # ----------------------------------------------------------------------------- hover

@@ -75,7 +75,10 @@ class Upsample:
 
 @dataclass(frozen=True, slots=True)
 class Pointwise:
-    """Each output position depends on the same input position only (activations, norms, ...)."""
+    """Each output position depends on the same input position (activations, norms, ...);
+    ``context``: and on statistics of the whole map (group/instance/layer norm over H×W)."""
+
+    context: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,6 @@ class Mul(Op):
     factor: float
 
     def build(self, ins, out):
-        from ..emit.layers import Scale
+        from ..nn import Scale
 
         return Scale(self.factor)

@@ -31,7 +31,7 @@ class Add(_MergeOp):
         return first
 
     def build(self, ins, out):
-        from ..emit.layers import Add as AddModule
+        from ..nn import Add as AddModule
 
         return AddModule()
 
@@ -53,7 +53,7 @@ class Concat(_MergeOp):
         return (sum(s[0] for s in ins), *first[1:])
 
     def build(self, ins, out):
-        from ..emit.layers import Concat as ConcatModule
+        from ..nn import Concat as ConcatModule
 
         return ConcatModule()
 
@@ -75,6 +75,6 @@ class Multiply(_MergeOp):
         return tuple(out)
 
     def build(self, ins, out):
-        from ..emit.layers import Multiply as MultiplyModule
+        from ..nn import Multiply as MultiplyModule
 
         return MultiplyModule()

@@ -7,7 +7,7 @@ from typing import Optional
 from pydantic import Field
 from typing import Annotated
 
-from .base import Op, PosFloat, PosInt, Shape, ShapeError, need_map, register
+from .base import Op, Pointwise, PosFloat, PosInt, Shape, ShapeError, need_map, register
 
 Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0)]]
 
@@ -67,6 +67,9 @@ class GroupNorm(Op):
             raise ShapeError(f"groupnorm: {self.groups} groups do not divide {c} channels")
         return ins[0]
 
+    def rf(self, ins):
+        return Pointwise(context=True)       # statistics over each group's whole map
+
     def param_shapes(self, ins, out):
         c = ins[0][0]
         return {"weight": (c,), "bias": (c,)} if self.affine else {}
@@ -99,6 +102,9 @@ class LayerNorm(Op):
         self._normalized(ins[0])
         return ins[0]
 
+    def rf(self, ins):
+        return Pointwise(context=len(ins[0]) == 3 and len(self._normalized(ins[0])) >= 2)  # over H×W
+
     def param_shapes(self, ins, out):
         n = self._normalized(ins[0])
         return {"weight": n, "bias": n} if self.affine else {}
@@ -126,6 +132,9 @@ class InstanceNorm(Op):
             raise ShapeError("instancenorm normalises over H×W, which is 1×1 here (PyTorch refuses it)",
                              "move it before the pooling that reduces the map to one pixel")
         return ins[0]
+
+    def rf(self, ins):
+        return Pointwise(context=True)       # statistics over each channel's whole map
 
     def param_shapes(self, ins, out):
         c = ins[0][0]

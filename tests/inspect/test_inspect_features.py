@@ -101,8 +101,6 @@ def test_unknown_layer_lists_names_and_suggests(resnets):
     assert "top-level layers: input, conv1, bn1, relu, maxpool, layer1, layer2" in text
 
 
-@pytest.mark.xfail(strict=True, reason="until the `modules` branch lands (containers run their own forward): "
-                                       "then a plain forward hook on model.layer1[0] fires — remove this mark")
 def test_container_forward_hooks_fire(resnets):
     """Hooks on containers of a deep-copied network (no analysis to map names to graph nodes)."""
     ours, tv, x = resnets

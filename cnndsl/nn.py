@@ -1,4 +1,7 @@
-"""Small modules for operations torch.nn has no class for. Each is traceable by torch.fx."""
+"""Runtime modules for operations torch.nn has no class for (a leaf: imports only torch).
+
+Ops build them (`Op.build`); both emitters use them. Each is traceable by torch.fx.
+"""
 
 from __future__ import annotations
 
