@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cnndsl  # noqa: E402
-from cnndsl.train.commands import run_train  # noqa: E402
+from cnndsl.train import run_train  # noqa: E402
 
 SPEC = """
 network DigitsTransfer(num_classes = 10) {{

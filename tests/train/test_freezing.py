@@ -9,7 +9,7 @@ import torch
 import cnndsl
 from cnndsl import globs
 from cnndsl.train import checkpoint as ckpt
-from cnndsl.train.commands import run_train
+from cnndsl.train import run_train
 from cnndsl.train.optim import param_groups
 
 

@@ -9,7 +9,7 @@ import torch
 import cnndsl
 from cnndsl.errors import CnnError
 from cnndsl.train import checkpoint as ckpt
-from cnndsl.train.commands import run_train
+from cnndsl.train import run_train
 
 SPEC = """
 network T(num_classes = 4) {
@@ -104,25 +104,45 @@ def test_changed_freezing_cannot_be_resumed_but_continues_with_init_from(tmp_pat
 
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+R18_FILE = "resnet18-f37072fd.pth"    # the file of torchvision's resnet18.IMAGENET1K_V1
 
 
 @pytest.mark.slow
-def test_transfer_spec_runs_both_stages_offline(tmp_path, capsys):
-    """specs/transfer_resnet18: the frozen random backbone's BatchNorms never update; from epoch 3
-    layer4's do, and layer4 + head train at 1e-4 (a small input and dataset to stay quick)."""
-    spec = cnndsl.load(SPECS / "transfer_resnet18.cnn")
-    assert spec == cnndsl.load(SPECS / "transfer_resnet18.yaml")
-    res = run_train(spec, params={"size": 32}, run_dir=str(tmp_path / "r"), quiet=True,
-                    overrides={"data": "synthetic(num_train = 32, num_val = 8)", "batch_size": 16, "device": "cpu"})
-    assert "stage 2 (epoch 3): unfreeze features.layer4; 8,393,728 parameters join the optimizer; lr 0.0001" \
-        in capsys.readouterr().err
+def test_transfer_spec_runs_both_stages_offline(tmp_path, monkeypatch, cli):
+    """`cnndsl train specs/transfer_resnet18.cnn --set pretrained=true`, offline: "ImageNet" weights
+    (a state dict saved from a randomly initialised torchvision resnet18, put where torchvision's
+    cache expects the download) load by name; stage 1 trains the head only, the frozen backbone —
+    BatchNorm statistics included — keeps the file's values; from epoch 3 layer4 trains too, its
+    BatchNorms update, and layer4 + head train at 1e-4. A small input and dataset keep it quick."""
+    import torchvision
+
+    assert cnndsl.load(SPECS / "transfer_resnet18.yaml") == cnndsl.load(SPECS / "transfer_resnet18.cnn")
+
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(7)
+    saved = torchvision.models.resnet18().state_dict()
+    torch.save(saved, tmp_path / "hub" / "checkpoints" / R18_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    rc, out, err = cli("train", str(SPECS / "transfer_resnet18.cnn"), "--set", "pretrained=true",
+                       "--set", "size=32", "--set", "train.data=synthetic(num_train = 32, num_val = 8)",
+                       "--batch-size", "16", "--device", "cpu", "--quiet", "--run-dir", str(tmp_path / "r"))
+    assert rc == 0, err
+    assert "loaded 120 of 120 tensors from torchvision resnet18.IMAGENET1K_V1 (strict)" in err
+    assert "stage 2 (epoch 3): unfreeze features.layer4; 8,393,728 parameters join the optimizer; lr 0.0001" in err
     state = ckpt.load(tmp_path / "r" / "last.pt")
-    assert res.steps == 8 and state["stage"] == 1
-    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-4] * len(state["optimizer"]["param_groups"])
-    nbt = {k: int(v) for k, v in state["model"].items() if k.endswith("num_batches_tracked")}
-    assert {k: v for k, v in nbt.items() if not k.startswith("features.layer4.")} == \
-        {k: 0 for k in nbt if not k.startswith("features.layer4.")}
-    assert all(v == 4 for k, v in nbt.items() if k.startswith("features.layer4."))  # 2 epochs × 2 steps
-    trainable = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("features.") else "")
-                 for n, p in res.model.named_parameters() if p.requires_grad}
-    assert trainable == {"features.layer4", "head"}
+    assert state["global_step"] == 8 and state["stage"] == 1
+    groups = state["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == [1e-4] * len(groups)
+    assert {n.split(".")[0] if n.startswith("head") else ".".join(n.split(".")[:2]) for g in groups
+            for n in g["names"]} == {"head", "features.layer4"}
+    model = state["model"]
+    for key, value in saved.items():
+        if key.startswith("fc."):
+            continue
+        if key.startswith("layer4."):   # trained in stage 2 (2 epochs × 2 steps)
+            if key.endswith("num_batches_tracked"):
+                assert int(model["features." + key]) == int(value) + 4, key
+            elif key.endswith(("weight", "running_mean")):
+                assert not torch.equal(model["features." + key], value), key
+        else:                           # frozen throughout: the file's values, BatchNorm statistics too
+            assert torch.equal(model["features." + key], value), key
