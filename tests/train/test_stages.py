@@ -146,3 +146,18 @@ def test_transfer_spec_runs_both_stages_offline(tmp_path, monkeypatch, cli):
                 assert not torch.equal(model["features." + key], value), key
         else:                           # frozen throughout: the file's values, BatchNorm statistics too
             assert torch.equal(model["features." + key], value), key
+
+
+@pytest.mark.slow
+def test_example_runs_both_stages_through_the_python_api(monkeypatch, capsys):
+    """examples/transfer.py: cnndsl.param_groups gives the head at 1e-3, then layer4 + head at 1e-4;
+    the frozen stem's BatchNorm statistics do not move in the example's own loop."""
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["transfer.py", "--size", "32"])
+    runpy.run_path(str(SPECS.parent / "examples" / "transfer.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "TransferResNet18: 11,179,077 parameters, 2,565 trainable" in out
+    assert "stage 1: [(['head.weight', 'head.bias'], 0.001)]" in out
+    assert "stage 2: [('17 tensors from features.layer4.0.conv1.weight to head.bias', 0.0001)]" in out
+    assert "trainable now: 8,396,293 (layer4 + head); frozen stem BatchNorm statistics unchanged: True" in out
