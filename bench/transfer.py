@@ -116,7 +116,7 @@ def main() -> None:
                     a = run(method, weights, k, seed, args, out)
                     table.setdefault((method, k), []).append(a)
                     print(f"k={k:<3} seed={seed} {method:<10} test acc {a:.2%}", flush=True)
-        print(f"\n{args.steps} steps of batch {args.batch} per run, adam lr {args.lr:g}; "
+        print(f"\n{args.steps} steps of batch {args.batch} per run, adam lr {args.lr:g} (the head × {args.head_lr_scale:g}); "
               f"test: the held-out half of scikit-learn's digits; mean ± sd over seeds {args.seeds}; "
               f"{time.perf_counter() - t0:.0f}s in all\n")
         print("| labels per class | " + " | ".join(METHODS) + " |")
