@@ -142,13 +142,18 @@ def _api(path: Path, inp: Input, budget: tuple[int, int]) -> Outcome:
 
 
 def _emit_and_format(spec, a) -> None:
-    """--emit python compiles; fmt's output in either syntax parses back (a ValueError is fmt's
-    documented refusal: "cannot write this spec as ...")."""
+    """--emit python compiles (or refuses as documented: "cannot write a network with a backbone
+    yet"); fmt's output in either syntax parses back (a ValueError is fmt's documented refusal:
+    "cannot write this spec as ...")."""
     import cnndsl
     from cnndsl.emit.python import python_source
     from cnndsl.syntax.format import format_cnn, format_yaml
 
-    compile(python_source(a), "<emitted>", "exec")
+    try:
+        compile(python_source(a), "<emitted>", "exec")
+    except cnndsl.CnnError as exc:
+        if not any("cannot write a network with a backbone" in d.message for d in exc.diagnostics):
+            raise
     for fmt, writer in (("cnn", format_cnn), ("yaml", format_yaml)):
         try:
             text = writer(spec)

@@ -29,7 +29,7 @@ def is_frozen(module: nn.Module) -> bool:
     params = list(module.parameters(recurse=False))
     if params:
         return not any(p.requires_grad for p in params)
-    return bool(getattr(module, "cnndsl_frozen", False))
+    return bool(getattr(module, "_cnndsl_frozen", False))
 
 
 def frozen_norms(model: nn.Module) -> list[str]:
@@ -51,7 +51,7 @@ def mark_norms(model: nn.Module, freeze: Sequence[str], unfreeze: Sequence[str])
     """Record which norm layers without parameters the spec's patterns freeze."""
     for name, m in norm_layers(model):
         if not list(m.parameters(recurse=False)):
-            m.cnndsl_frozen = globs.frozen(name, freeze, unfreeze)
+            m._cnndsl_frozen = globs.frozen(name, freeze, unfreeze)
 
 
 def set_trainable(model: nn.Module, freeze: Sequence[str], unfreeze: Sequence[str]) -> list[str]:
@@ -63,8 +63,8 @@ def set_trainable(model: nn.Module, freeze: Sequence[str], unfreeze: Sequence[st
     for n, on in flags.items():
         params[n].requires_grad_(on)
     bare = {n: m for n, m in norm_layers(model) if not list(m.parameters(recurse=False))}
-    norms = {n: not getattr(m, "cnndsl_frozen", False) for n, m in bare.items()}
+    norms = {n: not getattr(m, "_cnndsl_frozen", False) for n, m in bare.items()}
     globs.apply(norms, freeze, unfreeze)
     for n, on in norms.items():
-        bare[n].cnndsl_frozen = not on
+        bare[n]._cnndsl_frozen = not on
     return joined
