@@ -23,7 +23,7 @@ from torch import nn
 from cnndsl import globs
 from cnndsl.emit.frozen import hold_frozen_norms
 from cnndsl.errors import error
-from cnndsl.files import writing
+from cnndsl.files import file_span, writing
 from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R
 from .stages import Stages, groups_mismatch
 from .data import Data
@@ -190,7 +190,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         stages.replay(int(resume_state.get("stage", 0)), int(resume_state["global_step"]))
         why = groups_mismatch(opt, resume_state["optimizer"])
         if why:
-            raise error(f"cannot resume {opts.resume}: {why} (the spec's freezing or param_groups changed)",
+            raise error(f"cannot resume {opts.resume}: the optimizer state does not fit this run: {why} "
+                        "(the spec's freezing or param_groups changed)", file_span(resume_path),
                         hint="--resume continues the same run; to start a new run from these weights "
                              f"(a new stage, a changed spec) use --init-from {opts.resume}")
         pos = R.restore(resume_state, resume_path, model=model, opt=opt, sched=sched, scaler=scaler, ema=ema,
