@@ -205,7 +205,12 @@ def _torchinfo(model, a) -> None:
 def cmd_ops(args: argparse.Namespace) -> int:
     from .ops.help import describe, listing, lookup
 
-    print(describe(lookup(args.name)) if args.name else listing())
+    if args.name:
+        print(describe(lookup(args.name)))
+        return EXIT_OK
+    from .library import blocks_listing
+
+    print(listing() + "\n\n" + blocks_listing())
     return EXIT_OK
 
 
@@ -248,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 
+    from .library import register as register_specs  # argparse only
+
+    register_specs(sub, parents=[common])
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])

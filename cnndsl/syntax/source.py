@@ -22,6 +22,10 @@ def read_file(path: str | os.PathLike) -> str:
     p = Path(path)
     shown = str(path)
     if not p.exists():
+        from .. import library
+
+        if library.is_name(shown):
+            raise error(f"no such file or shipped spec: {shown}", None, library.unknown_hint(shown))
         hint = None
         parent = p.parent if str(p.parent) else Path(".")
         if parent.is_dir():
@@ -45,6 +49,17 @@ def read_file(path: str | os.PathLike) -> str:
         raise error(f"{shown} is not UTF-8 text (byte {exc.start})", None,
                     "save the spec as UTF-8 (plain ASCII is fine)") from None
     return text
+
+
+def shipped_or_path(source: str | os.PathLike) -> str | os.PathLike:
+    """``source`` itself when it names a file (or is not a name); else the shipped spec of that
+    name (``resnet18`` → the installed ``specs/resnet18.cnn``)."""
+    from .. import library
+
+    text = os.fspath(source)
+    if os.path.exists(text) or not library.is_name(text):
+        return source
+    return library.find(text) or source
 
 
 def detect_format(text: str, name: str = "") -> str:
@@ -77,7 +92,7 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
     """A path or spec text → a Spec with imported block definitions merged in."""
     if isinstance(source, os.PathLike) or ("\n" not in str(source) and "{" not in str(source)
                                            and str(source).strip() != ""):
-        path = str(source)
+        path = str(shipped_or_path(source))
         spec = parse_text(read_file(path), path, fmt)
         base = Path(path).parent
     else:
@@ -98,8 +113,7 @@ def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_f
     pending = [(imp, base, (spec.path or "<string>",)) for imp in spec.imports]
     while pending:
         imp, where, chain = pending.pop(0)
-        target = (where / imp.path)
-        _check_import_suffix(imp, target)
+        target = _import_target(imp, where)
         if not target.exists():
             raise error(f"cannot import '{imp.path}': no such file ({target})", imp.span,
                         "import paths are relative to the importing file")
@@ -117,6 +131,23 @@ def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_f
             blocks[b.name] = b
         pending += [(i, target.parent, chain + (str(target),)) for i in sub.imports]
     return spec.model_copy(update={"blocks": tuple(blocks.values())})
+
+
+def _import_target(imp, where: Path) -> Path:
+    """The file an import names: a path (relative to the importing file's folder), or a shipped
+    spec's name without a suffix (``import "resnet_blocks"``, ``import "resnet18"``)."""
+    from .. import library
+
+    if library.is_name(imp.path):
+        found = library.find(imp.path)
+        if found is None:
+            raise error(f"cannot import '{imp.path}': no shipped spec has this name", imp.span,
+                        library.unknown_hint(imp.path) + " (a file is imported by its path, with its "
+                        "suffix: import \"lib/blocks.cnn\")")
+        return found
+    target = where / imp.path
+    _check_import_suffix(imp, target)
+    return target
 
 
 def _check_import_suffix(imp, target: Path) -> None:
