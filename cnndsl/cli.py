@@ -66,11 +66,21 @@ def add_common(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
     p.add_argument("--max-layers", type=int, metavar="N", help="limit on expanded layers (default 10000)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    add_plugin_option(p)
+
+
+def add_plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", metavar="MODULE", default=[],
+                   help="enable the ops a Python module defines (a module name or a .py file; repeatable)")
 
 
 def prepare(args: argparse.Namespace) -> None:
     """Fill ``args.params`` / ``args.train_overrides`` from ``--set`` and ``args.limits`` from
     ``--max-params`` / ``--max-layers`` (used by every command)."""
+    if getattr(args, "plugin", None):
+        from .plugins import enable
+
+        enable(args.plugin)
     args.params, args.train_overrides = parse_set(getattr(args, "set", None))
     args.limits = limits_from(args)
 
@@ -209,7 +219,9 @@ def cmd_ops(args: argparse.Namespace) -> int:
         print(describe(lookup(args.name)))
         return EXIT_OK
     from .library import blocks_listing
+    from .plugins import load_installed
 
+    load_installed()
     print(listing() + "\n\n" + blocks_listing())
     return EXIT_OK
 
@@ -251,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
     c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
     c.add_argument("--debug", action="store_true")
+    add_plugin_option(c)
     c.set_defaults(func=cmd_ops)
 
     from .library import register as register_specs  # argparse only

@@ -217,11 +217,12 @@ class Expander:
             return self.call_block(block, item, name, cur, ctx, env)
         cls = REGISTRY.get(item.op)
         if cls is None:
+            from .plugins import NOT_ENABLED_HINT
             from .syntax.import_hint import import_hint
 
             choices = list(REGISTRY) + list(self.blocks)
             hint = (import_hint(item.op, self.spec.path) or did_you_mean(item.op, choices)
-                    or "see 'cnndsl ops' for the list of ops")
+                    or NOT_ENABLED_HINT)
             if item.op == "x":
                 hint = "to repeat the previous item, put the count right after 'x': x3, or x(n) for an expression"
             raise error(f"unknown op or block '{item.op}'", item.span, hint)

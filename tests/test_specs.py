@@ -195,7 +195,7 @@ def test_cnn_bn_matches_handwritten_module():
 torchvision = pytest.importorskip("torchvision")
 
 
-def _parity(spec: str, reference: nn.Module, size: int, **params) -> None:
+def _parity(spec: str, reference: nn.Module, image: int, **params) -> None:
     """Same state_dict keys and shapes; torchvision's weights load strictly; same outputs (eval)."""
     reference.eval()
     if any(p.is_meta for p in reference.parameters()):   # skipped initialisation: random weights
@@ -214,7 +214,7 @@ def _parity(spec: str, reference: nn.Module, size: int, **params) -> None:
     _randomise_bn_stats(reference)
     model.load_state_dict(reference.state_dict(), strict=True)
     torch.manual_seed(0)
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(1, 3, image, image)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
 
