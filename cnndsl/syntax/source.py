@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..errors import error
 from ..files import read_regular_file
-from ..ir import Spec
+from ..ir import NetworkDef, Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn
 
@@ -102,11 +102,13 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
 
 
 def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_file) -> Spec:
-    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes.
+    """Merge the blocks and networks of imported files (transitively) into ``spec``; refuses cycles
+    and clashes (an imported network is used like a block, by its name: one namespace).
     ``read`` gives a file's text (the language server passes one that prefers unsaved buffers)."""
     if not spec.imports:
         return spec
     blocks = {b.name: b for b in spec.blocks}
+    networks: dict[str, NetworkDef] = {}
     seen: set[Path] = set()
     if spec.path and Path(spec.path).exists():
         seen.add(Path(spec.path).resolve())
@@ -129,8 +131,19 @@ def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_f
                 raise error(f"block '{b.name}' is defined twice", b.span,
                             notes=[(blocks[b.name].span, "also defined here")])
             blocks[b.name] = b
+        if sub.network is not None:
+            other = networks.setdefault(sub.network.name, sub.network)
+            if other is not sub.network:
+                raise error(f"two imported files define a network '{other.name}'", sub.network.span,
+                            "an imported network is used by its name: rename one of them",
+                            notes=[(other.span, "the other one")])
         pending += [(i, target.parent, chain + (str(target),)) for i in sub.imports]
-    return spec.model_copy(update={"blocks": tuple(blocks.values())})
+    for name, net in networks.items():
+        if name in blocks:
+            raise error(f"'{name}' is both a block and an imported network", blocks[name].span,
+                        "an imported network is used like a block, by its name: rename one of them",
+                        notes=[(net.span, "the network")])
+    return spec.model_copy(update={"blocks": tuple(blocks.values()), "networks": tuple(networks.values())})
 
 
 def _import_target(imp, where: Path) -> Path:
