@@ -55,7 +55,7 @@ def _keywords(value: Any, block_params: dict[str, list[str]]) -> None:
 
 
 def _layer(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
-    cls = REGISTRY.get(d["op"])
+    cls = None if d["op"] in block_params else REGISTRY.get(d["op"])  # blocks first: no plugin lookup
     if cls is not None:
         names, aliases = list(cls.positional), dict(cls.aliases)
     else:

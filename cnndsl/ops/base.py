@@ -213,8 +213,10 @@ _CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Registry(dict):
-    """``{name: op class}``. A name that is not registered is looked up among the ops installed
-    packages declare (entry points ``cnndsl.ops``, see :mod:`cnndsl.plugins`), loaded on first use."""
+    """``{name: op class}``. ``get`` and ``[]`` look a name that is not registered up among the ops
+    installed packages declare (entry points ``cnndsl.ops``, see :mod:`cnndsl.plugins`) and load
+    it; ``in`` and iteration see the ops loaded so far (scanning entry points costs ~0.1-0.3 s, paid
+    only when a spec names something that is neither a block nor a loaded op)."""
 
     def get(self, name, default=None, fallback: bool = True):  # type: ignore[override]
         found = dict.get(self, name)
@@ -223,9 +225,6 @@ class _Registry(dict):
 
             found = entry_point_op(name)
         return default if found is None else found
-
-    def __contains__(self, name: object) -> bool:
-        return self.get(name) is not None
 
     def __missing__(self, name: str) -> type[Op]:
         found = self.get(name)
