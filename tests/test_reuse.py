@@ -118,3 +118,9 @@ def test_both_writers_keep_extends(tmp_path):
     yaml_text = format_yaml(spec)
     assert "  extends: {ResNet18: {num_classes: n, size: 64}}" in yaml_text
     assert spec_hash(cnndsl.parse(yaml_text, format="yaml")) == spec_hash(spec) == spec_hash(cnndsl.parse(text))
+
+
+def test_standalone_formatting_keeps_imported_networks_imported(tmp_path, capsys):
+    taps = _write(tmp_path, "taps.cnn", TAPS)
+    assert main(["fmt", "--standalone", str(taps)]) == 2
+    assert "it imports the network(s) ResNet18, and a file holds one network" in capsys.readouterr().err

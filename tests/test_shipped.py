@@ -156,3 +156,11 @@ def test_a_wheel_ships_the_specs_and_builds_resnet18_by_name(tmp_path):
     assert lines[1].startswith("ok: mine.cnn: Mine")
     assert lines[2] == str(target / "cnndsl" / "specs" / "resnet18.cnn")
     assert lines[3] == "ResNet18 11689512"
+
+
+def test_a_missing_import_is_suggested_by_its_shipped_name(tmp_path):
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T {\n    input 3x32x32\n    InvertedResidual(16)\n}\n")
+    with pytest.raises(CnnError) as e:
+        cnndsl.analyze(spec)
+    assert 'did you forget `import "mobilenet_blocks"`? it defines block InvertedResidual' in e.value.render(color=False)
