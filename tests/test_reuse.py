@@ -124,3 +124,13 @@ def test_standalone_formatting_keeps_imported_networks_imported(tmp_path, capsys
     taps = _write(tmp_path, "taps.cnn", TAPS)
     assert main(["fmt", "--standalone", str(taps)]) == 2
     assert "it imports the network(s) ResNet18, and a file holds one network" in capsys.readouterr().err
+
+
+def test_comments_of_an_extension_survive_both_syntaxes():
+    text = ('import "resnet18"  # shipped\n\n# the network\nnetwork Taps(n = 5) extends ResNet18(num_classes=n) {'
+            "  # header\n    # a head\n    from layer4\n    mask: conv(1, k=1)  # 1 channel\n    output fc, mask  # both\n}\n")
+    spec = cnndsl.parse(text, filename="taps.cnn")
+    assert format_cnn(spec) == text
+    yaml_text = format_yaml(spec)
+    assert "network:  # header" in yaml_text and "    # a head\n" in yaml_text and "  # 1 channel" in yaml_text
+    assert format_cnn(cnndsl.parse(yaml_text, format="yaml", filename="taps.yaml")) == text
