@@ -16,7 +16,7 @@ from typing import Any
 from . import expr as E
 from .bind import bind_block, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
-from .extend import bind_chain, call_network, chain_input, expand_chain, input_of, statements
+from .extend import bind_chain, call_network, expand_chain, input_of, statements
 from .graph import Container, Graph, Node
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
 from .ops import REGISTRY, ShapeError
@@ -117,13 +117,7 @@ class Expander:
         check_block_cycles(self.spec)
         chain = bind_chain(self.spec, net, params)   # [(net, its parameters)], the networks it extends first
         bound = chain[-1][1]
-        dims, input_span = input_of(chain)
-        for d, e in zip(dims, chain_input(chain)):
-            if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-                raise error(f"input dimensions must be whole numbers ≥ 1, got {E.describe(d)}", e.span)
-        if len(dims) not in (1, 3):
-            raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
-                        input_span, "e.g. input 3x32x32")
+        dims, input_span = input_of(chain)   # checked: C×H×W or a vector, whole numbers ≥ 1
         self.check_size(net.body, bound)
         self.nodes.append(Node(0, "input", None, (), tuple(dims), input_span))
         root = _Ctx(_Scope(""), _Namespace(), dict(bound))
@@ -225,7 +219,7 @@ class Expander:
             from .plugins import NOT_ENABLED_HINT
             from .syntax.import_hint import import_hint
 
-            choices = list(REGISTRY) + list(self.blocks)
+            choices = list(REGISTRY) + list(self.blocks) + [n.name for n in self.spec.networks]
             hint = (import_hint(item.op, self.spec.path) or did_you_mean(item.op, choices)
                     or NOT_ENABLED_HINT)
             if item.op == "x":

@@ -87,17 +87,19 @@ def bind_chain(spec: Spec, net: NetworkDef, values: dict[str, Any]) -> Chain:
     return chain + [(net, {**inherited, **own})]
 
 
-def input_of(chain: Chain) -> tuple[list[Any], Any]:
-    """The input dimensions (evaluated) and the statement's span: the nearest declaration."""
-    for net, env in reversed(chain):
-        if net.input:
-            return [E.evaluate(e, E.Env(env)) for e in net.input], net.input_span
-    raise error(f"network '{chain[-1][0].name}' has no input", chain[-1][0].span, "declare one: input 3x32x32")
-
-
-def chain_input(chain: Chain) -> tuple:
-    """The input expressions that :func:`input_of` evaluates (for the spans of its errors)."""
-    return next((net.input for net, _ in reversed(chain) if net.input), ())
+def input_of(chain: Chain) -> tuple[list[int], Any]:
+    """The input dimensions (evaluated and checked) and the statement's span: the nearest declaration."""
+    net, env = next(((n, e) for n, e in reversed(chain) if n.input), (None, None))
+    if net is None:
+        raise error(f"network '{chain[-1][0].name}' has no input", chain[-1][0].span, "declare one: input 3x32x32")
+    dims = [E.evaluate(e, E.Env(env)) for e in net.input]
+    for d, e in zip(dims, net.input):
+        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+            raise error(f"input dimensions must be whole numbers ≥ 1, got {E.describe(d)}", e.span)
+    if len(dims) not in (1, 3):
+        raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
+                    net.input_span, "e.g. input 3x32x32")
+    return dims, net.input_span
 
 
 def expand_chain(exp: "Expander", chain: Chain, cur: int, ctx: "_Ctx") -> tuple[int, list[int]]:
