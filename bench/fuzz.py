@@ -148,7 +148,8 @@ def _emit_and_format(spec, a) -> None:
     from cnndsl.emit.python import python_source
     from cnndsl.syntax.format import format_cnn, format_yaml
 
-    compile(python_source(a), "<emitted>", "exec")
+    if not a.graph.backbones:  # --emit python refuses backbones (a documented CnnError)
+        compile(python_source(a), "<emitted>", "exec")
     for fmt, writer in (("cnn", format_cnn), ("yaml", format_yaml)):
         try:
             text = writer(spec)
