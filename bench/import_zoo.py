@@ -1,0 +1,122 @@
+"""Import every torchvision classification model and check the round trip; write a Markdown table.
+
+    python bench/import_zoo.py                     # all models → bench/import_zoo.json + table on stdout
+    python bench/import_zoo.py --only resnet18,vgg11 --timeout 300
+    python bench/import_zoo.py --one resnet18      # one model, JSON on stdout (what the driver runs)
+
+For each model of ``torchvision.models.list_models(module=torchvision.models)``: ``cnndsl import``
+(random weights, traced at a small input where the model allows), then the round trip — the spec
+compiled by cnndsl loads the model's state_dict strictly (same keys and shapes) and gives the same
+eval outputs (``torch.allclose``, rtol 1e-4, atol 1e-5) on a batch of two random images. Each model
+runs in its own process with a time limit; the table names what blocks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"inception_v3": 96}          # smallest inputs some models accept
+FIXED = ("vit_", "swin_", "maxvit_")  # models built for one input size
+DEFAULT_SIZE = 64
+
+
+def size_for(name: str) -> int:
+    if name.startswith(FIXED):
+        return 224
+    return SIZES.get(name, DEFAULT_SIZE)
+
+
+def run_one(name: str) -> dict:
+    from cnndsl.errors import CnnError
+    from cnndsl.syntax.format import format_cnn
+    from cnndsl.translate.importer import import_spec, parse_factory, round_trip
+
+    size = size_for(name)
+    shape = (3, size, size)
+    f = parse_factory(f"torchvision.models:{name}")
+    t0 = time.process_time()
+    try:
+        spec = import_spec(f, shape)
+    except CnnError as exc:
+        return {"model": name, "status": "blocked", "reason": _reason(exc.diagnostics[0].message, str(f))}
+    text = format_cnn(spec)
+    out = {"model": name, "input": f"3x{size}x{size}", "lines": text.count("\n"), "blocks": len(spec.blocks),
+           "import_cpu_s": round(time.process_time() - t0, 1)}
+    try:
+        res = round_trip(text, f, shape)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return {**out, "status": "fails", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    out.update(res)
+    out["status"] = "ok" if res["layout"] and res["outputs"] else "mismatch"
+    return out
+
+
+def _reason(message: str, factory: str) -> str:
+    """The error without the ``MODEL: torchvision.models:x`` the table's row already says."""
+    text = message.removeprefix("MODEL: ")
+    for lead in (f"{factory}: ", f"{factory} cannot be written as a spec: "):
+        text = text.removeprefix(lead)
+    return text
+
+
+def drive(names: list[str], timeout: float, jobs_out: Path) -> list[dict]:
+    results = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in names:
+        t0 = time.time()
+        try:
+            proc = subprocess.run(["nice", "-n", "10", sys.executable, __file__, "--one", name], env=env,
+                                  capture_output=True, text=True, timeout=timeout)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            res = json.loads(lines[-1]) if lines else {
+                "model": name, "status": "fails", "reason": (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
+        except subprocess.TimeoutExpired:
+            res = {"model": name, "status": "timeout", "reason": f"over {timeout:.0f} s"}
+        res["wall_s"] = round(time.time() - t0, 1)
+        results.append(res)
+        print(json.dumps(res), file=sys.stderr, flush=True)
+        jobs_out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def table(results: list[dict]) -> str:
+    ok = sum(r["status"] == "ok" for r in results)
+    rows = [f"{ok} of {len(results)} models round-trip.", "",
+            "| model | input | round trip | spec lines | blocks | max diff | what blocks it |",
+            "|---|---|---|---:|---:|---:|---|"]
+    for r in results:
+        verdict = {"ok": "✅ layout + outputs", "mismatch": "❌ outputs differ"}.get(r["status"], r["status"])
+        diff = f"{r['max_diff']:.1e}" if "max_diff" in r else ""
+        reason = r.get("reason", "").replace("|", "\\|")
+        rows.append(f"| {r['model']} | {r.get('input', '')} | {verdict} | {r.get('lines', '')} | "
+                    f"{r.get('blocks', '')} | {diff} | {reason} |")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--one", metavar="MODEL", help="import one model and print its result as JSON")
+    ap.add_argument("--only", metavar="A,B", help="a comma-separated subset of the models")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per model (default 600)")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "import_zoo.json"), help="where results go")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return 0
+    import torchvision
+
+    names = args.only.split(",") if args.only else torchvision.models.list_models(module=torchvision.models)
+    results = drive(names, args.timeout, Path(args.json))
+    sys.stdout.write(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
