@@ -43,7 +43,7 @@ def input_shape(text: str) -> tuple[int, ...]:
 def cmd_import(args: argparse.Namespace) -> int:
     from ..errors import error
     from ..syntax.format import format_cnn, format_yaml
-    from .importer import import_spec, parse_factory, round_trip
+    from .importer import import_spec, make_model, parse_factory, round_trip
 
     shape = input_shape(args.input)
     out = args.output
@@ -69,7 +69,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"{where}: {lines} lines, {blocks} block definition(s), network {spec.network.name}",  # type: ignore[union-attr]
           file=sys.stderr)
     if args.check:
-        res = round_trip(text, factory, shape, fmt)
+        res = round_trip(text, make_model(factory, "cpu"), shape, fmt)
         verdict = "ok" if res["layout"] and res["outputs"] else "MISMATCH"
         print(f"round trip {verdict}: state_dict {'same keys and shapes' if res['layout'] else 'differs'}, "
               f"strict load ok, max |output difference| {res['max_diff']:.2e}", file=sys.stderr)

@@ -115,7 +115,10 @@ class FlowBuilder:
         if blocked:
             r = blocked[0]
             more = f" (and {len(blocked) - 1} more node(s))" if len(blocked) > 1 else ""
-            raise ImportBlocked(r.name, f"{r.reason or 'no cnndsl op'} [{r.target}]{more}",
+            reason = r.reason or f"no cnndsl op for {r.target}"
+            if r.target not in reason:
+                reason += f" ({r.target})"
+            raise ImportBlocked(r.name, f"{reason}{more}",
                                 "the node needs an op cnndsl does not have yet")
         self.t = t
         self.users: dict[str, list[str]] = {}
@@ -152,6 +155,7 @@ class FlowBuilder:
                                     "a module must run as one piece to become a block or group")
             done.add(path)
             units.append(_Unit(key, [r], path))
+        units = [part for u in units for part in self.hoist(u)]
         for u in units:
             inside = {r.name for r in u.records}
             u.inputs = list(dict.fromkeys(i for r in u.records for i in r.inputs if i not in inside))
@@ -163,6 +167,19 @@ class FlowBuilder:
                                     "a block or group has one output")
             u.output = outs[0]
         return units
+
+    @staticmethod
+    def hoist(u: _Unit) -> list[_Unit]:
+        """A module that starts by merging several outside values (DenseNet's layers concatenate
+        the features so far) reads one value once that merge moves out, in front of it: the merge
+        holds no parameters, so the state_dict does not change."""
+        first = u.records[0]
+        if u.path is None or len(u.records) < 2 or first.op not in MERGES or len(first.inputs) < 2:
+            return [u]
+        rest = u.records[1:]
+        if any(first.name != i and i not in {r.name for r in rest} for r in rest for i in r.inputs):
+            return [u]
+        return [_Unit(first.name.rsplit(".", 1)[-1], [first]), _Unit(u.key, rest, u.path)]
 
     def scope(self, scope: str, records: list[Record], vin: str, closed: bool) -> list[Item]:
         """The items of one module scope, fed ``vin``; ``closed``: a block (``input`` = ``vin``)."""

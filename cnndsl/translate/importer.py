@@ -155,25 +155,27 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def round_trip(spec_text: str, f: Factory, input_shape: tuple[int, ...], fmt: str = "cnn",
+def round_trip(spec_text: str, model: Any, input_shape: tuple[int, ...], fmt: str = "cnn",
                seed: int = 0) -> dict[str, Any]:
-    """Compile ``spec_text``, load the model's (random) state_dict strictly, compare eval outputs.
-
-    Returns ``{"layout": bool, "outputs": bool, "max_diff": float}``; raises what the load raises."""
+    """Compile ``spec_text``, load ``model``'s state_dict strictly, compare eval outputs on two random
+    inputs. The compiled network is made on the meta device and filled by the load (no second
+    initialisation). Returns ``{"layout": bool, "outputs": bool, "max_diff": float}``; raises what
+    the load raises."""
     import torch
 
-    import cnndsl
+    from ..api import build, parse
 
     torch.manual_seed(seed)
-    model = make_model(f, "cpu")
-    built = cnndsl.build(cnndsl.parse(spec_text, format=fmt)).eval()
+    with torch.device("meta"):
+        built = build(parse(spec_text, format=fmt))
+    built = built.to_empty(device="cpu").eval()
     sd = model.state_dict()
-    layout = list(sd) == list(built.state_dict()) and all(
-        sd[k].shape == v.shape for k, v in built.state_dict().items())
+    mine = built.state_dict()
+    layout = [(k, tuple(v.shape)) for k, v in sd.items()] == [(k, tuple(v.shape)) for k, v in mine.items()]
     built.load_state_dict(sd, strict=True)
     x = torch.randn(2, *input_shape)
     with torch.no_grad():
-        want, got = model(x), built(x)
+        want, got = model.eval()(x), built(x)
     diff = float((want - got).abs().max())
     ok = torch.allclose(want, got, rtol=1e-4, atol=1e-5)
     return {"layout": layout, "outputs": bool(ok), "max_diff": diff}
