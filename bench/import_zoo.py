@@ -2,14 +2,15 @@
 
     python bench/import_zoo.py                     # all models → bench/import_zoo.json + table on stdout
     python bench/import_zoo.py --only resnet18,vgg11 --timeout 300
-    python bench/import_zoo.py --one resnet18      # one model, JSON on stdout (what the driver runs)
+    python bench/import_zoo.py --one resnet18      # one model, JSON on stdout
 
 For each model of ``torchvision.models.list_models(module=torchvision.models)``: ``cnndsl import``
 (on the meta device, traced at a small input where the model allows), then the round trip with
 random weights — the spec
 compiled by cnndsl loads the model's state_dict strictly (same keys and shapes) and gives the same
 eval outputs (``torch.allclose``, rtol 1e-4, atol 1e-5) on a batch of two random images. Each model
-runs in its own process with a time limit; the table names what blocks the others.
+runs under a time limit, in one of ``--workers`` niced processes; the table names what blocks the
+others.
 """
 
 from __future__ import annotations
@@ -101,23 +102,53 @@ def random_model(meta, f):
     return model.eval()
 
 
-def drive(names: list[str], timeout: float, jobs_out: Path) -> list[dict]:
-    results = []
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_many(names: list[str], timeout: float) -> None:
+    """Models one after another in this process (torch imported once), each under an alarm;
+    one JSON line per model on stdout."""
+    import gc
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError
+
+    signal.signal(signal.SIGALRM, expired)
     for name in names:
         t0 = time.time()
+        signal.alarm(int(timeout))
         try:
-            proc = subprocess.run(["nice", "-n", "10", sys.executable, __file__, "--one", name], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            res = json.loads(lines[-1]) if lines else {
-                "model": name, "status": "fails", "reason": (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
-        except subprocess.TimeoutExpired:
+            res = run_one(name)
+        except TimeoutError:
             res = {"model": name, "status": "timeout", "reason": f"over {timeout:.0f} s"}
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            res = {"model": name, "status": "fails", "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        finally:
+            signal.alarm(0)
         res["wall_s"] = round(time.time() - t0, 1)
-        results.append(res)
-        print(json.dumps(res), file=sys.stderr, flush=True)
-        jobs_out.write_text(json.dumps(results, indent=1))
+        print(json.dumps(res), flush=True)
+        gc.collect()
+
+
+def drive(names: list[str], timeout: float, workers: int, jobs_out: Path) -> list[dict]:
+    """``workers`` processes (niced), each running every ``workers``-th model in order."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = []
+    for w in range(workers):
+        chunk = names[w::workers]
+        log = open(jobs_out.with_suffix(f".{w}.jsonl"), "w")
+        procs.append((subprocess.Popen(["nice", "-n", "5", sys.executable, __file__, "--many", ",".join(chunk),
+                                        "--timeout", str(timeout)], env=env, stdout=log), log))
+    for proc, log in procs:
+        proc.wait()
+        log.close()
+    found = {}
+    for w in range(workers):
+        for line in jobs_out.with_suffix(f".{w}.jsonl").read_text().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                found[r["model"].split("(")[0]] = r
+    results = [found.get(n, {"model": n, "status": "fails", "reason": "no result (the worker died)"})
+               for n in names]
+    jobs_out.write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -135,20 +166,72 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def causes(results: list[dict]) -> str:
+    """What blocks the models that do not round-trip, grouped: each missing op with the models it
+    blocks, then the other causes."""
+    by_cause: dict[str, list[str]] = {}
+    for r in results:
+        if r["status"] == "ok":
+            continue
+        reason = r.get("reason", r["status"])
+        name = r["model"].split("(")[0]
+        if "no cnndsl op for " in reason:
+            ops = reason.split("no cnndsl op for ", 1)[1].split(", and ")[0].split(", ")
+            for op in ops:
+                by_cause.setdefault(f"no op for `{op.split(' (×')[0]}`", []).append(name)
+            continue
+        if "is not a spec name" in reason:
+            key = "module names that are not identifiers (`block1-0`): quoted names (branch `constructs`)"
+        elif "reads" in reason and "values" in reason:
+            key = "a module reads several values (a block or group reads one)"
+        elif "does not use" in reason:
+            key = "the eval-mode forward leaves state_dict entries unused"
+        else:
+            key = reason
+        by_cause.setdefault(key, []).append(name)
+    lines = [f"- {cause}: {', '.join(dict.fromkeys(models))}"
+             for cause, models in sorted(by_cause.items(), key=lambda kv: -len(set(kv[1])))]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(results: list[dict], path: Path) -> None:
+    """Replace the table and the causes in docs/import.md."""
+    text = path.read_text()
+    start, end = "<!-- zoo table: generated by bench/import_zoo.py -->\n", "<!-- end of zoo table -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    tail = tail.split("What blocks the rest, by cause:", 1)[0]
+    path.write_text(head + start + table(results) + end + tail + "What blocks the rest, by cause:\n\n"
+                    + causes(results))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", metavar="MODEL", help="import one model and print its result as JSON")
+    ap.add_argument("--many", metavar="A,B", help="import these models in this process (JSON lines)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--only", metavar="A,B", help="a comma-separated subset of the models")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per model (default 600)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "import_zoo.json"), help="where results go")
+    ap.add_argument("--docs", metavar="MD", help="with --from-json: write the table into this Markdown file")
+    ap.add_argument("--from-json", metavar="JSON", help="make the table from earlier results, run nothing")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one)))
         return 0
+    if args.many:
+        run_many(args.many.split(","), args.timeout)
+        return 0
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        if args.docs:
+            write_docs(results, Path(args.docs))
+        sys.stdout.write(table(results) + "\n" + causes(results))
+        return 0
     import torchvision
 
     names = args.only.split(",") if args.only else torchvision.models.list_models(module=torchvision.models)
-    results = drive(names, args.timeout, Path(args.json))
+    results = drive(names, args.timeout, args.workers, Path(args.json))
     sys.stdout.write(table(results))
     return 0
 

@@ -107,19 +107,26 @@ def owner(r: Record) -> str:
     return r.module if r.module else r.name
 
 
+def _opaque_summary(blocked: list[Record]) -> str:
+    """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted."""
+    causes: dict[str, int] = {}
+    for r in blocked:
+        missing = r.reason is None or r.reason.startswith("no cnndsl op")
+        cause = r.target if missing else f"{r.target}: {r.reason}"
+        causes[cause] = causes.get(cause, 0) + 1
+    listed = [f"{c} (×{n})" if n > 1 else c for c, n in list(causes.items())[:6]]
+    more = f", and {len(causes) - 6} more" if len(causes) > 6 else ""
+    return f"no cnndsl op for {', '.join(listed)}{more}"
+
+
 class FlowBuilder:
     """Builds the item tree of a translation (see the module docstring)."""
 
     def __init__(self, t: Translation):
         blocked = [r for r in t.records if r.opaque]
         if blocked:
-            r = blocked[0]
-            more = f" (and {len(blocked) - 1} more node(s))" if len(blocked) > 1 else ""
-            reason = r.reason or f"no cnndsl op for {r.target}"
-            if r.target not in reason:
-                reason += f" ({r.target})"
-            raise ImportBlocked(r.name, f"{reason}{more}",
-                                "the node needs an op cnndsl does not have yet")
+            raise ImportBlocked(blocked[0].name, _opaque_summary(blocked),
+                                "the nodes need ops cnndsl does not have yet")
         self.t = t
         self.users: dict[str, list[str]] = {}
         for r in t.records:

@@ -142,12 +142,20 @@ def import_spec(f: Factory, input_shape: tuple[int, ...] = DEFAULT_INPUT, model:
     if t.dropped:
         raise error(f"MODEL: {f}: its forward (eval mode) does not use {len(t.dropped)} state_dict entries "
                     f"({', '.join(t.dropped[:3])}{', ...' if len(t.dropped) > 3 else ''})", None,
-                    "a spec holds only what the forward uses, so the state_dict would not load")
+                    "a spec holds only what the forward uses, so the state_dict would not load: make the model "
+                    "without the parts it does not run (GoogLeNet, Inception v3: aux_logits=False)")
     try:
-        return translation_to_spec(t, f.name.rsplit(".", 1)[-1])
+        return translation_to_spec(t, network_name(f))
     except ImportBlocked as exc:
         raise error(f"MODEL: {f} cannot be written as a spec: node '{exc.node}': {exc.reason}", None,
                     exc.hint) from None
+
+
+def network_name(f: Factory) -> str:
+    """The factory's name, or the model a generic factory is asked for (``create_model('resnet18')``)."""
+    if f.args and isinstance(f.args[0], str) and f.args[0].isidentifier():
+        return f.args[0]
+    return f.name.rsplit(".", 1)[-1]
 
 
 def _first_line(exc: BaseException) -> str:
