@@ -135,7 +135,7 @@ def drive(names: list[str], timeout: float, workers: int, jobs_out: Path) -> lis
     for w in range(workers):
         chunk = names[w::workers]
         log = open(jobs_out.with_suffix(f".{w}.jsonl"), "w")
-        procs.append((subprocess.Popen(["nice", "-n", "5", sys.executable, __file__, "--many", ",".join(chunk),
+        procs.append((subprocess.Popen(["nice", "-n", "1", sys.executable, __file__, "--many", ",".join(chunk),
                                         "--timeout", str(timeout)], env=env, stdout=log), log))
     for proc, log in procs:
         proc.wait()

@@ -55,7 +55,8 @@ def test_resnet18_blocks_and_repeats(resnet18_text):
     assert "block BasicBlock_2(out) {" in text             # the downsampling block (its own structure)
     assert "layer1: BasicBlock(64) x2" in text              # layer1 as a repeat
     assert "layer2: { BasicBlock_2(128)  BasicBlock(128) }" in text
-    assert "downsample: { conv(out, k=1, s=2, bias=false)  batchnorm }" in text
+    assert "} shortcut downsample { conv(out, k=1, s=2, bias=false)  batchnorm }" in text   # a residual
+    assert "    residual {\n        conv1: conv(out, k=3, p=1, bias=false)" in text
     assert "network resnet18(num_classes = 1000) {" in text and "fc: linear(num_classes)" in text
     assert text.count("\n") < 45
 
@@ -89,7 +90,7 @@ def test_mobilenet_blocks_get_defaults_and_repeats():
     text = imported("torchvision:mobilenet_v2")
     assert "block Conv2dNormActivation(out, kernel = 3, stride = 1, padding = 1, groups = 1) {" in text
     assert "InvertedResidual_3(384) x3" in text
-    assert "add(input)" in text                                 # the inverted residual's skip
+    assert "block InvertedResidual_3(out, conv_out = 64) {\n    residual {\n        conv: {" in text
 
 
 # ----------------------------------------------------------------------------- errors

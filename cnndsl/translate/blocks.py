@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..ops import REGISTRY
-from .flow import FromItem, GroupItem, ImportBlocked, Instance, Item, LayerItem, MergeItem, valid_name
+from .flow import FromItem, GroupItem, ImportBlocked, Instance, Item, LayerItem, MergeItem, ResidualItem, valid_name
 
 
 @dataclass
@@ -37,6 +37,8 @@ def block_calls(items: list[Item]) -> Iterator[LayerItem]:
             yield it
         elif isinstance(it, GroupItem):
             yield from block_calls(it.body)
+        elif isinstance(it, ResidualItem):
+            yield from block_calls(it.body + (it.shortcut or []))
 
 
 def structure(items: list[Item]) -> tuple[tuple, list[tuple[str, str]], list[Any]]:
@@ -56,6 +58,11 @@ def structure(items: list[Item]) -> tuple[tuple, list[tuple[str, str]], list[Any
             shape.append(("M", it.merge, it.refs, it.name))
         elif isinstance(it, FromItem):
             shape.append(("F", it.ref))
+        elif isinstance(it, ResidualItem):
+            inner, lab, val = structure(it.body + (it.shortcut or []))
+            shape.append(("R", len(it.body), it.shortcut_name, it.shortcut is None, inner))
+            labels += lab
+            values += val
         else:
             inner, lab, val = structure(it.body)
             shape.append(("G", it.name, inner))

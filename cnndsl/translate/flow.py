@@ -69,7 +69,16 @@ class GroupItem:
     body: list["Item"]
 
 
-Item = Union[LayerItem, MergeItem, FromItem, GroupItem]
+@dataclass
+class ResidualItem:
+    """``residual { body } shortcut NAME { shortcut }``: body(x) + shortcut(x) (identity if None)."""
+
+    body: list["Item"]
+    shortcut_name: str | None = None
+    shortcut: list["Item"] | None = None
+
+
+Item = Union[LayerItem, MergeItem, FromItem, GroupItem, ResidualItem]
 
 
 @dataclass
@@ -230,7 +239,7 @@ class FlowBuilder:
         out = [u.output for u in units][-1] if units else vin
         if out != cur:   # pragma: no cover - the last unit's output is the scope's
             items.append(FromItem(ref(out, scope)))
-        return items
+        return residuals(items, units) if closed else items
 
     def name_of(self, u: _Unit, taken: set[str], reader: str) -> str:
         """The name a later item refers to ``u`` by (named now if it had none)."""
@@ -283,3 +292,34 @@ class FlowBuilder:
         inst = Instance(cls, u.path, self.scope(u.path, u.records, vin, closed=True))
         self.instances.append(inst)
         return LayerItem(cls, {}, self.label(u.key, u.path) if named else None, inst)
+
+
+def residuals(items: list[Item], units: list[_Unit]) -> list[Item]:
+    """A block body that starts with a chain from its input and adds the input (or a projection of
+    it) back is a ``residual``: ``conv1 … bn2  add(input)`` → ``residual { conv1 … bn2 }``, and
+    ``conv1 … bn2  from input  downsample: { … }  add(bn2)`` → ``residual { … } shortcut
+    downsample { … }``. The implicit sum takes no position, so nothing stateful may follow it at
+    a position."""
+    for k, it in enumerate(items):
+        if isinstance(it, MergeItem) and it.merge == "add" and it.name is None and len(it.refs) == 1:
+            break
+    else:
+        return items
+    head, tail = items[:k], items[k + 1:]
+    if any(isinstance(x, (MergeItem, ResidualItem)) for x in head) or not head:
+        return items
+    unnamed_stateful = [u for u in units if POSITION.fullmatch(u.key) and u.item is not None
+                        and any(r.op in STATEFUL for r in u.records)]
+    if any(u.item in tail for u in unnamed_stateful) or any(isinstance(x, LayerItem) and x.block is not None
+                                                           and x.name is None for x in tail):
+        return items
+    froms = [i for i, x in enumerate(head) if isinstance(x, FromItem)]
+    if not froms and it.refs == ("input",):
+        return [ResidualItem(head), *tail]
+    if froms == [len(head) - 2] and head[-2].ref == "input" and isinstance(head[-1], GroupItem):  # type: ignore[union-attr]
+        main = head[:-2]
+        last = main[-1] if main else None
+        if main and getattr(last, "name", None) == it.refs[0]:
+            short = head[-1]
+            return [ResidualItem(main, short.name, short.body), *tail]  # type: ignore[union-attr]
+    return items

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from ..expr import Expr, Name, Num, literal
-from ..ir import BlockDef, From, Group, Item, Kwarg, Layer, Merge, NetworkDef, Param, Ref, Repeat, Spec
+from ..ir import (BlockDef, From, Group, Item, Kwarg, Layer, Merge, NetworkDef, Param, Ref, Repeat, Residual, Shortcut,
+                  Spec)
 from ..ops import REGISTRY
 from .blocks import Variant, resolve
-from .flow import FlowBuilder, FromItem, GroupItem, LayerItem, MergeItem, valid_name
+from .flow import FlowBuilder, FromItem, GroupItem, LayerItem, MergeItem, ResidualItem, valid_name
 from .flow import Item as FlowItem
 from .records import Translation
 
@@ -82,6 +83,11 @@ def _items(body: list[FlowItem], slots: Iterator[tuple[str, Any]], literal_slots
             out.append(Merge(name=it.name, merge=it.merge, refs=tuple(Ref(path=(r,)) for r in it.refs)))
         elif isinstance(it, GroupItem):
             out.append(Group(name=it.name, body=_items(it.body, slots, literal_slots)))
+        elif isinstance(it, ResidualItem):
+            main = _items(it.body, slots, literal_slots)
+            short = None if it.shortcut is None else \
+                Shortcut(name=it.shortcut_name, body=_items(it.shortcut, slots, literal_slots))
+            out.append(Residual(body=main, shortcut=short))
         elif it.block is not None:
             values = _slot_values(it.block.args, slots, literal_slots)
             out.append(_call(it.block.variant or "", values, it.block.defaults, it.name))
