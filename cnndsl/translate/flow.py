@@ -105,10 +105,14 @@ class _Unit:
     item: Item | None = None
 
 
+def valid_label(name: str) -> bool:
+    """A name the spec can write as an item's label and refer to (``block: { ... }`` is fine)."""
+    return spelling_problem(name) is None and name not in ITEM_KEYWORDS and name not in RESERVED_MODULE_NAMES
+
+
 def valid_name(name: str) -> bool:
-    """A name the spec can write as a label (an identifier, no keyword, no module attribute)."""
-    return (spelling_problem(name) is None and name not in KEYWORDS and name not in ITEM_KEYWORDS
-            and name not in RESERVED_MODULE_NAMES)
+    """A name for a block, a parameter or a network: a label that is no keyword either."""
+    return valid_label(name) and name not in KEYWORDS
 
 
 def owner(r: Record) -> str:
@@ -251,9 +255,9 @@ class FlowBuilder:
         stateful = any(r.op in STATEFUL for r in u.records)
         if u.path is not None or (POSITION.fullmatch(u.key) and stateful):
             raise ImportBlocked(reader, f"reads the module at position '{u.key}', which a spec cannot name")
-        base = u.key if valid_name(u.key) else f"{u.key}_out"
+        base = u.key if valid_label(u.key) else f"{u.key}_out"
         name, n = base, 1
-        while name in taken or not valid_name(name):
+        while name in taken or not valid_label(name):
             n += 1
             name = f"{base}_{n}"
         taken.add(name)
@@ -275,7 +279,7 @@ class FlowBuilder:
         return LayerItem(r.op, dict(r.args), name)
 
     def label(self, key: str, path: str) -> str:
-        if valid_name(key):
+        if valid_label(key):
             return key
         problem = spelling_problem(key)
         if problem is not None and "digit" not in problem:
