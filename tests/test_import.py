@@ -72,6 +72,7 @@ def test_resnet18_text_is_fmt_clean_in_both_syntaxes(resnet18_text):
 @pytest.mark.parametrize("call, build", [
     ("torchvision.models:mobilenet_v2(num_classes=10)", lambda: torchvision.models.mobilenet_v2(num_classes=10)),
     ("torchvision:squeezenet1_1", torchvision.models.squeezenet1_1),
+    ("torchvision:mobilenet_v3_small", torchvision.models.mobilenet_v3_small),   # SE: multiply(input); 'block:'
 ])
 def test_other_families_round_trip(call, build):
     text = imported(call)
