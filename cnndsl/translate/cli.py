@@ -53,7 +53,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     factory = parse_factory(args.model)
     spec = import_spec(factory, shape)
     text = (format_yaml if fmt == "yaml" else format_cnn)(spec)
-    text = _header(factory, fmt) + text
+    text = _header(factory) + text
     if out:
         try:
             with open(out, "w", encoding="utf-8") as fh:
@@ -78,5 +78,5 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _header(factory: Any, fmt: str) -> str:
+def _header(factory: Any) -> str:
     return f"# Imported from {factory} by cnndsl import; its state_dict loads into this network.\n"
