@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 SpecLike = Spec | str | os.PathLike
 
 
-def load(source: str | os.PathLike, format: str | None = None) -> Spec:
-    """Read a spec from a path (``.cnn``, ``.yaml``) or from spec text; imports are resolved.
+def load(source: str | os.PathLike, format: str | None = None, plugins: Sequence[str] = ()) -> Spec:
+    """Read a spec from a path (``.cnn``, ``.yaml``), the name of a shipped spec (``"resnet18"``)
+    or spec text; imports are resolved. ``plugins``: modules (names or ``.py`` files) whose ops
+    the spec uses, enabled first (for the whole process; see :mod:`cnndsl.plugins`).
 
     Raises :class:`cnndsl.CnnError` with diagnostics on any problem.
     """
+    if plugins:
+        from .plugins import enable
+
+        enable(plugins, flag="plugins")
     return load_spec(source, format)
 
 
