@@ -304,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_schema(sub, parents=[common])
     register_lsp(sub, parents=[common])
     register_inspect(sub, parents=[common])
+    from .translate.cli import register as register_import
+
+    register_import(sub, parents=[common])
     return p
 
 
