@@ -74,6 +74,33 @@ def analysis_of(model: Any) -> Analysis | None:
         return None
 
 
+def param_groups(model: "nn.Module", spec: SpecLike, *, epoch: int = 1,
+                 overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for ``model`` by the rules of ``spec``'s train section, as
+    ``cnndsl train`` makes them: ``param_groups`` (first match wins; ``lr`` / ``lr_scale``,
+    ``weight_decay`` / ``wd_scale``), the optimizer's ``lr`` and ``weight_decay``, and the
+    ``stages`` that have started by ``epoch`` (numbered from 1): their ``freeze``/``unfreeze`` are
+    applied to ``model``'s parameters and the last one's ``lr`` is the base. Frozen parameters are
+    left out. Each group has ``params``, ``names``, ``lr``, ``weight_decay`` and ``lr_scale`` (a spec
+without a train section: ``params`` and ``names``, so the optimizer's defaults apply)::
+
+        opt = torch.optim.Adam(cnndsl.param_groups(model, spec))
+
+    ``overrides``: train keys as ``--set train.KEY=VALUE`` gives them (``{"optimizer.lr": 0.01}``)."""
+    from .train import config as C
+    from .train.optim import param_groups as groups
+    from .train.stages import trainable_at
+
+    s = _spec(spec)
+    raw = C.apply_overrides(s.train, overrides or {})
+    raw.setdefault("data", "synthetic")   # the data does not matter here
+    cfg = C.validate(raw, s, overrides)
+    out = groups(model, cfg, base_lr=trainable_at(model, cfg, epoch))
+    if not s.train and not overrides:   # no train section: the optimizer's own defaults apply
+        out = [{"params": g["params"], "names": g["names"]} for g in out]
+    return out
+
+
 def features(model: "nn.Module", x: "torch.Tensor", layers: Sequence[str] | str, *,
              analysis: Analysis | None = None) -> "dict[str, torch.Tensor]":
     """The values of ``layers`` when ``model(x)`` runs: ``{name: tensor}``, batch first.

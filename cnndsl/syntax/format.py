@@ -30,7 +30,7 @@ from typing import Any
 from ..ir import BlockDef, Init, NetworkDef, Param, Spec
 from .format_data import data, data_key, format_value
 from .format_items import INDENT, WIDTH, ItemWriter
-from .spelling import KEYWORDS, expr_text, located, name, quote, ref_text
+from .spelling import KEYWORDS, expr_text, located, name, plain_text, quote, ref_text
 
 __all__ = ["format_cnn", "format_value", "format_yaml", "own_blocks"]
 
@@ -112,8 +112,8 @@ class _CnnWriter(ItemWriter):
         lines = self.input_line(net) if net.input else []  # none: inherited from the network it extends
         lines += self.body(net.body, INDENT)
         for kw, nodes, text_of in (("output", net.outputs, lambda r: ref_text(r.path)),
-                                   ("freeze", net.freeze, lambda p: quote(p.glob)),
-                                   ("unfreeze", net.unfreeze, lambda p: quote(p.glob))):
+                                   ("freeze", net.freeze, lambda p: plain_text(p.glob)),    # freeze all,
+                                   ("unfreeze", net.unfreeze, lambda p: plain_text(p.glob))):  # "layer4.*"
             if nodes:
                 lines += self.statement(kw, nodes, text_of)
         if net.init is not None:  # its span starts at `init`

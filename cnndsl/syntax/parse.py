@@ -394,6 +394,9 @@ def _plain_data(v: Any) -> Any:
 
 
 def _unquote(tok: Any) -> str:
+    """A STRING token's text; a NAME token (``freeze all``) as it is."""
+    if getattr(tok, "type", "STRING") == "NAME":
+        return str(tok)
     s = str(tok)[1:-1]
     return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s
 
