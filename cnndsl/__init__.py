@@ -7,6 +7,7 @@
     maps = cnndsl.features(model, x, ["conv1", "layer1"])   # activations by layer name
     res = cnndsl.train("specs/mnist5k.cnn", epochs=3)   # train with the spec's train section (docs/api.md)
     ev = cnndsl.evaluate(res)                      # accuracy, per-class accuracy, confusion matrix
+    opt = torch.optim.Adam(cnndsl.param_groups(model, spec))   # the train section's lr rules
 
 The names are imported on first use (PEP 562), so ``import cnndsl`` — and ``cnndsl --version`` —
 costs nothing until a spec is read.
@@ -18,16 +19,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load", "parse", "analyze", "build", "features", "train", "evaluate", "predict", "CnnError", "Diagnostic",
-           "Span", "Limits", "__version__"]
+__all__ = ["load", "parse", "analyze", "build", "features", "param_groups", "train", "evaluate", "predict",
+           "CnnError", "Diagnostic", "Span", "Limits", "__version__"]
 
 # name -> the module that defines it; ``train`` is the callable :mod:`cnndsl.train` package itself
-_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api",
+_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api", "param_groups": "api",
          "evaluate": "train.api", "predict": "train.api",
          "CnnError": "errors", "Diagnostic": "errors", "Span": "errors", "Limits": "expand"}
 
 if TYPE_CHECKING:
-    from .api import analyze, build, features, load, parse
+    from .api import analyze, build, features, load, param_groups, parse
     from .errors import CnnError, Diagnostic, Span
     from .expand import Limits
     from .train import train

@@ -63,6 +63,14 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
         path = next(iter(analysis.graph.backbones.values()))
         raise error("--emit python cannot write a network with a backbone yet (it runs torchvision's "
                     "create_feature_extractor)", path.span, "build it with cnndsl.build(...), or export it")
+    from ..plugins import origin
+
+    for node in analysis.graph.nodes[1:]:
+        if node.op is not None and origin(node.op.name) is not None:
+            from ..errors import error
+
+            raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
+                        node.span, "build it with cnndsl.build(...), or export it")
     return _Emitter(analysis, class_name, source).run()
 
 

@@ -19,6 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from cnndsl import globs
+from cnndsl.emit.frozen import hold_frozen_norms
 from cnndsl.errors import error
 from cnndsl.files import writing
 from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R, state as S
@@ -124,10 +126,11 @@ def ended_by(exc: BaseException) -> dict[str, Any]:
 def _freeze(model: nn.Module, cfg: C.TrainConfig, epoch: int) -> None:
     """Timed freezing: ``freeze_after`` rules whose epoch has come stop their parameters' training."""
     for rule in cfg.freeze_after:
-        pats = O._globs(rule.match)
-        for n, p in model.named_parameters():
-            if O._matches(n, pats) and epoch >= rule.epochs:
-                p.requires_grad_(False)
+        if epoch >= rule.epochs:
+            pats = globs.as_list(rule.match)
+            for n, p in model.named_parameters():
+                if globs.match_any(n, pats):
+                    p.requires_grad_(False)
 
 
 def _end_of_epoch(parts: S.Parts, meters: S.Meters, pos: S.Position, cfg: C.TrainConfig, data: Data,
@@ -207,6 +210,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     parts = S.build_parts(model, cfg, device, dist, total_steps, spe)
     meters = S.Meters(device)
     pos = S.resume(resume_state, resume_path, parts, meters) if resume_state is not None else S.Position()
+    if resume_state is not None and parts.stages.applied and (dist.enabled or cfg.compile):
+        parts.train_model = S.wrap(model, cfg, dist, device)   # the replayed stages changed what trains
     stopper = Stopper(cfg, opts.on_epoch, opts.started)
     stopper.load(pos.stopping)
 
@@ -243,7 +248,12 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         with _Interrupt() as interrupt, anomaly:
             while pos.epoch < num_epochs and pos.step < total_steps:
                 _freeze(model, cfg, pos.epoch)
+                for line in p.stages.advance(pos.epoch, pos.step):
+                    progress.line(line)
+                    if dist.enabled or cfg.compile:   # DDP registers the trainable parameters
+                        p.train_model = S.wrap(model, cfg, dist, device)
                 model.train()
+                hold_frozen_norms(model)  # any module: frozen norm layers keep their statistics
                 n_batches = min(spe, total_steps - pos.epoch * spe)
                 progress.start_epoch(pos.epoch, num_epochs, n_batches, pos.batch)
                 t0, seen = time.perf_counter(), 0

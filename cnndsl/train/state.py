@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from cnndsl.errors import error
+from cnndsl.files import file_span
 from . import checkpoint as ckpt, config as C, distributed as D, optim as O
+from .stages import Stages, groups_mismatch
 from .evaluate import outputs
 
 
@@ -35,6 +37,7 @@ class Parts:
     scaler: torch.amp.GradScaler
     ema: O.EMA | None
     autocast: Callable[[], Any] | None
+    stages: Stages  # the train section's staged unfreezing: groups added to ``opt`` as epochs come
 
 
 @dataclass
@@ -101,16 +104,26 @@ class Meters:
         self.loss.zero_(), self.correct.zero_(), self.count.zero_()
 
 
-def build_parts(model: nn.Module, cfg: C.TrainConfig, device: torch.device, dist: D.Dist, total_steps: int,
-           spe: int) -> Parts:
+def wrap(model: nn.Module, cfg: C.TrainConfig, dist: D.Dist, device: torch.device) -> nn.Module:
+    """The module a step calls: DDP and/or ``torch.compile`` around ``model`` (again after a stage
+    changes what trains: DDP registers the trainable parameters)."""
     train_model = D.wrap(model, dist, device)
     if cfg.compile:
         mode = None if cfg.compile is True or cfg.compile == "default" else cfg.compile
         train_model = torch.compile(train_model, mode=mode)
+    return train_model
+
+
+def build_parts(model: nn.Module, cfg: C.TrainConfig, device: torch.device, dist: D.Dist, total_steps: int,
+           spe: int) -> Parts:
     opt = O.build_optimizer(model, cfg)
-    return Parts(model, train_model, opt, O.build_scheduler(opt, cfg, total_steps, spe),
-                  torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda"),
-                  O.EMA(model, cfg.ema, total_steps) if cfg.ema else None, autocast_factory(device, cfg.precision))
+    sched = O.build_scheduler(opt, cfg, total_steps, spe)
+    stages = Stages(model, cfg, opt, sched)
+    model.bn_policy = cfg.bn
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda")
+    ema = O.EMA(model, cfg.ema, total_steps) if cfg.ema else None
+    return Parts(model, wrap(model, cfg, dist, device), opt, sched, scaler, ema,
+                 autocast_factory(device, cfg.precision), stages)
 
 
 def resume(state: dict[str, Any], path: Path, parts: Parts, meters: Meters) -> Position:
@@ -118,6 +131,13 @@ def resume(state: dict[str, Any], path: Path, parts: Parts, meters: Meters) -> P
     hash) into the run's objects; where the run continues."""
     from .resume import restore
 
+    parts.stages.replay(int(state.get("stage", 0)), int(state["global_step"]))
+    why = groups_mismatch(parts.opt, state["optimizer"])
+    if why:
+        raise error(f"cannot resume {path}: the optimizer state does not fit this run: {why} "
+                    "(the spec's freezing or param_groups changed)", file_span(path),
+                    hint="--resume continues the same run; to start a new run from these weights "
+                         f"(a new stage, a changed spec) use --init-from {path}")
     at = restore(state, path, model=parts.model, opt=parts.opt, sched=parts.sched, scaler=parts.scaler,
                  ema=parts.ema, accum=(meters.loss, meters.correct, meters.count))
     return Position(at.epoch, at.batch, at.step, at.best, at.history, state.get("stopping"))
@@ -132,7 +152,7 @@ def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainCo
             "scheduler": parts.sched.state_dict(),
             "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else {},
             "ema": parts.ema.state_dict() if parts.ema else {}, "rng": ckpt.rng_state(),
-            "epoch": pos.epoch, "global_step": pos.step, "batch_idx": pos.batch,
+            "epoch": pos.epoch, "global_step": pos.step, "batch_idx": pos.batch, "stage": parts.stages.applied,
             "sampler": {"epoch": pos.epoch, "seed": cfg.seed, "position": pos.batch * cfg.batch_size},
             "accum": meters.state(), "best": pos.best, "config": json.dumps(cfg.model_dump(mode="json")),
             "history": json.dumps(pos.history), "stopping": pos.stopping}
