@@ -40,6 +40,7 @@ _OPTIONAL: dict[str, tuple[str, Any]] = {
     "ema": ("an EMA state_dict", lambda v: isinstance(v, dict)),
     "best": ("a number or none", lambda v: v is None or isinstance(v, numbers.Real) and not isinstance(v, bool)),
     "history": ("a JSON list", lambda v: isinstance(v, str)),
+    "stopping": ("early stopping's state or none", lambda v: v is None or isinstance(v, dict)),
     "stage": ("a whole number ≥ 0", _IS_INT),
 }
 

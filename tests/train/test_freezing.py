@@ -60,7 +60,7 @@ def test_freeze_after_and_param_groups_match_like_the_spec(tmp_path):
                                      "    param_groups: [{match: layer1, lr_scale: 0.5}]")
     spec = cnndsl.load(path)
     model = cnndsl.build(spec)
-    from cnndsl.train.commands import config_of
+    from cnndsl.train.run import config_of
 
     groups = param_groups(model, config_of(spec))
     scaled = next(g for g in groups if g["lr_scale"] == 0.5)
