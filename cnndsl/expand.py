@@ -17,6 +17,7 @@ from . import expr as E
 from .bind import bind_block, bind_network_params, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
 from .graph import Container, Graph, Node
+from .names import check_module_name, is_template, template_pieces
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
 from .ops import REGISTRY, ShapeError
 
@@ -148,8 +149,9 @@ class Expander:
         env = E.Env(ctx.names, self.nodes[cur].shape)
         if item.when is not None and not _truthy(E.evaluate(item.when, env), item.when):
             return cur
+        computed = item.name is not None and is_template(item.name)
         if item.repeat is None:
-            return self.core(item, item.name, cur, ctx)
+            return self.core(item, self.computed_name(item, env) if computed else item.name, cur, ctx)
         rep = item.repeat
         count = E.evaluate(rep.count, env)
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.limits.max_repeat:
@@ -166,14 +168,35 @@ class Expander:
                         rep.span or item.span, "reduce the repeat counts (nested repeats multiply)")
         body = item.model_copy(update={"name": None, "repeat": None, "when": None})
         inner = ctx
-        if item.name is not None:
+        if item.name is not None and not computed:
             inner = self.enter(item.name, "repeat", "repeat", item.span, cur, ctx)
         for i in range(count):
             names = ctx.names if rep.index is None else {**ctx.names, rep.index: i}
-            cur = self.core(body, None, cur, _Ctx(inner.scope, inner.ns, names, ctx.blocks))
-        if item.name is not None:
+            # a computed name names each repetition, in the enclosing scope (denselayer1, denselayer2, ...)
+            name = self.computed_name(item, E.Env(names, self.nodes[cur].shape)) if computed else None
+            cur = self.core(body, name, cur, _Ctx(inner.scope, inner.ns, names, ctx.blocks))
+        if item.name is not None and not computed:
             self.finish(inner, cur, ctx)
         return cur
+
+    def computed_name(self, item: Item, env: E.Env) -> str:
+        """The name a template (``denselayer{i + 1}``) gives in ``env``; it meets the name rule."""
+        from .syntax.parse import parse_expr
+
+        text = ""
+        for piece, is_expr in template_pieces(item.name):
+            if not is_expr:
+                text += piece
+                continue
+            value = E.evaluate(parse_expr(piece, "<name>"), env)
+            if isinstance(value, E.Symbol):
+                raise error(f"unknown name '{value}' in the computed name '{item.name}'", item.span,
+                            did_you_mean(str(value), list(env.names)) or "use a parameter or a repeat index (x N as i)")
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise error(f"a computed name's parts must be whole numbers or text, '{{{piece}}}' gives "
+                            f"{E.describe(value)}", item.span)
+            text += str(value)
+        return check_module_name(text, item.span, f"layer name (computed from '{item.name}')")
 
     def enter(self, name: str | None, kind: str, label: str, span: Span | None, cur: int, ctx: _Ctx,
               closed: bool = False) -> _Ctx:

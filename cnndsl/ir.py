@@ -71,14 +71,19 @@ class Ref(_Node):
     def _names(self) -> "Ref":
         if not self.path:
             raise error("a reference needs a name", self.span)
-        check_name(self.path[0], self.span, "reference")
+        if self.path[0].isascii() and self.path[0].isdigit():
+            raise error(f"'{self.path[0]}' is a position: items are referred to by name", self.span,
+                        "name the item you mean (skip: conv(64, k=3)) and refer to that name (concat(skip))")
+        check_name(self.path[0], self.span, "reference", quoted=True)
         for part in self.path[1:]:
             check_path_part(part, self.span)
         return self
 
 
 class _Item(_Node):
-    name: str | None = None        # becomes the module attribute / state_dict prefix
+    # becomes the module attribute / state_dict prefix; may be quoted ("block1-0") or computed
+    # (a template, "denselayer{i + 1}": see cnndsl.names)
+    name: str | None = None
     repeat: Repeat | None = None   # x N
     when: ExprField | None = None  # present only if the condition holds
     span: SpanField
@@ -86,7 +91,7 @@ class _Item(_Node):
     @model_validator(mode="after")
     def _names(self) -> "_Item":
         if self.name is not None:
-            check_module_name(self.name, self.span)
+            check_module_name(self.name, self.span, template=True)
         return self
 
 

@@ -20,9 +20,9 @@ from ..backbone.syntax import read_yaml_backbone, read_yaml_init
 from ..errors import Source, Span, did_you_mean, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
                   Pattern, Ref, Repeat, Residual, Shortcut, Spec)
-from ..names import check_module_name, check_name
+from ..names import check_module_name, check_name, is_template
 from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
-from .parse import parse_expr
+from .parse import normal_template, parse_expr
 from .trivia_yaml import extent, yaml_trivia
 
 MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
@@ -211,7 +211,12 @@ class _SpecBuilder:
         if not isinstance(value, str):
             raise error(f"invalid {what}: expected a name, got {value!r}", self.sp(node),
                         "names are letters, digits and '_' (quote a name YAML would read as a number)")
-        return (check_module_name if module else check_name)(value, self.sp(node), what)
+        if not module:
+            return check_name(value, self.sp(node), what)
+        if is_template(value):
+            shift = 1 if node.style in ("'", '"') else 0
+            value = normal_template(value, self.source, (node.start_mark.line, node.start_mark.column + shift))
+        return check_module_name(value, self.sp(node), what, template=what == "layer name")
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
