@@ -194,7 +194,7 @@ def test_train_values():
     Spec(train={"a": math.nan}),
     Spec(train={"a": "two\nlines"}),
     Spec(train={"not-a-name": 1}),
-    Spec(blocks=(BlockDef(name="B", body=(Layer(op="x", name="residual"),)),)),
+    Spec(blocks=(BlockDef(name="B", body=(Layer(op="residual", args=(E.Num(1),)),)),)),  # a keyword as an op
     Spec(blocks=(BlockDef(name="B", body=(Layer(op="x", args=(E.Str("a\nb"),)),)),)),
 ])
 def test_unwritable_values_raise(bad):
