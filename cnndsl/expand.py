@@ -18,8 +18,9 @@ from .bind import bind_block, bind_network_params, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
 from .graph import Container, Graph, Node
 from .names import check_module_name, is_template, template_pieces
-from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
+from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec, Split
 from .ops import REGISTRY, ShapeError
+from .ops.split import Narrow, split_sizes
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,11 @@ class _Scope:
     counter: int = 0
     children: dict[str, Span | None] = field(default_factory=dict)
 
-    def child(self, name: str | None, span: Span | None) -> str:
+    def child(self, name: str | None, span: Span | None, counted: bool = True) -> str:
+        """The key of a new child; ``counted``: it takes a position (unnamed siblings are numbered
+        like nn.Sequential's; the parts of a split, which are not modules, take none)."""
         key = name if name is not None else str(self.counter)
-        self.counter += 1
+        self.counter += counted
         if key in self.children:
             where = f" in '{self.path}'" if self.path else ""
             raise error(f"name '{key}' is used twice{where}", span,
@@ -220,6 +223,8 @@ class Expander:
             return self.layer(item, name, cur, ctx)
         if kind == "merge":
             return self.merge(item, name, cur, ctx)
+        if kind == "split":
+            return self.split(item, cur, ctx)
         if kind == "backbone":
             from .backbone.expand import expand_backbone
 
@@ -272,6 +277,23 @@ class Expander:
         key = ctx.scope.child(name, item.span)
         node = self.add_node(ctx.scope.qualify(key), REGISTRY[item.merge](), inputs, item.span)
         ctx.ns.names[key] = _Binding(node)
+        return node
+
+    def split(self, item: Split, cur: int, ctx: _Ctx) -> int:
+        """``x1, x2: chunk(2)``: a ``narrow`` node per named part; the flow goes on from the last."""
+        env = E.Env(ctx.names, self.nodes[cur].shape)
+        args = [E.evaluate(a, env) for a in item.args]
+        try:
+            sizes = split_sizes(item.how, args, self.nodes[cur].shape[0], len(item.names))
+        except ShapeError as exc:
+            raise self.shape_error(exc, ", ".join(item.names), _Named(item.how), (cur,), item.span) from None
+        start = node = 0
+        for name, size in zip(item.names, sizes):
+            key = ctx.scope.child(name, item.span, counted=False)
+            node = self.add_node(ctx.scope.qualify(key), Narrow(start=start, length=size), (cur,), item.span,
+                                 registered=False)
+            ctx.ns.names[key] = _Binding(node)
+            start += size
         return node
 
     def parallel(self, item: Parallel | Residual, cur: int, ctx: _Ctx) -> int:
@@ -374,6 +396,8 @@ class Expander:
                 n += sum(self.estimate(i, names, floor) for i in sc.body)
         elif kind == "parallel":
             n = 1 + sum(self.estimate(i, names, floor) for b in item.branches for i in b)
+        elif kind == "split":
+            n = len(item.names)
         else:
             n = 1
         if item.repeat is not None:
@@ -408,6 +432,13 @@ class Expander:
             raise error(f"the network has at least {total:,} layers up to here, above the limit of "
                         f"{self.limits.max_layers:,}", item.span,
                         "use blocks and repeats for repeated structure, or raise the limit (--max-layers)")
+
+
+@dataclass(frozen=True)
+class _Named:
+    """What a shape error names when no op object exists (a split)."""
+
+    name: str
 
 
 def _truthy(value: Any, e: E.Expr) -> bool:

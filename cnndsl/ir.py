@@ -176,6 +176,37 @@ class From(_Node):
     span: SpanField
 
 
+SPLITS = ("chunk", "split")
+
+
+class Split(_Item):
+    """``x1, x2: chunk(2)`` / ``a, b: split(16, 48)``: the channels cut into named parts, in order
+    (ShuffleNetV2's ``x1, x2 = x.chunk(2, dim=1)``); the flow continues from the last part."""
+
+    kind: Literal["split"] = "split"
+    names: tuple[str, ...]
+    how: Literal["chunk", "split"]
+    args: tuple[ExprField, ...] = ()
+
+    @model_validator(mode="after")
+    def _parts(self) -> "Split":
+        if self.name is not None:
+            raise error("the parts of a split are named, not the split itself", self.span,
+                        "write the names before ':': x1, x2: chunk(2)")
+        if len(self.names) < 2:
+            raise error(f"{self.how} needs two or more names, one per part", self.span, "e.g. x1, x2: chunk(2)")
+        seen: set[str] = set()
+        for n in self.names:
+            check_module_name(n, self.span)
+            if n in seen:
+                raise error(f"the part name '{n}' is given twice", self.span)
+            seen.add(n)
+        if self.repeat is not None:
+            raise error(f"a {self.how} cannot be repeated", self.repeat.span or self.span,
+                        "its parts have fixed names; split again where needed")
+        return self
+
+
 class Backbone(_Item):
     """``backbone resnet18(weights = IMAGENET1K_V1, taps = [layer2, layer3])``: an existing model —
     torchvision, timm (``timm.NAME``) or another cnndsl spec (a path) — cut at a node or tapped at
@@ -198,7 +229,7 @@ class Backbone(_Item):
                         "a model is used once; write a second backbone item for a second copy")
 
 
-Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone], Field(discriminator="kind")]
+Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone, Split], Field(discriminator="kind")]
 
 
 class Param(_Node):

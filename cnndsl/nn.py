@@ -55,3 +55,17 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
+
+
+class Narrow(nn.Module):
+    """Channels ``start`` to ``start + length`` (a view, like ``x[:, start:start + length]``)."""
+
+    def __init__(self, start: int, length: int):
+        super().__init__()
+        self.start, self.length = start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.start + self.length]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, length={self.length}"

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from ..nn import Add, Concat, Multiply, Scale
+from ..nn import Add, Concat, Multiply, Narrow, Scale
 from .scopes import inplace_nodes, module_scopes
 
 __all__ = ["python_source"]
@@ -260,7 +260,7 @@ class _Emitter:
 
     def _inline(self, node: Node) -> bool:
         """Stateless modules of cnndsl's own: written as expressions in ``forward``."""
-        return isinstance(self.modules[node.id], (Add, Concat, Multiply, Scale))
+        return isinstance(self.modules[node.id], (Add, Concat, Multiply, Narrow, Scale))
 
     # ---- __init__
     def _init_body(self) -> list[str]:
@@ -384,6 +384,8 @@ class _Emitter:
                 expr = f"torch.cat([{', '.join(ins)}], dim=1)"
             elif isinstance(m, Scale):
                 expr = f"{ins[0]} * {m.factor!r}"
+            elif isinstance(m, Narrow):
+                expr = f"{ins[0]}[:, {int(m.start)}:{int(m.start) + int(m.length)}]"
             elif node.registered:
                 expr = f"{self._access(node.path)}({', '.join(ins)})"
             else:  # pragma: no cover - implicit nodes are merges

@@ -211,6 +211,11 @@ class ItemWriter:
             raise ValueError(f"a {it.merge}(...) merge with no references")
         return self.call(it.merge, [ref_text(r.path) for r in it.refs], ind, inline)
 
+    def _item_split(self, it: Any, ind: str, inline: bool) -> list[str]:
+        """``x1, x2: chunk(2)``: the part names take the label's place."""
+        names = ", ".join(label_text(n, "part") for n in it.names)
+        return [f"{names}: {it.how}(" + ", ".join(expr_text(a) for a in it.args) + ")"]
+
     def _item_from(self, it: Any, ind: str, inline: bool) -> list[str]:
         return [f"from {ref_text(it.ref.path)}"]
 

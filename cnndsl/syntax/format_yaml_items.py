@@ -15,7 +15,7 @@ from .spelling import located, module_name, name, ref_path
 from .yaml_text import flow, yargs, yexpr
 
 _YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply", "backbone"})
+                            "from", "concat", "add", "multiply", "backbone", "names"})
 
 
 class YamlItems:
@@ -89,6 +89,13 @@ class YamlItems:
         d = {"name": meta.pop("name")} if "name" in meta else {}
         d[it.merge] = refs[0] if len(refs) == 1 else refs
         return {**d, **meta}
+
+    def _yitem_split(self, it: Any, ind: str | None) -> Any:
+        """``{names: [x1, x2], chunk: 2}`` / ``{names: [a, b], split: [16, 48]}``."""
+        meta = self.meta(it)
+        args = [yexpr(a) for a in it.args]
+        return {"names": [module_name(n, "part") for n in it.names],
+                it.how: args[0] if len(args) == 1 and not isinstance(args[0], list) else args, **meta}
 
     def _yitem_backbone(self, it: Any, ind: str | None) -> Any:
         """``{name: features, backbone: resnet18}``, or the options in a mapping: ``backbone: {model:

@@ -12,7 +12,7 @@ from .. import expr as E
 from ..backbone.syntax import backbone_item, init_item
 from ..errors import Source, Span, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split, SPLITS)
 from ..names import check_module_name, is_template, template_pieces
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import COMMENTS, parser
@@ -228,21 +228,35 @@ class _ToSpec:
     # ---- items
     def item(self, meta, children):
         label, (cls, fields, span), repeat, when = children
+        if label is not None and len(label) > 1:
+            return self.split_item(label, cls, fields, span, repeat, when, meta)
         if label is not None:
-            fields["name"] = self.label_name(label)
+            fields["name"] = self.label_name(label[0])
         return cls(**fields, repeat=repeat, when=when, span=span, extent=self.sp(meta))
 
-    def label(self, meta, children):
-        return children[0]
+    def split_item(self, label, cls, fields, span, repeat, when, meta) -> Split:
+        """``x1, x2: chunk(2)``: several names label the parts of a chunk or split."""
+        if cls is not Layer or fields["op"] not in SPLITS:
+            raise error("several names label the parts of a chunk or split", self.tsp(label[1]),
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48); other items take one name")
+        if fields["kwargs"]:
+            raise error(f"{fields['op']} takes no keyword arguments", fields["kwargs"][0].span,
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48)")
+        names = tuple(self.label_name(t, "part name", template=False) for t in label)
+        return Split(names=names, how=fields["op"], args=fields["args"], repeat=repeat, when=when, span=span,
+                     extent=self.sp(meta))
 
-    def label_name(self, tok: Token, what: str = "layer name") -> str:
+    def label(self, meta, children):
+        return children
+
+    def label_name(self, tok: Token, what: str = "layer name", template: bool = True) -> str:
         """A label's name: plain, quoted (``"block1-0"``) or a template (``denselayer{i + 1}``,
         its expressions checked now and written in their normal form)."""
         text = _unquote(tok) if tok.type == "STRING" else str(tok)
         quote = 1 if tok.type == "STRING" else 0
-        if is_template(text):
+        if template and is_template(text):
             text = normal_template(text, self.source, (tok.line - 1, tok.column - 1 + quote), self.offset)
-        return check_module_name(text, self.tsp(tok), what, template=True)
+        return check_module_name(text, self.tsp(tok), what, template=template)
 
     def sc_name(self, meta, children):
         return children[0]

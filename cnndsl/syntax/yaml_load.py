@@ -19,7 +19,7 @@ from .. import expr as E
 from ..backbone.syntax import read_yaml_backbone, read_yaml_init
 from ..errors import Source, Span, did_you_mean, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split)
 from ..names import check_module_name, check_name, is_template
 from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
 from .parse import normal_template, parse_expr
@@ -354,7 +354,7 @@ class _SpecBuilder:
                             "a layer is an op name ('relu') or a mapping ('conv: {out: 64, k: 3}')")
             return Layer(op=op, span=self.sp(node), extent=self.ext(node))
         m = self.mapping(node, "a layer item")
-        heads = [k for k in m if k not in _META and k != "shortcut" and k != "merge"]
+        heads = [k for k in m if k not in _META and k not in ("shortcut", "merge", "names")]
         if len(heads) != 1:
             raise error("a layer item needs exactly one op key" + (f"; found {', '.join(heads)}" if heads else ""),
                         self.sp(node), "use one list item per layer, e.g. '- conv: {out: 64, k: 3}'")
@@ -370,9 +370,14 @@ class _SpecBuilder:
             meta["repeat"] = Repeat(count=self.expr(m["repeat"][1]), index=index, span=self.sp(m["repeat"][0]))
         elif "as" in m:
             raise error("'as' names the index of a repeat; add 'repeat: N'", self.sp(m["as"][0]))
-        for extra in ("shortcut", "merge"):
-            if extra in m and not (head, extra) in (("residual", "shortcut"), ("parallel", "merge")):
-                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]))
+        for extra in ("shortcut", "merge", "names"):
+            if extra in m and (head, extra) not in (("residual", "shortcut"), ("parallel", "merge"),
+                                                    ("chunk", "names"), ("split", "names")):
+                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]),
+                            "'names' labels the parts of a chunk or split: {names: [x1, x2], chunk: 2}"
+                            if extra == "names" else None)
+        if "names" in m:
+            return self.split(m, head, value, meta)
         if head == "group":
             return Group(body=self.items(value), **meta)
         if head == "residual":
@@ -397,6 +402,14 @@ class _SpecBuilder:
             return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
+
+    def split(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Split:
+        """``{names: [x1, x2], chunk: 2}``: the parts of a chunk or split, named."""
+        if "name" in m:
+            raise error("the parts of a split are named with 'names', not the split with 'name'", self.sp(m["name"][0]))
+        names = tuple(self.name(n, "part name", module=True) for n in self.sequence(m["names"][1], "names"))
+        args = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Split(names=names, how=head, args=tuple(self.expr(a) for a in args), **meta)
 
     def shortcut(self, node: yaml.Node, key: yaml.Node | None = None) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
