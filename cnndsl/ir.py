@@ -13,6 +13,7 @@ Syntax-independent equality (``conv(64, 3)`` vs ``conv(64, k=3)``) and the spec 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
@@ -230,6 +231,26 @@ class Backbone(_Item):
 
 
 Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone, Split], Field(discriminator="kind")]
+
+
+ITEM_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in Item.__args__[0].__args__)  # type: ignore[attr-defined]
+
+
+def iter_items(items: Any) -> Iterator[Any]:
+    """Every item in ``items`` (an item, or a body) and every item nested in them, in source order:
+    the generic walk for pure traversals (it knows no construct: it follows every field that holds
+    IR nodes, so a new construct's bodies are walked without a change here). Iterative."""
+    stack = [items]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed(x))
+            continue
+        if not isinstance(x, _Node):
+            continue
+        if getattr(x, "kind", None) in ITEM_KINDS:
+            yield x
+        stack.extend(reversed([v for f in type(x).model_fields if isinstance(v := getattr(x, f), (tuple, _Node))]))
 
 
 class Param(_Node):

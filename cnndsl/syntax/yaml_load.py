@@ -165,7 +165,9 @@ def _misindented(lines: list[str], lineno: int) -> str | None:
 _TOP = ("imports", "blocks", "network", "train")
 _NET = ("name", "params", "input", "layers", "outputs", "freeze", "unfreeze", "init")
 _META = ("name", "repeat", "as", "when")
-_COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
+# the construct a head key reads as (any other key: a layer, op or block call; `names`: a split)
+_HEAD_KINDS = {"group": "group", "residual": "residual", "parallel": "parallel", "from": "from",
+               "backbone": "backbone", "concat": "merge", "add": "merge", "multiply": "merge"}
 
 
 class _SpecBuilder:
@@ -376,34 +378,46 @@ class _SpecBuilder:
                 raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]),
                             "'names' labels the parts of a chunk or split: {names: [x1, x2], chunk: 2}"
                             if extra == "names" else None)
-        if "names" in m:
-            return self.split(m, head, value, meta)
-        if head == "group":
-            return Group(body=self.items(value), **meta)
-        if head == "residual":
-            shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
-            return Residual(body=self.items(value), shortcut=shortcut, **meta)
-        if head == "parallel":
-            if "merge" not in m:
-                raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
-            merge = self.scalar(m["merge"][1])
-            if merge not in ("concat", "add", "multiply"):
-                raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
-            branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
-            return Parallel(merge=merge, branches=branches, **meta)
-        if head == "from":
-            if len(m) > 1:
-                raise error("'from' stands alone in its item", self.sp(key))
-            return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
-        if head == "backbone":
-            return Backbone(**read_yaml_backbone(self, value, self.sp(key)), **meta)
-        if head in ("concat", "add", "multiply"):
-            refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
-            return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+        kind = "split" if "names" in m else _HEAD_KINDS.get(head, "layer")
+        return getattr(self, f"yaml_{kind}")(m, head, value, meta)
+
+    # One ``yaml_<kind>`` per construct (an IR item kind), found by name: ``m`` is the item's
+    # mapping, ``head`` its construct key (``group``, ``conv``, ...) with ``value``; ``meta`` holds
+    # the name, repeat and condition already read (and the spans).
+    def yaml_group(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Group:
+        return Group(body=self.items(value), **meta)
+
+    def yaml_residual(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Residual:
+        shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
+        return Residual(body=self.items(value), shortcut=shortcut, **meta)
+
+    def yaml_parallel(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Parallel:
+        key = m[head][0]
+        if "merge" not in m:
+            raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
+        merge = self.scalar(m["merge"][1])
+        if merge not in ("concat", "add", "multiply"):
+            raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
+        branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
+        return Parallel(merge=merge, branches=branches, **meta)
+
+    def yaml_from(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> From:
+        if len(m) > 1:
+            raise error("'from' stands alone in its item", meta["span"])
+        return From(ref=self.ref(value), span=meta["span"], extent=meta["extent"])
+
+    def yaml_backbone(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Backbone:
+        return Backbone(**read_yaml_backbone(self, value, meta["span"]), **meta)
+
+    def yaml_merge(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Merge:
+        refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+
+    def yaml_layer(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Layer:
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
 
-    def split(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Split:
+    def yaml_split(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Split:
         """``{names: [x1, x2], chunk: 2}``: the parts of a chunk or split, named."""
         if "name" in m:
             raise error("the parts of a split are named with 'names', not the split with 'name'", self.sp(m["name"][0]))
