@@ -79,6 +79,7 @@ network AllOps(width = 8) {
     stem: conv(width, k=[3, 1], s=[1, 2], p=[1, 0], d=1, bias=false, init=dirac)
     inorm: instancenorm(affine=true)
     leaky_relu(0.2)
+    narrow(1, 6)
     u1: Unit(width)
     u2: Unit(width)
     ln: layernorm(dims=2, eps=1e-4)
