@@ -18,8 +18,14 @@ class Narrow(Op):
     positional = ("start", "length")
     inplace_safe = False  # a view of its input
 
+    example = "narrow(2, 4)"  # for the test over every op (zoo-ops' tests/test_ops.py)
+
     start: NonNegInt
     length: PosInt
+
+    def source(self, args: list[str], ref: str) -> str:
+        """Inline in ``--emit python``'s forward (zoo-ops' ``Op.source`` hook)."""
+        return f"{args[0]}[:, {self.start}:{self.start + self.length}]"
 
     def infer(self, ins):
         c = ins[0][0]
