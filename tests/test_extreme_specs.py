@@ -75,7 +75,7 @@ def extreme_specs(draw):
     c, h, w = draw(st.integers(1, 4)), draw(st.sampled_from([1, 2, 3, 8, 17])), draw(st.sampled_from([1, 2, 5, 16]))
     items, shape = [], (c, h, w)
     for _ in range(draw(st.integers(1, 5))):
-        layer = draw(st.sampled_from(EXTREME + MAP_LAYERS))
+        layer = draw(st.sampled_from(EXTREME + [m for m in MAP_LAYERS if m.__name__ != "skip_stage"]))  # needs names
         got = layer(draw, *shape) if layer in EXTREME else (layer(draw, *shape) if min(shape[1:]) >= 1 else None)
         if got is None:
             continue
