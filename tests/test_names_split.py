@@ -224,3 +224,9 @@ def test_split_round_trips_in_both_syntaxes():
 def test_bad_splits_are_diagnosed(text, message):
     err = refused(text, "yaml" if text.startswith("network:") else "cnn")
     assert message in err.diagnostics[0].message and err.span is not None
+
+
+def test_a_yaml_computed_name_that_reads_as_a_mapping_says_to_quote_it():
+    d = refused("network:\n  input: 3x8x8\n  layers:\n    - {name: {i}, relu: null, repeat: 2, as: i}\n",
+                "yaml").diagnostics[0]
+    assert "got a mapping" in d.message and "quote a computed name" in d.hint and d.span.line == 4

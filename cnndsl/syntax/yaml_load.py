@@ -209,6 +209,9 @@ class _SpecBuilder:
     def name(self, node: yaml.Node, what: str, module: bool = False) -> str:
         """A name written as a YAML value (``name: conv1``), checked against the name rule here,
         so the error points at the value."""
+        if module and isinstance(node, yaml.MappingNode) and node.flow_style:
+            raise error(f"invalid {what}: expected a name, got a mapping", self.sp(node),
+                        "YAML reads '{...}' as a mapping: quote a computed name, e.g. name: '{i}_conv'")
         value = self.scalar(node)
         if not isinstance(value, str):
             raise error(f"invalid {what}: expected a name, got {value!r}", self.sp(node),
