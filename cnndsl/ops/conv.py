@@ -147,7 +147,7 @@ class ConvTranspose(Op):
 
     name = "conv_transpose"
     summary = "transposed 2-D convolution (nn.ConvTranspose2d)"
-    example = "conv_transpose(4, k=3, s=2, p=1, op=1)"
+    example = "conv_transpose(4, k=2, s=2)"
     positional = ("out", "kernel")
     aliases = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "groups",
                "op": "output_padding"}
