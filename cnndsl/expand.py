@@ -102,6 +102,7 @@ class Expander:
         self.param_total = 0
         self.implicit: dict[str, int] = {}
         self.estimates: dict[tuple[str, bool], int] = {}
+        self.backbones: dict[str, Any] = {}   # filled by cnndsl.backbone.expand
 
     # ------------------------------------------------------------------ entry
     def run(self, params: dict[str, Any]) -> Graph:
@@ -129,6 +130,9 @@ class Expander:
         outputs = [self.resolve(r, root.ns).node for r in net.outputs] or [cur]
         graph = Graph(net.name, self.nodes, outputs, self.containers, bound,
                       [(p.glob, p.span) for p in net.freeze], [(p.glob, p.span) for p in net.unfreeze])
+        from .weights.init import resolve_init  # checks the spec's `init` weights exist (no torch)
+
+        graph.backbones, graph.init = self.backbones, resolve_init(net.init)
         graph.warnings += unused_outputs(graph)
         return graph
 
@@ -193,6 +197,10 @@ class Expander:
             return self.layer(item, name, cur, ctx)
         if kind == "merge":
             return self.merge(item, name, cur, ctx)
+        if kind == "backbone":
+            from .backbone.expand import expand_backbone
+
+            return expand_backbone(self, item, name, cur, ctx)
         inner = ctx if name is None else self.enter(name, kind, kind, item.span, cur, ctx)
         if kind == "group":
             out = self.seq(item.body, cur, inner)

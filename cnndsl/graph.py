@@ -49,6 +49,8 @@ class Graph:
     freeze: list[tuple[str, Span | None]] = field(default_factory=list)
     unfreeze: list[tuple[str, Span | None]] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    backbones: dict[str, Any] = field(default_factory=dict)  # path → cnndsl.backbone.expand.BackboneDesc
+    init: Any = None                                         # cnndsl.ir.Init: weights the network starts from
 
     @property
     def input(self) -> Node:

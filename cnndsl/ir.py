@@ -171,7 +171,29 @@ class From(_Node):
     span: SpanField
 
 
-Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From], Field(discriminator="kind")]
+class Backbone(_Item):
+    """``backbone resnet18(weights = IMAGENET1K_V1, taps = [layer2, layer3])``: an existing model —
+    torchvision, timm (``timm.NAME``) or another cnndsl spec (a path) — cut at a node or tapped at
+    several. Options are plain values (see cnndsl.backbone); ``spans`` locates each for diagnostics."""
+
+    kind: Literal["backbone"] = "backbone"
+    model: str                              # "resnet18", "timm.convnext_tiny" or "pretrain.cnn"
+    weights: str | None = None              # a weights name (DEFAULT, IMAGENET1K_V1) or a file / run directory
+    until: str | None = None                # cut after this node (default: drop the final classifier)
+    taps: tuple[str, ...] = ()              # or: several outputs, by node name
+    strict: bool = True                     # weights must match key for key
+    args: tuple[tuple[str, Any], ...] = ()  # model factory arguments / the spec's network parameters
+    spans: SpanField                        # {"model" | "weights" | "until" | "taps.N" | "args.NAME": Span}
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.repeat is not None:   # both front ends build the item through here
+            from .errors import error
+
+            raise error("a backbone cannot be repeated", self.repeat.span or self.span,
+                        "a model is used once; write a second backbone item for a second copy")
+
+
+Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone], Field(discriminator="kind")]
 
 
 class Param(_Node):
@@ -189,6 +211,14 @@ class Pattern(_Node):
     """A glob over parameter names (``freeze "layer1.*"``)."""
 
     glob: str
+    span: SpanField
+
+
+class Init(_Node):
+    """``init "runs/x/best.pt"``: weights the built network starts from, matched by name."""
+
+    source: str          # a file, a run directory, or torchvision:MODEL[.WEIGHTS]
+    strict: bool = True  # false: load the keys that match and report the others
     span: SpanField
 
 
@@ -212,6 +242,7 @@ class NetworkDef(_Node):
     outputs: tuple[Ref, ...] = ()
     freeze: tuple[Pattern, ...] = ()
     unfreeze: tuple[Pattern, ...] = ()
+    init: Init | None = Field(default=None, exclude_if=lambda v: v is None)  # no trace in older specs' hash
     span: SpanField
     input_span: SpanField
 

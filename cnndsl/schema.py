@@ -54,6 +54,26 @@ class NetworkYaml(_Strict):
     outputs: Optional[list[Union[str, int]]] = Field(None, description="named outputs (default: the last item)")
     freeze: Optional[list[str]] = Field(None, description="globs of parameter names to freeze")
     unfreeze: Optional[list[str]] = Field(None, description="globs of parameter names to unfreeze again")
+    init: Optional[Union[str, "InitYaml"]] = Field(
+        None, description="weights the network starts from, by name: a file, a run directory or torchvision:MODEL.WEIGHTS")
+
+
+class InitYaml(_Strict):
+    """``init: {source: ..., strict: false}``."""
+
+    source: str = Field(description="a file, a run directory or torchvision:MODEL[.WEIGHTS]")
+    strict: Optional[bool] = Field(None, description="false: load the keys that match by name, report the rest")
+
+
+class BackboneYaml(_Strict):
+    """A backbone with options (see docs/language.md §20)."""
+
+    model: str = Field(description="a torchvision model (resnet18), timm.NAME, or a cnndsl spec's path")
+    weights: Optional[str] = Field(None, description="DEFAULT, a weights name (IMAGENET1K_V1), a file or a run directory")
+    until: Optional[str] = Field(None, description="cut after this node (default: drop the final classifier)")
+    taps: Optional[list[str]] = Field(None, description="return these nodes (multi-scale heads)")
+    strict: Optional[bool] = Field(None, description="false: load the weights that match by name")
+    args: Optional[dict[str, Scalar]] = Field(None, description="the model's constructor arguments / the spec's parameters")
 
 
 class SpecYaml(_Strict):
@@ -179,6 +199,13 @@ def _op_args(cls: Any, defs: dict[str, Any]) -> dict[str, Any]:
     return {"description": f"{cls.name}: {cls.summary}", "anyOf": alts}
 
 
+def _backbone_schema() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    out = _draft7(BackboneYaml.model_json_schema(ref_template="#/definitions/{model}"), defs)
+    _not_null(out["properties"])
+    return out
+
+
 def _params_schema() -> dict[str, Any]:
     return {"type": "object", "propertyNames": {"pattern": IDENT},
             "additionalProperties": {"type": ["integer", "number", "boolean", "string", "array", "null"]},
@@ -208,6 +235,8 @@ def _item(ops: dict[str, Any]) -> dict[str, Any]:
         **{m: {"anyOf": [refs, {"type": "array", "items": refs}],
                "description": f"{m} the current output with named earlier outputs"}
            for m in ("concat", "add", "multiply")},
+        "backbone": {"anyOf": [{"type": "string"}, _backbone_schema()],
+                     "description": "an existing model: torchvision (resnet18), timm.NAME or a cnndsl spec"},
     }
     for name in ops:
         props[name] = {"$ref": f"#/definitions/op.{name}"}

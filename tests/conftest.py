@@ -28,3 +28,12 @@ def cli(capsys):
         return rc, out, err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _translation_cache(tmp_path_factory):
+    """Backbone translations are cached in a directory of the test session, not the user's cache
+    (subprocesses inherit it); tests that need an empty cache set CNNDSL_CACHE_DIR themselves."""
+    if "CNNDSL_CACHE_DIR" not in os.environ:
+        os.environ["CNNDSL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cnndsl-cache"))
+    yield

@@ -158,7 +158,7 @@ def test_format_yaml_imports_on_its_own():
 
 def test_formatting_section_of_the_language_reference_is_fmt_output():
     text = (ROOT / "docs" / "language.md").read_text()
-    section = text[text.index("## 20. Formatting"):]
+    section = text[text.index("## 22. Formatting"):]
     blocks = re.findall(r"```(cnn|yaml)\n(.*?)```", section, re.S)
     assert [lang for lang, _ in blocks] == ["cnn", "yaml"]
     for lang, body in blocks:
@@ -193,3 +193,41 @@ def test_every_item_kind_has_a_writer_in_each_syntax():
     for kind in kinds:
         assert callable(getattr(ItemWriter, f"_item_{kind}", None)), kind
         assert callable(getattr(YamlItems, f"_yitem_{kind}", None)), kind
+
+
+BACKBONES = '''network N(pretrained = false) {
+    input 3x64x64
+    # where the weights come from
+    init "runs/x/best.pt"  (strict=false)   # all but the head
+    features: backbone resnet18(weights = DEFAULT, taps = [layer3, layer4], width_per_group = 64, groups = 1) when pretrained  # tapped
+    features: backbone "pre.cnn"(num_classes = 10,until="layer3.1") when not pretrained
+    backbone()   relu      # a layer called backbone
+    from features.layer3
+}
+'''
+
+
+def test_backbones_and_init_keep_their_comments():
+    """A backbone item is one item (broken over lines when long); ``init`` goes after the other
+    network statements with its comments; a layer called ``backbone`` stays a layer."""
+    spec = cnndsl.parse(BACKBONES)
+    text = format_cnn(spec)
+    assert text.split("\n")[2:] == [
+        "    features: backbone resnet18(", "        weights = DEFAULT,", "        taps = [layer3, layer4],",
+        "        width_per_group = 64,", "        groups = 1,", "    ) when pretrained  # tapped",
+        '    features: backbone "pre.cnn"(until = "layer3.1", num_classes = 10) when not pretrained',
+        "    backbone()   relu      # a layer called backbone", "    from features.layer3",
+        "    # where the weights come from", '    init "runs/x/best.pt" (strict = false)  # all but the head',
+        "}", ""]
+    yaml_text = format_yaml(spec)
+    assert "    - {name: features, backbone: {model: pre.cnn, until: layer3.1, args: {num_classes: 10}}, " \
+           "when: not pretrained}\n    - backbone\n    - relu  # a layer called backbone\n" in yaml_text
+    assert yaml_text.endswith("  # where the weights come from\n"
+                              "  init: {source: runs/x/best.pt, strict: false}  # all but the head\n")
+    for out, suffix in ((text, ".cnn"), (yaml_text, ".yaml")):
+        back = cnndsl.parse(out, format=suffix[1:])
+        assert canonical_spec(back) == canonical_spec(spec) and spec_hash(back) == spec_hash(spec)
+        assert comments(out, suffix) == comments(BACKBONES, ".cnn")
+        assert WRITE[suffix](back) == out
+    one_per_line = text.replace("backbone()   relu      #", "backbone()\n    relu  #")  # no layout in YAML
+    assert format_cnn(cnndsl.parse(yaml_text, format="yaml")) == one_per_line

@@ -18,23 +18,8 @@ from pydantic import BaseModel
 import cnndsl
 from cnndsl.canonical import canonical_spec, spec_hash
 from cnndsl import expr as E
-from cnndsl.ir import (
-    BlockDef,
-    From,
-    Group,
-    Kwarg,
-    Layer,
-    Merge,
-    NetworkDef,
-    Parallel,
-    Param,
-    Pattern,
-    Ref,
-    Repeat,
-    Residual,
-    Shortcut,
-    Spec,
-)
+from cnndsl.ir import (Backbone, BlockDef, From, Group, Init, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
+                       Pattern, Ref, Repeat, Residual, Shortcut, Spec)
 from cnndsl.names import is_reserved_module_name
 from cnndsl.syntax.format import format_cnn, format_value, format_yaml
 from cnndsl.syntax.parse import parse_expr
@@ -42,7 +27,7 @@ from cnndsl.syntax.parse import parse_expr
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.[cy]*"))
 SPECS = [p for p in SPECS if p.suffix in (".cnn", ".yaml")]
 
-_NOT_COMPARED = ("span", "input_span", "path", "train_spans", "extent", "trivia")
+_NOT_COMPARED = ("span", "spans", "input_span", "path", "train_spans", "extent", "trivia")
 
 
 def struct(x):
@@ -285,8 +270,9 @@ def test_negative_literals():
 # ----------------------------------------------------------------------------- random IR
 
 
-IDENTS = ["a", "b", "c", "w", "width", "stride", "x1", "n_out", "train", "group", "null", "network"]
-OPS = ["conv", "relu", "batchnorm", "linear", "Block", "mul", "xa", "x1a", "train", "null", "import"]
+IDENTS = ["a", "b", "c", "w", "width", "stride", "x1", "n_out", "train", "group", "null", "network", "backbone",
+          "init"]
+OPS = ["conv", "relu", "batchnorm", "linear", "Block", "mul", "xa", "x1a", "train", "null", "import", "init"]
 FUNCS = ["min", "max", "f", "make_divisible", "sgd"]
 MERGES = ["concat", "add", "multiply"]
 
@@ -357,6 +343,21 @@ def merges(draw):
                  **draw(meta()))
 
 
+# backbone options are plain values: names, dotted names, paths, words the grammar uses, any text
+bb_words = st.one_of(st.sampled_from(["resnet18", "timm.convnext_tiny", "pre.cnn", "layer3.1.relu_1", "if", "none",
+                                      "true", "x3", "backbone", "init", "DEFAULT", "a.in"]), text)
+bb_values = st.one_of(st.integers(-10**6, 10**6), floats, st.booleans(), bb_words)
+
+
+@st.composite
+def backbones(draw):
+    cut = draw(st.sampled_from(["", "until", "taps"]))  # the default cut, at one node, or at several
+    return Backbone(model=draw(bb_words), weights=draw(st.one_of(st.none(), bb_words)), strict=draw(st.booleans()),
+                    until=draw(bb_words) if cut == "until" else None,
+                    taps=tuple(draw(st.lists(bb_words, min_size=1, max_size=3))) if cut == "taps" else (),
+                    args=draw(unique_pairs(bb_values)), **draw(meta(allow_repeat=False)))
+
+
 def _items(children):
     bodies = st.lists(children, max_size=4).map(tuple)
 
@@ -382,8 +383,8 @@ def _items(children):
 
 froms = refs().map(lambda r: From(ref=r))
 # .cnn has `from` only as a statement of a block/network body; YAML has it anywhere
-items = st.recursive(st.one_of(layers(), merges()), _items, max_leaves=8)
-yaml_items = st.recursive(st.one_of(layers(), merges(), froms), _items, max_leaves=8)
+items = st.recursive(st.one_of(layers(), merges(), backbones()), _items, max_leaves=8)
+yaml_items = st.recursive(st.one_of(layers(), merges(), froms, backbones()), _items, max_leaves=8)
 params = st.lists(st.tuples(names, st.one_of(st.none(), small_exprs)), max_size=3, unique_by=lambda p: p[0]).map(
     lambda ps: tuple(Param(name=n, default=d) for n, d in ps))
 
@@ -415,7 +416,8 @@ def specs(draw, nested_from=False):
             name=draw(st.sampled_from(["Net", "N2", "train"])), params=draw(params), input=tuple(dims),
             body=draw(bodies), outputs=tuple(draw(st.lists(refs(), max_size=2))),
             freeze=tuple(Pattern(glob=g) for g in draw(st.lists(text, max_size=2))),
-            unfreeze=tuple(Pattern(glob=g) for g in draw(st.lists(text, max_size=1))))
+            unfreeze=tuple(Pattern(glob=g) for g in draw(st.lists(text, max_size=1))),
+            init=draw(st.one_of(st.none(), st.builds(Init, source=text, strict=st.booleans()))))
     train = draw(st.one_of(st.none(), st.dictionaries(keys, plain, max_size=4)))
     return Spec(blocks=blocks, network=network, train=train)
 

@@ -114,15 +114,19 @@ anything = st.text(max_size=12)  # any code point: controls, NUL, line breaks, l
 
 @st.composite
 def strange_specs(draw):
-    """Specs whose strings (arguments, globs, import paths, train keys and values) hold anything."""
+    """Specs whose strings (arguments, globs, import paths, train keys and values, a backbone's model
+    and options, the init source) hold anything."""
     from cnndsl import expr as E
-    from cnndsl.ir import BlockDef, Import, Kwarg, Layer, NetworkDef, Param, Pattern, Spec
+    from cnndsl.ir import Backbone, BlockDef, Import, Init, Kwarg, Layer, NetworkDef, Param, Pattern, Spec
 
     block = BlockDef(name=draw(idents), params=(Param(name=draw(idents)),),
                      body=(Layer(op=draw(idents), name=draw(idents), args=(E.Str(draw(anything)),),
                                  kwargs=(Kwarg(name=draw(idents), value=E.Str(draw(anything))),)),))
-    net = NetworkDef(name=draw(idents), input=(E.Num(3),), body=(Layer(op=block.name),),
-                     freeze=tuple(Pattern(glob=g) for g in draw(st.lists(anything, max_size=2))))
+    backbone = Backbone(model=draw(anything), weights=draw(anything), taps=tuple(draw(st.lists(anything, max_size=2))),
+                        args=((draw(idents), draw(anything)),))
+    net = NetworkDef(name=draw(idents), input=(E.Num(3),), body=(Layer(op=block.name), backbone),
+                     freeze=tuple(Pattern(glob=g) for g in draw(st.lists(anything, max_size=2))),
+                     init=Init(source=draw(anything)))
     train = draw(st.dictionaries(st.one_of(idents, anything), st.one_of(anything, st.lists(anything, max_size=2)),
                                  max_size=3))
     imports = tuple(Import(path=p) for p in draw(st.lists(anything, max_size=2)))
@@ -144,6 +148,7 @@ def test_every_output_reads_back(spec):
         assert canonical_spec(back) == canonical_spec(spec), text
         assert [i.path for i in back.imports] == [i.path for i in spec.imports]
         assert [p.glob for p in back.network.freeze] == [p.glob for p in spec.network.freeze]
+        assert back.network.body[1] == spec.network.body[1] and back.network.init == spec.network.init
 
 
 def test_long_keys_read_back():

@@ -62,14 +62,29 @@ def test_tutorial_hook_on_resnet18_equals_torchvision():
 # ----------------------------------------------------------------------------- every named module
 
 
+def _copy(v):
+    if isinstance(v, dict):  # a backbone's feature extractor returns {tap: tensor}
+        return {k: t.clone() for k, t in v.items()}
+    return tuple(t.clone() for t in v) if isinstance(v, tuple) else v.clone()
+
+
+def _in_backbone(name: str, backbones: dict) -> bool:
+    """Inside a backbone module: torch.fx's feature extractor calls the model's leaf layers (some
+    twice, like ResNet's shared relu), not its containers, as torchvision's own does."""
+    return any(name.startswith(p + ".") for p in backbones)
+
+
 def check_every_module_runs_once(analysis, model, x) -> int:
     """Hook every module: each fires once per forward with its static shape(s); every container
-    called alone on the inputs its hook saw returns what the hook saw. Returns the container count."""
-    shapes = {n.path: tuple(n.shape) for n in analysis.graph.nodes}
+    called alone on the inputs its hook saw returns what the hook saw. Returns the container count.
+    A backbone is one module here: it returns its outputs' static shapes; its insides are torch's."""
+    graph = analysis.graph
+    shapes = {n.path: tuple(n.shape) for n in graph.nodes}
+    backbones = {d.path: d for d in graph.backbones.values()}
     calls: dict[str, list] = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, name=name: calls.setdefault(name, []).append(
-        (tuple(t.clone() for t in i), tuple(t.clone() for t in o) if isinstance(o, tuple) else o.clone())))
-        for name, m in model.named_modules()]
+        (tuple(t.clone() for t in i), _copy(o)))) for name, m in model.named_modules()
+        if not _in_backbone(name, backbones)]
     with torch.no_grad():
         model(x)
         model(x)
@@ -77,9 +92,16 @@ def check_every_module_runs_once(analysis, model, x) -> int:
         h.remove()
     containers = 0
     for name, m in model.named_modules():
+        if _in_backbone(name, backbones):
+            continue
         assert len(calls.get(name, [])) == 2, f"{name!r} ran {len(calls.get(name, []))} times in 2 forwards"
         ins, out = calls[name][0]
         if not name:
+            continue
+        if name in backbones:
+            outs = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, tuple) else [out]
+            assert [tuple(t.shape[1:]) for t in outs] == \
+                [shapes[graph.nodes[i].path] for i in dict.fromkeys(backbones[name].outputs)], name
             continue
         if isinstance(m, Container):
             containers += 1
@@ -103,8 +125,10 @@ def test_every_named_module_of_shipped_specs_runs_once(path):
     torch.manual_seed(0)
     model = cnndsl.build(analysis).eval()
     n = check_every_module_runs_once(analysis, model, _x(analysis.input_shape))
+    backbones = {d.path for d in analysis.graph.backbones.values()}
     named = {p for p in analysis.graph.containers
-             if any(l.node.registered and l.name.startswith(p + ".") for l in analysis.layers)}
+             if any(l.node.registered and l.name.startswith(p + ".") for l in analysis.layers)
+             and not any(p == b or p.startswith(b + ".") for b in backbones)}  # a backbone's are torch's
     assert n == len(named)
 
 

@@ -421,10 +421,18 @@ def _partial(spec) -> list:
     return [w for w in cnndsl.analyze(spec).warnings if "never sees the whole" in w.message]
 
 
+# Warnings a shipped spec documents in its own comments (FPN's nearest upsampling is misaligned by
+# half a fine pixel, as in the original paper); every other shipped spec has none.
+DOCUMENTED_WARNINGS = {"fpn_resnet18.cnn": ["merged by 'p4' are misaligned", "merged by 'p3' are misaligned"]}
+
+
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.cnn")), ids=lambda p: p.name)
 def test_shipped_specs_have_no_warnings(path):
     """The tutorial's SimpleCNN and CNNWithBatchNorm: their convs see a patch, but fc1 sees it all."""
-    assert [w.message for w in cnndsl.analyze(path).warnings] == []
+    messages = [w.message for w in cnndsl.analyze(path).warnings]
+    expected = DOCUMENTED_WARNINGS.get(path.name, [])
+    assert len(messages) == len(expected)
+    assert all(part in message for part, message in zip(expected, messages))
 
 
 def test_fully_convolutional_head_warned_at_the_output():

@@ -83,8 +83,8 @@ class Analysis:
         """The state_dict keys the built module will have, with their shapes."""
         out: dict[str, tuple[int, ...]] = {}
         for l in self.layers:
-            if not l.node.registered:
-                continue
+            if not l.node.registered and not (l.cost.param_shapes or l.cost.buffer_shapes):
+                continue  # implicit merges; a traced model's parameters outside modules do count
             for n, s in {**l.cost.param_shapes, **l.cost.buffer_shapes}.items():
                 out[param_key(l.name, n)] = s
         return out

@@ -33,7 +33,7 @@ from typing import Callable
 from ..errors import Diagnostic, warning
 from ..graph import Graph, Node
 from ..layout import axes_of, is_standard, spatial_extent
-from ..ops.base import Adaptive, Dense, Lost, Merge, Pointwise, Reshape, Transposed, Upsample, Window
+from ..ops.base import Adaptive, Dense, Lost, Merge, Pointwise, Reshape, Transposed, Unknown, Upsample, Window
 
 Pair = tuple[Fraction, Fraction]
 
@@ -88,6 +88,9 @@ def receptive_fields(graph: Graph) -> tuple[list[RF | None], list[Diagnostic]]:
         ins = [out[i] for i in node.inputs]
         shapes = [graph.nodes[i].shape for i in node.inputs]
         rule = node.op.rf(shapes)
+        if isinstance(rule, Unknown) or any(rf is None for rf in ins):
+            out.append(None)   # an opaque node of a traced backbone: unknown from here on, not guessed
+            continue
         extent = spatial_extent(node.shape) or ins[0].extent
         if isinstance(rule, Merge):
             out.append(_merge(node, ins, graph, warnings))

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..errors import printable
 from ..layout import axes_of, is_standard
-from . import Analysis, LayerInfo
+from . import Analysis
+from .rows import Row, summary_rows
 
 
 def human(n: float) -> str:
@@ -23,12 +24,16 @@ def _shape(s: tuple[int, ...]) -> str:
     return "×".join(map(str, s)) + ("" if is_standard(s) else f" ({axes_of(s)})")
 
 
-def _row(l: LayerInfo) -> list[str]:
-    params = f"{l.cost.params:,}" + ("*" if l.cost.trainable < l.cost.params else "")
-    rf = l.rf
-    return [printable(l.name, False), l.op, _shape(l.shape), params if l.cost.params else "-",
-            human(l.cost.macs) if l.cost.macs else "-",
-            rf.text("size") if rf else "-", rf.text("stride") if rf else "-", _global(rf)]
+TRACED = "†"   # marks rows that come from a traced model
+
+
+def _row(r: Row) -> list[str]:
+    unknown = "?" if r.unknown_rf else None
+    rf = r.rf
+    return [printable(r.name, False), r.op + (TRACED if r.traced else ""), _shape(r.shape),
+            f"{r.params:,}" if r.params else "-", f"{r.trainable:,}" if r.params else "-",
+            human(r.macs) if r.macs else "-", unknown or (rf.text("size") if rf else "-"),
+            unknown or (rf.text("stride") if rf else "-"), unknown or _global(rf)]
 
 
 def _global(rf) -> str:
@@ -39,7 +44,8 @@ def _global(rf) -> str:
     return "yes" if rf.global_ else "context" if rf.context else "-"
 
 
-HEADER = ["name", "op", "output", "params", "MACs", "RF", "RF stride", "global"]
+HEADER = ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF stride", "global"]
+NUMBERS = range(3, 8)   # right-aligned columns
 
 
 def _totals_lines(a: Analysis) -> list[str]:
@@ -55,13 +61,42 @@ def _totals_lines(a: Analysis) -> list[str]:
         ctx = f", plus global context from '{printable(a.final_rf.context, False)}'" if a.final_rf.context else ""
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
                      f"at '{printable(a.final_rf_node, False)}'{ctx}")
+    elif len(a.input_shape) == 3:
+        lines.append("receptive field: unknown (a layer before the output has no cnndsl op)")
+    return lines + backbone_lines(a)
+
+
+def backbone_lines(a: Analysis) -> list[str]:
+    """One line per backbone: what it is, how it was analysed, which weights it starts from."""
+    lines = []
+    for d in a.graph.backbones.values():
+        how = ("expanded from its spec" if d.source == "spec" else
+               f"traced at {_shape(d.input_shape)} ({'cached' if d.cached else 'traced now; cached'})")
+        cut = "taps " + ", ".join(d.queries) if len(d.queries) > 1 else f"output at {d.queries[0]}"
+        weights = "random initialisation" if d.weights is None else \
+            f"weights {d.weights.describe()} ({'strict' if d.strict else 'partial'}, loaded when built)"
+        lines.append(f"backbone '{d.path}': {d.label}, {how}, {cut}; {weights}")
+        if d.opaque:
+            lines.append(f"  {d.opaque} of its layers have no cnndsl op: their MACs are not counted and the "
+                         f"receptive field after them is unknown (?)")
+    if a.graph.init is not None:
+        init = a.graph.init
+        lines.append(f"init: weights {init.source} ({'strict' if init.strict else 'partial'}, loaded when built)")
     return lines
 
 
-def to_text(a: Analysis) -> str:
-    rows = [HEADER] + [_row(l) for l in a.layers]
+def _notes(rows: list[Row], a: Analysis) -> list[str]:
+    if not any(r.traced for r in rows):
+        return []
+    return [f"{TRACED} traced from the model (shapes from torch.fx on the meta device); a row per stage: "
+            "--depth N shows N levels of names"]
+
+
+def to_text(a: Analysis, depth: int | None = None) -> str:
+    summary = summary_rows(a, depth)
+    rows = [HEADER] + [_row(r) for r in summary]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5, 6}      # the numbers
+    right = set(NUMBERS)
 
     def fmt(r: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -70,26 +105,26 @@ def to_text(a: Analysis) -> str:
     outs = ", ".join(_shape(s) for s in a.output_shapes)
     lines = [f"{printable(a.name, False)}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
     lines += [fmt(r) for r in rows[1:]]
-    lines += [rule] + _totals_lines(a)
-    if any(l.cost.trainable < l.cost.params for l in a.layers):
-        lines.append("* frozen parameters (not trained)")
+    lines += [rule] + _totals_lines(a) + _notes(summary, a)
     return "\n".join(lines)
 
 
-def to_markdown(a: Analysis) -> str:
+def to_markdown(a: Analysis, depth: int | None = None) -> str:
+    summary = summary_rows(a, depth)
     lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
              "| " + " | ".join(HEADER) + " |",
-             "|" + "|".join("---:" if 3 <= i < 7 else "---" for i in range(len(HEADER))) + "|"]
-    for l in a.layers:
-        r = _row(l)
+             "|" + "|".join("---:" if i in NUMBERS else "---" for i in range(len(HEADER))) + "|"]
+    for row in summary:
+        r = _row(row)
         r[0] = f"`{r[0]}`"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
-    lines += [""] + [f"- {t}" for t in _totals_lines(a)]
+    lines += [""] + [f"- {t}" for t in _totals_lines(a) + _notes(summary, a)]
     return "\n".join(lines)
 
 
-def to_dict(a: Analysis) -> dict[str, Any]:
+def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
+    traced = {i for d in a.graph.backbones.values() if d.source != "spec" for i in d.node_ids()}
     return {
         "network": a.name,
         "input": list(a.input_shape),
@@ -97,8 +132,11 @@ def to_dict(a: Analysis) -> dict[str, Any]:
         "layers": [{
             "name": l.name, "op": l.op, "output_shape": list(l.shape), "params": l.cost.params,
             "trainable_params": l.cost.trainable, "macs": l.cost.macs,
-            "rf": l.rf.as_json() if l.rf else None,
+            "rf": l.rf.as_json() if l.rf else None, "traced": l.node.id in traced,
         } for l in a.layers],
+        "backbones": [{"path": d.path, "source": d.source, "model": d.model, "outputs": list(d.queries),
+                       "weights": d.weights.describe() if d.weights else None, "strict": d.strict,
+                       "cached": d.cached, "opaque_layers": d.opaque} for d in a.graph.backbones.values()],
         "totals": {"params": a.params, "trainable_params": a.trainable_params, "macs": a.macs,
                    "activations": a.activations,
                    "receptive_field": a.final_rf.as_json() if a.final_rf else None},
@@ -111,7 +149,8 @@ def _one_line(d) -> str:
     return f"{where}{d.severity}: {d.message}" + (f" (hint: {d.hint})" if d.hint else "")
 
 
-def to_json(a: Analysis) -> str:
+def to_json(a: Analysis, depth: int | None = None) -> str:
+    """Every layer (``depth`` does not fold JSON rows: it is for tools)."""
     return json.dumps(to_dict(a), indent=2)
 
 

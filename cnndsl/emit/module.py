@@ -227,4 +227,9 @@ def _make_plan(graph: Graph, scope: Scope, functions: dict[int, Callable]) -> _P
 
 
 def build_network(analysis: Analysis) -> Network:
-    return Network(analysis)
+    from ..backbone.lower import lower  # a backbone is built as one module (create_feature_extractor)
+    from ..weights.init import apply_init
+
+    network = Network(lower(analysis))
+    apply_init(network, analysis.graph.init)  # the spec's `init` weights, by name
+    return network

@@ -60,6 +60,12 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
     defaults to the file the spec was read from. The class's ``state_dict`` keys and shapes equal
     those of ``cnndsl.build(analysis)``.
     """
+    if analysis.graph.backbones:
+        from ..errors import error
+
+        path = next(iter(analysis.graph.backbones.values()))
+        raise error("--emit python cannot write a network with a backbone yet (it runs torchvision's "
+                    "create_feature_extractor)", path.span, "build it with cnndsl.build(...), or export it")
     return _Emitter(analysis, class_name, source).run()
 
 

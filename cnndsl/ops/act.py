@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Op, PosFloat, ShapeError, need_standard, register
+from .base import Alpha, Gain, Op, ShapeError, need_standard, register
 
 
 class Activation(Op):
@@ -48,8 +48,12 @@ class LeakyReLU(Activation):
     summary = "leaky ReLU (nn.LeakyReLU)"
     example = "leaky_relu(0.1)"
     positional = ("slope",)
-    can_inplace = True
-    slope: float = 0.01
+    slope: Gain = 0.01
+
+    @property
+    def can_inplace(self) -> bool:  # type: ignore[override]
+        """torch's in-place leaky_relu has no backward for a negative slope."""
+        return self.slope >= 0
 
     def build(self, ins, out):
         from torch import nn
@@ -78,7 +82,7 @@ class ELU(Activation):
     summary = "exponential linear unit (nn.ELU)"
     example = "elu(2.0)"
     positional = ("alpha",)
-    alpha: PosFloat = 1.0
+    alpha: Alpha = 1.0
 
     def build(self, ins, out):
         from torch import nn
@@ -92,7 +96,7 @@ class CELU(Activation):
     summary = "continuously differentiable ELU (nn.CELU)"
     example = "celu(0.5)"
     positional = ("alpha",)
-    alpha: PosFloat = 1.0
+    alpha: Alpha = 1.0
 
     def build(self, ins, out):
         from torch import nn
@@ -108,7 +112,7 @@ class PReLU(Activation):
     summary = "parametric ReLU (nn.PReLU)"
     example = "prelu(per_channel=true)"
     per_channel: bool = False
-    init: float = 0.25
+    init: Gain = 0.25
 
     def infer(self, ins):
         if self.per_channel:   # nn.PReLU's weights follow dimension 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..layout import axes_of, is_standard, laid_out
-from .base import Dense, Lost, Op, Pointwise, PosInt, Prob, Shape, ShapeError, need_map, prod, register
+from .base import Dense, Gain, Lost, Op, Pointwise, PosInt, Prob, Shape, ShapeError, need_map, prod, register
 
 
 @register
@@ -96,7 +96,7 @@ class Mul(Op):
     summary = "multiply by a constant"
     positional = ("factor",)
     example = "mul(0.125)"
-    factor: float
+    factor: Gain
 
     def build(self, ins, out):
         from ..nn import Scale

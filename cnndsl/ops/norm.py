@@ -9,9 +9,9 @@ from typing import Annotated
 
 from ..expr import format_shape
 from ..layout import axes_of, is_standard
-from .base import Op, Pointwise, PosFloat, PosInt, Shape, ShapeError, need_map, need_standard, register
+from .base import Eps, Op, Pointwise, PosInt, Shape, ShapeError, need_map, need_standard, register
 
-Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0)]]
+Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]]
 
 
 @register
@@ -23,7 +23,7 @@ class BatchNorm(Op):
     inplace_safe = True
     example = "batchnorm(momentum=0.2)"
 
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     momentum: Momentum = 0.1        # PyTorch convention: weight of the new batch statistics
     affine: bool = True
     track_running_stats: bool = True
@@ -63,7 +63,7 @@ class GroupNorm(Op):
     example = "groupnorm(4)"
 
     groups: PosInt
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = True
 
     def infer(self, ins):
@@ -97,7 +97,7 @@ class LayerNorm(Op):
     example = "permute(0, 2, 3, 1)  layernorm(dims=1, eps=1e-6)"
 
     dims: Optional[PosInt] = None   # normalise over the last `dims` dimensions; default: all
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = True
 
     def _normalized(self, shape: Shape) -> Shape:
@@ -140,7 +140,7 @@ class LayerNorm2d(Op):
     inplace_safe = True
     example = "layernorm2d(eps=1e-6)"
 
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = True
 
     def infer(self, ins):
@@ -169,7 +169,7 @@ class InstanceNorm(Op):
     inplace_safe = True
     example = "instancenorm(affine=true)"
 
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = False
 
     def infer(self, ins):

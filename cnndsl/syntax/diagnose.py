@@ -143,8 +143,11 @@ def syntax_error(exc: UnexpectedInput, source: Source, expression: bool = False)
     return error(message, span, hint, notes)
 
 
+_CONTEXTUAL = {"BACKBONE", "INIT"}   # keywords only before a model name / a file name: not worth listing
+
+
 def _expected_hint(names: Any) -> str | None:
-    names = sorted({n for n in (names or ()) if not n.startswith("__")})
+    names = sorted({n for n in (names or ()) if not n.startswith("__") and n not in _CONTEXTUAL})
     if not names:
         return None
     shown = [_describe_terminal(n) for n in names]

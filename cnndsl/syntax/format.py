@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import BlockDef, NetworkDef, Param, Spec
+from ..ir import BlockDef, Init, NetworkDef, Param, Spec
 from .format_data import data, data_key, format_value
 from .format_items import INDENT, WIDTH, ItemWriter
 from .spelling import KEYWORDS, expr_text, located, name, quote, ref_text
@@ -121,16 +121,21 @@ class _CnnWriter(ItemWriter):
                                    ("unfreeze", net.unfreeze, lambda p: quote(p.glob))):
             if nodes:
                 lines += self.statement(kw, nodes, text_of)
+        if net.init is not None:  # its span starts at `init`
+            lines += self.statement("init", (net.init,), _init_text, len(INDENT))
         return lines
 
-    def statement(self, kw: str, nodes: tuple, text_of) -> list[str]:
-        """``output a, b`` / ``freeze "g"``: one line, with the comments of every part."""
+    def statement(self, kw: str, nodes: tuple, text_of, out_col: int | None = None) -> list[str]:
+        """``output a, b`` / ``freeze "g"``: one line, with the comments of every part (trailing
+        ones at their column relative to the first part's span, written at ``out_col``, default:
+        after ``kw``)."""
         notes = [self.notes.of(x) for x in nodes]
         lines = self.marks([c for n in notes for c in n.leading if c is not None], INDENT)
         trailing = [c for n in notes for c in n.trailing]
         first = nodes[0].span if self.layout else None
         text = INDENT + f"{kw} " + ", ".join(text_of(x) for x in nodes)
-        return lines + self.finish(text, trailing, first, INDENT, len(INDENT) + len(kw) + 1)
+        col = len(INDENT) + len(kw) + 1 if out_col is None else out_col
+        return lines + self.finish(text, trailing, first, INDENT, col)
 
     def train(self, train: Any) -> list[str]:
         if not isinstance(train, dict):
@@ -154,6 +159,11 @@ class _CnnWriter(ItemWriter):
             ref = extents.get(("train", k)) if len(value) == 1 else None
             lines += self.marks(kn.leading, INDENT) + value[:-1] + self.finish(value[-1], kn.trailing, ref, INDENT)
         return lines + self.marks(n.end, INDENT) + self.finish("}", n.trailing, None, "")
+
+
+def _init_text(init: Init) -> str:
+    """``"runs/x/best.pt"`` or ``"..." (strict = false)`` (after ``init``)."""
+    return quote(init.source) + ("" if init.strict else " (strict = false)")
 
 
 def _strip(entries: list) -> list:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..backbone.syntax import options
 from ..ir import Spec
-from .spelling import ITEM_KEYWORDS, expr_text, located, name, ref_text
+from .spelling import ITEM_KEYWORDS, expr_text, located, model_text, name, plain_text, ref_text
 from .trivia import Comment, Notes, attach
 
 INDENT = "    "
@@ -200,7 +201,7 @@ class ItemWriter:
     def _item_layer(self, it: Any, ind: str, inline: bool) -> list[str]:
         op = name(it.op, "layer", ITEM_KEYWORDS)
         if not it.args and not it.kwargs:
-            return [op]
+            return [op + "()" if op == "backbone" else op]  # bare `backbone NAME` starts a backbone item
         parts = [expr_text(a) for a in it.args] + [f"{name(k.name, 'argument')}={expr_text(k.value)}"
                                                     for k in it.kwargs]
         return self.call(op, parts, ind, inline)
@@ -212,6 +213,13 @@ class ItemWriter:
 
     def _item_from(self, it: Any, ind: str, inline: bool) -> list[str]:
         return [f"from {ref_text(it.ref.path)}"]
+
+    def _item_backbone(self, it: Any, ind: str, inline: bool) -> list[str]:
+        """``backbone resnet18(weights = DEFAULT, taps = [layer2, layer3])``."""
+        head = "backbone " + model_text(it.model)
+        parts = [f"{k} = {plain_text(v)}" for k, v in options(it)]
+        parts += [f"{name(k, 'argument')} = {plain_text(v)}" for k, v in it.args]
+        return self.call(head, parts, ind, inline) if parts else [head]
 
     def one_line(self, node: Any, body: tuple, ind: str, on_one_source_line: bool) -> str | None:
         """``body`` as one line when that is the layout to keep (or, without source layout, when it

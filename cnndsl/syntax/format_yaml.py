@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import BlockDef, NetworkDef, Spec
+from ..ir import BlockDef, Init, NetworkDef, Spec
 from .format_yaml_items import YamlItems
 from .spelling import located, name, ref_text
 from .trivia import Comment, attach
@@ -164,15 +164,19 @@ class _YamlWriter(YamlItems):
         if net.body:
             fields += ["  layers:", *self.items(net.body, "    ")]
             inner = "    "
-        for key, nodes, text_of in (("outputs", net.outputs, lambda r: ref_text(r.path)),
-                                    ("freeze", net.freeze, lambda p: p.glob),
-                                    ("unfreeze", net.unfreeze, lambda p: p.glob)):
+        init = (net.init,) if net.init is not None else ()
+        # out_col: where the first node's extent is written (in the list after `key: [`; init: at its key)
+        for key, nodes, value, out_col in (
+                ("outputs", net.outputs, [ref_text(r.path) for r in net.outputs], len("outputs") + 5),
+                ("freeze", net.freeze, [p.glob for p in net.freeze], len("freeze") + 5),
+                ("unfreeze", net.unfreeze, [p.glob for p in net.unfreeze], len("unfreeze") + 5),
+                ("init", init, _init_value(net.init), 2)):
             if nodes:
                 notes = [self.notes.of(x) for x in nodes]
                 fields += self.marks([c for m in notes for c in m.leading if c is not None], "  ")
-                line = f"  {key}: " + flow([text_of(x) for x in nodes])
+                line = f"  {key}: " + flow(value)
                 trailing = [c for m in notes for c in m.trailing]
-                fields.append(self.commented(line, trailing[0], nodes[0].extent or nodes[0].span, len(key) + 5)
+                fields.append(self.commented(line, trailing[0], nodes[0].extent or nodes[0].span, out_col)
                               if trailing else line)
                 fields += ["  " + comment_text(c) for c in trailing[1:]]
                 inner = "  "
@@ -195,3 +199,10 @@ class _YamlWriter(YamlItems):
         first = "train:" if train else "train: {}"
         return self.marks(self.lead(n.leading), "") + self.opened(("train",), first, lines, "  ", 0,
                                                                   self.extents.get(("train",)), 0)
+
+
+def _init_value(init: Init | None) -> Any:
+    """``init: runs/x/best.pt`` or ``init: {source: ..., strict: false}``."""
+    if init is None or init.strict:
+        return None if init is None else init.source
+    return {"source": init.source, "strict": False}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backbone.syntax import options
 from .spelling import located, name, ref_text
 from .yaml_text import flow, yargs, yexpr
 
 _YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply"})
+                            "from", "concat", "add", "multiply", "backbone"})
 
 
 class YamlItems:
@@ -87,6 +88,17 @@ class YamlItems:
         refs = [ref_text(r.path) for r in it.refs]
         d = {"name": meta.pop("name")} if "name" in meta else {}
         d[it.merge] = refs[0] if len(refs) == 1 else refs
+        return {**d, **meta}
+
+    def _yitem_backbone(self, it: Any, ind: str | None) -> Any:
+        """``{name: features, backbone: resnet18}``, or the options in a mapping: ``backbone: {model:
+        resnet18, weights: DEFAULT, taps: [layer2, layer3], args: {width_per_group: 32}}``."""
+        meta = self.meta(it)
+        value: Any = dict(options(it))
+        if it.args:
+            value["args"] = {name(k, "argument"): v for k, v in it.args}
+        d = {"name": meta.pop("name")} if "name" in meta else {}
+        d["backbone"] = {"model": it.model, **value} if value else it.model
         return {**d, **meta}
 
     def compound(self, it: Any, ind: str, fields: list[str], body_at: int | None, inner: str = "    ",

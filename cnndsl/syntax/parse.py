@@ -9,9 +9,10 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from .. import expr as E
+from ..backbone.syntax import backbone_item, init_item
 from ..errors import Source, Span, error
-from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
-                  Ref, Repeat, Residual, Shortcut, Spec)
+from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
 from ..names import check_module_name
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import COMMENTS, parser
@@ -147,7 +148,7 @@ class _ToSpec:
     def network_def(self, meta, children):
         name, params, body = _split_def(children)
         inputs, outputs, freeze, unfreeze, items = [], [], [], [], []
-        input_span = None
+        input_span, init = None, None
         for stmt in body:
             if not isinstance(stmt, tuple):
                 items.append(stmt)
@@ -164,6 +165,11 @@ class _ToSpec:
                 outputs.extend(value)
             elif kind == "freeze":
                 freeze.extend(value)
+            elif kind == "init":
+                if init is not None:
+                    raise error("the network's initial weights are given twice", span,
+                                notes=[(init.span, "first given here")])
+                init = value
             else:
                 unfreeze.extend(value)
         net_span = self.tsp(name)
@@ -176,7 +182,7 @@ class _ToSpec:
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
         return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
                                      body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
-                                     unfreeze=tuple(unfreeze), span=net_span, input_span=input_span,
+                                     unfreeze=tuple(unfreeze), init=init, span=net_span, input_span=input_span,
                                      extent=self.sp(meta))
 
     def train_def(self, meta, children):
@@ -208,6 +214,10 @@ class _ToSpec:
 
     def unfreeze_stmt(self, meta, children):
         return "unfreeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+
+    def init_stmt(self, meta, children):
+        _, source, arglist = children
+        return "init", init_item(_unquote(source), arglist, self.sp(meta)), self.sp(meta)
 
     def from_stmt(self, meta, children):
         return From(ref=children[0], span=self.sp(meta))
@@ -287,6 +297,15 @@ class _ToSpec:
     def merge(self, meta, children):
         kind, *refs = children
         return Merge, {"merge": str(kind), "refs": tuple(r for r in refs if r is not None)}, self.sp(meta)
+
+    def backbone(self, meta, children):
+        keyword, model, arglist = children
+        if isinstance(model, Token):
+            model = (_unquote(model), self.tsp(model))
+        return Backbone, backbone_item(*model, arglist, self.tsp(keyword)), self.tsp(keyword)
+
+    def bb_name(self, meta, children):
+        return ".".join(str(c) for c in children), self.sp(meta)
 
     # ---- expressions
     def number(self, meta, children):

@@ -29,6 +29,9 @@ ITEM_KEYWORDS = frozenset({"in", "not", "residual", "concat", "add", "multiply",
                            "freeze", "unfreeze", "true", "false", "when", "if", "else", "and", "or", "as",
                            "shortcut"})
 
+# option values written bare read back as these words' meaning, not as the string
+_NOT_BARE = KEYWORDS | ITEM_KEYWORDS | {"none", "backbone", "init"}
+
 
 def expr_text(e: E.Expr, prec: int = 0) -> str:
     """``format_expr``, after refusing what has no spelling (NaN, line breaks and NULs in strings,
@@ -108,6 +111,27 @@ def ref_text(path: tuple[str, ...]) -> str:
         if not (part.isascii() and part.isdigit()):
             name(part, "reference")
     return ".".join(path)
+
+
+def plain_text(v: Any) -> str:
+    """A plain value of a backbone or init option in ``.cnn`` (``cnndsl.backbone.syntax.plain`` reads
+    it back): a name when the string is one that reads back as itself, else a string literal."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v if IDENT.match(v) and v not in _NOT_BARE else quote(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(plain_text(x) for x in v) + "]"
+    return expr_text(E.Num(v))
+
+
+def model_text(model: str) -> str:
+    """A backbone's model: a dotted name (``resnet18``, ``timm.convnext_tiny``) or a string literal
+    (a spec's path, anything else)."""
+    parts = model.split(".")
+    bare = not model.endswith((".cnn", ".yaml", ".yml")) and all(IDENT.match(p) and p not in _NOT_BARE
+                                                                 for p in parts)
+    return model if bare else quote(model)
 
 
 class Unwritable(ValueError):

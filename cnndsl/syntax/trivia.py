@@ -176,7 +176,8 @@ def _tree(spec: Any, trivia: Trivia) -> _Anchor:
             a.container = True
             inp = _anchor(net, f, key=("input", id(net)), span=net.input_span)
             a.groups = [[inp] if inp else [], _group(list(net.body), f), _group(list(net.outputs), f),
-                        _group(list(net.freeze), f), _group(list(net.unfreeze), f)]
+                        _group(list(net.freeze), f), _group(list(net.unfreeze), f),
+                        _group([net.init] if net.init is not None else [], f)]
             top.append(a)
     extents = trivia.extents or {}
     if spec.train is not None and ("train",) in extents:

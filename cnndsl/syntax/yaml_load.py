@@ -16,9 +16,10 @@ import math
 import re
 
 from .. import expr as E
+from ..backbone.syntax import read_yaml_backbone, read_yaml_init
 from ..errors import Source, Span, did_you_mean, error
-from ..ir import (BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param, Pattern,
-                  Ref, Repeat, Residual, Shortcut, Spec)
+from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
 from ..names import check_module_name, check_name
 from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
 from .parse import parse_expr
@@ -162,7 +163,7 @@ def _misindented(lines: list[str], lineno: int) -> str | None:
 # ----------------------------------------------------------------------------- node → IR
 
 _TOP = ("imports", "blocks", "network", "train")
-_NET = ("name", "params", "input", "layers", "outputs", "freeze", "unfreeze")
+_NET = ("name", "params", "input", "layers", "outputs", "freeze", "unfreeze", "init")
 _META = ("name", "repeat", "as", "when")
 _COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
 
@@ -333,7 +334,9 @@ class _SpecBuilder:
         return NetworkDef(name=str(name), params=self.params(m.get("params", (None, None))[1]), input=dims,
                           body=self.items(m["layers"][1]) if "layers" in m else (), outputs=outputs,
                           freeze=patterns("freeze"), unfreeze=patterns("unfreeze"), span=self.sp(key),
-                          input_span=self.sp(m["input"][0]), extent=self.ext(node, key))
+                          input_span=self.sp(m["input"][0]), extent=self.ext(node, key),
+                          init=read_yaml_init(self, m["init"][1], self.ext(m["init"][1], m["init"][0]))
+                          if "init" in m else None)
 
     def items(self, node: yaml.Node) -> tuple:
         return tuple(self.item(n) for n in self.sequence(node, "layers"))
@@ -382,6 +385,8 @@ class _SpecBuilder:
             if len(m) > 1:
                 raise error("'from' stands alone in its item", self.sp(key))
             return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
+        if head == "backbone":
+            return Backbone(**read_yaml_backbone(self, value, self.sp(key)), **meta)
         if head in ("concat", "add", "multiply"):
             refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
             return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
