@@ -226,9 +226,14 @@ def _torchinfo(model, a) -> None:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops.help import describe, listing, lookup
+    from .ops.help import describe, listing, lookup, markdown
 
-    print(describe(lookup(args.name)) if args.name else listing())
+    if args.markdown and args.name:
+        from .errors import error
+
+        raise error("--markdown prints the table of every op; leave out the op name", None,
+                    f"cnndsl ops {args.name} shows one op")
+    print(markdown() if args.markdown else describe(lookup(args.name)) if args.name else listing())
     return EXIT_OK
 
 
@@ -268,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
     c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
+    c.add_argument("--markdown", action="store_true", help="print the op table of docs/language.md")
     c.add_argument("--debug", action="store_true")
     c.set_defaults(func=cmd_ops)
 

@@ -4,7 +4,7 @@ merged branches and the warning for outputs that never see the whole input.
 
 Empirical RF: every conv/linear weight set to a positive constant (1/fan-in, float64 so nothing
 underflows), biases 0, BatchNorm in eval with identity statistics, activations and normalisations
-made identity, max pools run as average pools of the same geometry (max pools route the gradient to
+made identity, max pools (adaptive ones too) run as average pools of the same geometry (max pools route the gradient to
 one element; the window is what matters). The gradient of one output unit w.r.t. an all-ones input
 is then positive exactly on that unit's receptive field; its extent is compared with ``size`` and
 its position with ``start + i·jump``. With the global paths cut (global pools' outputs detached) the
@@ -49,6 +49,8 @@ def _positive(model: torch.nn.Module, dtype=torch.float64) -> torch.nn.Module:
                 assert m.dilation in (1, (1, 1))
                 m.forward = (lambda x, m=m: F.avg_pool2d(x, m.kernel_size, m.stride, m.padding, m.ceil_mode,
                                                          count_include_pad=True))
+            elif isinstance(m, torch.nn.AdaptiveMaxPool2d):
+                m.forward = lambda x, m=m: F.adaptive_avg_pool2d(x, m.output_size)
             elif isinstance(m, IDENTITY):
                 m.forward = lambda x: x
     return model
@@ -342,12 +344,13 @@ def _phase_slack(analysis) -> dict[str, Fraction]:
     return {l.name: slack[l.node.id] for l in analysis.layers}
 
 
-def check_fields(analysis, layers: list[str]) -> None:
+def check_fields(analysis, layers: list[str], context_from_pools: bool = True) -> None:
     """Local fields (global paths cut) equal the static RF, clipped to the input; maps marked
-    'global context' see every input pixel when the paths are not cut."""
+    'global context' see every input pixel when the paths are not cut (``context_from_pools``: the
+    context comes from a global pool, not from a normalisation's statistics, made identity here)."""
     h, w = analysis.input_shape[1:]
     local = measured_fields(analysis, layers, cut_global=True)
-    context = [n for n in layers if analysis.layer(n).rf.context]
+    context = [n for n in layers if analysis.layer(n).rf.context] if context_from_pools else []
     full = measured_fields(analysis, context, cut_global=False) if context else {}
     slack = _phase_slack(analysis)
     for name in layers:

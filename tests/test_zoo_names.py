@@ -75,3 +75,24 @@ def test_densenet121_matches_torchvision(tmp_path):
 
 def test_densenet121_yaml_twin():
     assert spec_hash(cnndsl.load(SPECS / "densenet121.yaml")) == spec_hash(cnndsl.load(SPECS / "densenet121.cnn"))
+
+
+def test_shufflenet_v2_matches_torchvision(tmp_path):
+    check_parity(SPECS / "shufflenet_v2.cnn", torchvision.models.shufflenet_v2_x1_0(num_classes=10), 64, tmp_path,
+                 num_classes=10, resolution=64)
+
+
+def test_shufflenet_v2_receptive_field_matches_the_gradient():
+    """The chunk's parts and the shuffle keep each channel's field: the gradient-measured field of
+    a stride-1 unit's output (a chunk, a branch, a concat and a shuffle) equals the static one."""
+    from test_receptive_field import empirical_rf
+
+    analysis = cnndsl.analyze(cnndsl.load(SPECS / "shufflenet_v2.cnn"), resolution=96)
+    info = [l for l in analysis.layers if l.name.startswith("stage2.1.")][-1]
+    (r0, r1), (c0, c1), (i, j) = empirical_rf(cnndsl.build(analysis), info.name, (3, 96, 96))
+    rf = info.rf
+    for axis, (lo, hi), u in ((0, (r0, r1), i), (1, (c0, c1), j)):
+        centre = rf.start[axis] + u * rf.jump[axis]
+        first, last = centre - rf.size[axis] / 2, centre + rf.size[axis] / 2 - 1
+        assert 0 <= first and last <= 95  # not clipped by the border
+        assert (lo, hi) == (first, last), (axis, (lo, hi), (first, last))

@@ -26,6 +26,12 @@ class Cost:
     frozen: tuple[str, ...]                # names of this node's frozen parameters
 
 
+def param_key(path: str, name: str) -> str:
+    """The state_dict key of parameter ``name`` of the layer at ``path`` ("" for a bare parameter,
+    registered under the layer's own name: ``layer_scale``)."""
+    return f"{path}.{name}" if name else path
+
+
 def _matches(name: str, pattern: str) -> bool:
     """A glob over parameter names; a bare module path also matches everything below it."""
     return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*")
@@ -40,7 +46,7 @@ def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
         bshapes = node.op.buffer_shapes(ins, node.shape)
         frozen = []
         for pname in pshapes:
-            full = f"{node.path}.{pname}"
+            full = param_key(node.path, pname)
             hits = [p for p, _ in graph.freeze if _matches(full, p)]
             keeps = [p for p, _ in graph.unfreeze if _matches(full, p)]
             used.update(hits + keeps)
