@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import cnndsl  # noqa: E402
+from cnndsl.layout import is_standard  # noqa: E402
 from cnndsl.ops.base import Transposed  # noqa: E402
 from cnndsl.ops.base import Upsample as UpsampleRule  # noqa: E402
 
@@ -56,8 +57,11 @@ def _positive(model: torch.nn.Module, dtype=torch.float64) -> torch.nn.Module:
     return model
 
 
-# activations (torch.nn.modules.activation) and normalisations with statistics over the map
-IDENTITY = tuple(getattr(torch.nn, n) for n in torch.nn.modules.activation.__all__ if n != "MultiheadAttention") + (
+# activations (torch.nn.modules.activation) and normalisations with statistics over the map; the
+# sigmoid stays (its gradient is never 0, and it keeps squeeze-and-excitation gates below 1: as the
+# identity, EfficientNet's gates square the values block after block until float32 overflows)
+IDENTITY = tuple(getattr(torch.nn, n) for n in torch.nn.modules.activation.__all__
+                 if n not in ("MultiheadAttention", "Sigmoid")) + (
     torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.InstanceNorm2d)
 
 
@@ -367,8 +371,8 @@ def check_fields(analysis, layers: list[str], context_from_pools: bool = True) -
 
 def _spatial_layers(analysis, limit: int = 5) -> list[str]:
     """Up to ``limit`` registered layers with a local C×H×W output, evenly spread, and the final one."""
-    names = [l.name for l in analysis.layers
-             if l.node.registered and len(l.shape) == 3 and l.rf is not None and not l.rf.global_]
+    names = [l.name for l in analysis.layers if l.node.registered and not l.node.op.bare_parameter
+             and len(l.shape) == 3 and is_standard(l.shape) and l.rf is not None and not l.rf.global_]
     step = max(1, len(names) // limit)
     picked = names[::step][:limit]
     final = analysis.final_rf_node
@@ -408,7 +412,7 @@ def test_shipped_specs_fields_match_gradients(path):
 
 def test_group_and_instance_norm_give_context():
     a = cnndsl.analyze("network N { input 3x32x32  c: conv(4, k=3)  groupnorm(2)  d: conv(4, k=3)  "
-                       "layernorm(dims=1)  instancenorm  head: conv(2, k=1) }")
+                       "layernorm  instancenorm  head: conv(2, k=1) }")
     assert a.layer("c").rf.context is None and a.layer("d").rf.context == "1"
     assert a.layer("3").rf.context == "1" and a.layer("head").rf.size == (5, 5)
     assert not [w for w in a.warnings if "never sees the whole" in w.message]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import cnndsl
 
@@ -100,7 +101,7 @@ def test_static_params_shapes_and_macs_match_torchinfo(spec, reference):
             macs += 1
     assert shapes > 100 and macs == sum(isinstance(m, nn.Conv2d) for m in ref.modules()) + 1
     # every multiply-accumulate of the convolutions and matrix products, counted by torch itself
-    with torch.utils.flop_counter.FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
         ref.eval()(torch.zeros(1, 3, SIZE, SIZE))
     dense = sum(l.cost.macs for l in analysis.layers if l.node.kind in ("conv", "linear"))
     assert counter.get_total_flops() == 2 * dense

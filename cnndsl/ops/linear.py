@@ -59,7 +59,7 @@ class Dropout(Op):
     name = "dropout"
     summary = "dropout (nn.Dropout)"
     positional = ("p",)
-    example = "dropout(0.25)"
+    example = "dropout(0.5)"
     p: Prob = 0.5
 
     def build(self, ins, out):
