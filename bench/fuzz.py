@@ -146,11 +146,15 @@ def _emit_and_format(spec, a) -> None:
     """--emit python compiles; fmt's output in either syntax parses back (a ValueError is fmt's
     documented refusal: "cannot write this spec as ...")."""
     import cnndsl
+    from cnndsl import CnnError
     from cnndsl.emit.python import python_source
     from cnndsl.syntax.format import format_cnn, format_yaml
 
-    if not a.graph.backbones:   # --emit python refuses backbones with a diagnostic (documented)
-        compile(python_source(a), "<emitted>", "exec")
+    try:
+        source = python_source(a)
+    except CnnError:  # a documented refusal (a backbone that is another cnndsl spec, a plugin op)
+        source = ""
+    compile(source, "<emitted>", "exec")
     for fmt, writer in (("cnn", format_cnn), ("yaml", format_yaml)):
         try:
             text = writer(spec)
@@ -178,6 +182,8 @@ def _train_step(a, index: int, seconds: float) -> Outcome:
         sum(o.float().square().mean() for o in outs).backward()
         finite = all(bool(torch.isfinite(o).all()) for o in outs) and all(
             bool(torch.isfinite(p.grad).all()) for p in [x, *model.parameters()] if p.grad is not None)
+    except cnndsl.CnnError as exc:  # a diagnostic at build time (weights not in the cache, offline)
+        return Outcome(index, "refused", seconds + time.perf_counter() - t0, exc.diagnostics[0].message[:70])
     except Exception as exc:  # noqa: BLE001 - the point: check accepted it, torch refused it
         return Outcome(index, "torch_failed", seconds + time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:500])
     wrong = [f"{i.name}: static {tuple(i.shape)}, torch {seen.get(i.name)}" for i in a.layers

@@ -26,6 +26,12 @@ class Cost:
     frozen: tuple[str, ...]                # names of this node's frozen parameters
 
 
+def param_key(path: str, name: str) -> str:
+    """The state_dict key of parameter ``name`` of the layer at ``path`` ("" for a bare parameter,
+    registered under the layer's own name: ``layer_scale``)."""
+    return f"{path}.{name}" if name else path
+
+
 def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
     out: list[Cost | None] = [None]
     names: list[str] = []
@@ -34,7 +40,7 @@ def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
         ins = [graph.nodes[i].shape for i in node.inputs]
         pshapes = node.op.param_shapes(ins, node.shape)
         bshapes = node.op.buffer_shapes(ins, node.shape)
-        full = {pname: f"{node.path}.{pname}" for pname in pshapes}
+        full = {pname: param_key(node.path, pname) for pname in pshapes}
         names += full.values()
         frozen = [pname for pname in pshapes if globs.frozen(full[pname], freeze, unfreeze)]
         params = sum(math.prod(s) for s in pshapes.values())

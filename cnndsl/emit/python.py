@@ -12,10 +12,13 @@ straight-line code, one statement per layer, each with its output shape as a com
         layer1_0_add = layer1_0_bn2 + maxpool                   # (B, 64, 56, 56)
 
 Constructor calls are rendered generically from the modules the ops build (their ``__init__``
-signature, read back from the module's attributes, arguments at their defaults left out). The merges
-and the constant scale, for which cnndsl has small modules of its own, become inline expressions
-(``a + b``, ``torch.cat([a, b], dim=1)``, ``x * 0.125``); they hold no state, so the ``state_dict``
-is unaffected (they are missing from ``named_modules()`` only). Activations run in place exactly
+signature, read back from the module's attributes, arguments at their defaults left out). Stateless
+ops that say how (``Op.source``: merges, the constant scale, permute, reshape) become inline
+expressions (``a + b``, ``torch.cat([a, b], dim=1)``, ``x * 0.125``, ``x.permute(0, 2, 3, 1)``);
+they hold no state, so the ``state_dict`` is unaffected (they are missing from ``named_modules()``
+only). The few modules of cnndsl's own that hold state or behave differently in training
+(``LayerNorm2d``, ``StochasticDepth``, ``PadChannels``) are copied into the file from
+:mod:`cnndsl.nn`, and a bare parameter (``layer_scale``) is registered on its container. Activations run in place exactly
 where ``cnndsl.build`` runs them in place; residual sums are not in place. Initialisations the spec
 asks for (``init=kaiming``, ``init=dirac``, the ``whiten`` marker) and frozen parameters are
 reproduced in ``__init__``. Nothing here executes generated code.
@@ -37,7 +40,7 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from ..nn import Add, Concat, Multiply, Scale
+from .. import nn as runtime
 from .scopes import inplace_nodes, module_scopes
 
 __all__ = ["python_source"]
@@ -118,12 +121,20 @@ def _is_torch_nn(cls: type) -> bool:
     return getattr(nn, cls.__name__, None) is cls
 
 
+def _is_runtime(cls: type) -> bool:
+    """A module class of :mod:`cnndsl.nn`, whose source is copied into the generated file."""
+    return getattr(runtime, cls.__name__, None) is cls
+
+
+RUNTIME_NAMES = {n for n, v in vars(runtime).items() if isinstance(v, type) and _is_runtime(v)}
+
+
 def constructor(module: nn.Module) -> str:
-    """``nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1, bias=False)`` for a torch.nn module:
-    the arguments of its class's ``__init__``, read back from the attributes of the same names,
-    those at their defaults left out."""
+    """``nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1, bias=False)`` for a torch.nn module
+    (``LayerNorm2d((96,), eps=1e-06)`` for one of cnndsl.nn): the arguments of its class's
+    ``__init__``, read back from the attributes of the same names, those at their defaults left out."""
     cls = type(module)
-    if not _is_torch_nn(cls):
+    if not (_is_torch_nn(cls) or _is_runtime(cls)):
         raise NotImplementedError(f"no source rendering for module class {cls.__module__}.{cls.__qualname__}")
     args: list[str] = []
     positional = True
@@ -139,9 +150,9 @@ def constructor(module: nn.Module) -> str:
         elif hasattr(module, name):
             value = getattr(module, name)
         else:
-            raise NotImplementedError(f"nn.{cls.__name__}: cannot read back the argument {name!r}")
+            raise NotImplementedError(f"{cls.__name__}: cannot read back the argument {name!r}")
         if isinstance(value, torch.Tensor):
-            raise NotImplementedError(f"nn.{cls.__name__}: argument {name!r} is a tensor")
+            raise NotImplementedError(f"{cls.__name__}: argument {name!r} is a tensor")
         if name in _PAIRS and isinstance(value, (tuple, list)) and len(value) > 0 and len(set(value)) == 1:
             value = value[0]
         if name == "stride" and "kernel_size" in inspect.signature(cls.__init__).parameters \
@@ -155,7 +166,7 @@ def constructor(module: nn.Module) -> str:
         else:
             positional = False
             args.append(f"{name}={_lit(value)}")
-    return f"nn.{cls.__name__}({', '.join(args)})"
+    return f"{'nn.' if _is_torch_nn(cls) else ''}{cls.__name__}({', '.join(args)})"
 
 
 def _collapse(v: Any) -> Any:
@@ -188,7 +199,8 @@ class _Emitter:
         self.modules: dict[int, nn.Module] = {}
         self.inplace: set[int] = set()
         self.scopes: set[str] = set()            # containers written as the Scope class, not ModuleDict
-        if self.class_name in ("Scope", *_RESERVED):  # names the file itself uses
+        self.classes: dict[str, type] = {}       # cnndsl.nn classes the file defines
+        if self.class_name in ("Scope", *_RESERVED, *RUNTIME_NAMES):  # names the file itself uses
             self.class_name += "Net"
 
     # ---- building the modules (on the meta device: only their attributes are read)
@@ -215,6 +227,8 @@ class _Emitter:
         fwd = self._forward_body()
         out: list[str] = self._header()
         out += ["import torch", "from torch import nn", "", ""]
+        for cls in self.classes.values():
+            out += inspect.getsource(cls).splitlines() + ["", ""]
         if self.scopes:
             out += _SCOPE.splitlines() + ["", ""]
         out.append(f"class {self.class_name}(nn.Module):")
@@ -267,8 +281,8 @@ class _Emitter:
         return names
 
     def _inline(self, node: Node) -> bool:
-        """Stateless modules of cnndsl's own: written as expressions in ``forward``."""
-        return isinstance(self.modules[node.id], (Add, Concat, Multiply, Scale))
+        """Layers written as expressions in ``forward`` (``Op.source``), not constructed."""
+        return node.op.source(["x"] * max(1, len(node.inputs)), "m") is not None
 
     # ---- __init__
     def _init_body(self) -> list[str]:
@@ -276,14 +290,16 @@ class _Emitter:
         # the module tree, children in the order cnndsl registers them (first use, node order)
         tree: dict[str, Any] = {}
         for node in g.layers():
-            if not node.registered or self._inline(node):
+            bare = node.op.bare_parameter
+            if not node.registered or (self._inline(node) and not bare):
                 continue
             parts = node.path.split(".")
             level = tree
             for k in range(1, len(parts)):
                 level = level.setdefault(parts[k - 1], {})
                 assert isinstance(level, dict), node.path
-            level[parts[-1]] = node
+            if not bare:
+                level[parts[-1]] = node
         # a container holding a layer named like a method of nn.ModuleDict (keys, update, ...) is a Scope
         self.scopes = {node.path.rpartition(".")[0] for node in g.layers()
                        if node.registered and "." in node.path
@@ -291,6 +307,7 @@ class _Emitter:
         lines: list[str] = []
         for name, entry in tree.items():
             lines += self._emit_root(name, entry)
+        lines += self._bare_parameters()
         lines += self._init_calls()
         lines += self._freeze()
         return lines
@@ -314,6 +331,9 @@ class _Emitter:
     def _value(self, name: str, entry: Any, path: str, depth: int) -> list[str]:
         """Source lines for one module or container (the first without indentation)."""
         if isinstance(entry, Node):
+            cls = type(self.modules[entry.id])
+            if _is_runtime(cls):
+                self.classes.setdefault(cls.__name__, cls)
             return [constructor(self.modules[entry.id])]
         holder = "Scope" if path in self.scopes else "nn.ModuleDict"
         lines = [f"{holder}({{" + self._label(path)]
@@ -332,6 +352,23 @@ class _Emitter:
             owner = nn.Module if ".".join(parts[:k]) in self.scopes else nn.ModuleDict
             out += f".{p}" if _attr_ok(p, owner) else f"[{_str(p)}]"
         return out
+
+    def _parameter(self, path: str) -> str:
+        """The expression for a bare parameter (one registered on its container)."""
+        parent, _, attr = path.rpartition(".")
+        owner = self._access(parent) if parent else "self"
+        kind = nn.Module if not parent or parent in self.scopes else nn.ModuleDict
+        return f"{owner}.{attr}" if _attr_ok(attr, kind) else f"getattr({owner}, {_str(attr)})"
+
+    def _bare_parameters(self) -> list[str]:
+        lines = []
+        for node in self.graph.layers():
+            if node.op.bare_parameter:
+                parent, _, attr = node.path.rpartition(".")
+                owner = self._access(parent) if parent else "self"
+                value = node.op.parameter_source([self.graph.nodes[i].shape for i in node.inputs])
+                lines.append(f"{owner}.register_parameter({_str(attr)}, {value})")
+        return (["", "# parameters registered on their container, under the layer's name"] + lines) if lines else []
 
     def _init_calls(self) -> list[str]:
         kaiming, dirac, whiten = [], [], []
@@ -369,7 +406,8 @@ class _Emitter:
         lines = []
         for info in self.analysis.layers:
             for pname in info.cost.frozen:
-                lines.append(f"{self._access(info.node.path)}.{pname}.requires_grad_(False)")
+                ref = self._parameter(info.node.path) if not pname else f"{self._access(info.node.path)}.{pname}"
+                lines.append(f"{ref}.requires_grad_(False)")
         if not lines:
             return []
         globs = ", ".join(f"\"{_inert(p)}\"" for p, _ in self.graph.freeze)
@@ -383,18 +421,12 @@ class _Emitter:
         stmts: list[tuple[str, str]] = []
         for node in g.layers():
             ins = [names[i] for i in node.inputs]
-            m = self.modules[node.id]
-            if isinstance(m, Add):
-                expr = " + ".join(ins)
-            elif isinstance(m, Multiply):
-                expr = " * ".join(ins)
-            elif isinstance(m, Concat):
-                expr = f"torch.cat([{', '.join(ins)}], dim=1)"
-            elif isinstance(m, Scale):
-                expr = f"{ins[0]} * {m.factor!r}"
-            elif node.registered:
-                expr = f"{self._access(node.path)}({', '.join(ins)})"
-            else:  # pragma: no cover - implicit nodes are merges
+            ref = (self._parameter(node.path) if node.op.bare_parameter
+                   else self._access(node.path) if node.registered else "")
+            expr = node.op.source(ins, ref)
+            if expr is None and node.registered:
+                expr = f"{ref}({', '.join(ins)})"
+            elif expr is None:  # pragma: no cover - implicit nodes are merges
                 raise NotImplementedError(f"{node.path}: implicit {node.kind}")
             stmts.append((f"{names[node.id]} = {expr}", _shape(node.shape)))
         outs = [names[i] for i in g.outputs]

@@ -12,8 +12,8 @@ from .. import expr as E
 from ..backbone.syntax import backbone_item, init_item
 from ..errors import Source, Span, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
-from ..names import check_module_name
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split, SPLITS)
+from ..names import check_module_name, is_template, template_pieces
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import COMMENTS, parser
 from .limits import check_text, check_tokens, number_literal
@@ -229,16 +229,42 @@ class _ToSpec:
         return From(ref=children[0], span=self.sp(meta))
 
     def ref(self, meta, children):
-        return Ref(path=tuple(str(c) for c in children), span=self.sp(meta))
+        return Ref(path=tuple(_unquote(c) if c.type == "STRING" else str(c) for c in children), span=self.sp(meta))
 
     # ---- items
     def item(self, meta, children):
         label, (cls, fields, span), repeat, when = children
+        if label is not None and len(label) > 1:
+            return self.split_item(label, cls, fields, span, repeat, when, meta)
         if label is not None:
-            fields["name"] = check_module_name(str(label), self.tsp(label))
+            fields["name"] = self.label_name(label[0])
         return cls(**fields, repeat=repeat, when=when, span=span, extent=self.sp(meta))
 
+    def split_item(self, label, cls, fields, span, repeat, when, meta) -> Split:
+        """``x1, x2: chunk(2)``: several names label the parts of a chunk or split."""
+        if cls is not Layer or fields["op"] not in SPLITS:
+            raise error("several names label the parts of a chunk or split", self.tsp(label[1]),
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48); other items take one name")
+        if fields["kwargs"]:
+            raise error(f"{fields['op']} takes no keyword arguments", fields["kwargs"][0].span,
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48)")
+        names = tuple(self.label_name(t, "part name", template=False) for t in label)
+        return Split(names=names, how=fields["op"], args=fields["args"], repeat=repeat, when=when, span=span,
+                     extent=self.sp(meta))
+
     def label(self, meta, children):
+        return children
+
+    def label_name(self, tok: Token, what: str = "layer name", template: bool = True) -> str:
+        """A label's name: plain, quoted (``"block1-0"``) or a template (``denselayer{i + 1}``,
+        its expressions checked now and written in their normal form)."""
+        text = _unquote(tok) if tok.type == "STRING" else str(tok)
+        quote = 1 if tok.type == "STRING" else 0
+        if template and is_template(text):
+            text = normal_template(text, self.source, (tok.line - 1, tok.column - 1 + quote), self.offset)
+        return check_module_name(text, self.tsp(tok), what, template=template)
+
+    def sc_name(self, meta, children):
         return children[0]
 
     def repeat(self, meta, children):
@@ -290,7 +316,8 @@ class _ToSpec:
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
         if name is not None:
-            name = check_module_name(str(name), self.tsp(name), "shortcut name")
+            name = check_module_name(_unquote(name) if name.type == "STRING" else str(name), self.tsp(name),
+                                     "shortcut name")
         return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta), extent=self.sp(meta))
 
     def parallel(self, meta, children):
@@ -373,6 +400,22 @@ class _ToSpec:
     def ifexp(self, meta, children):
         body, test, orelse = children
         return E.IfExp(test, body, orelse, self.sp(meta))
+
+
+def normal_template(text: str, source: Source, at: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> str:
+    """A name template with each ``{expr}`` parsed (errors point into it) and written normally
+    (``{i+1}`` → ``{i + 1}``); ``at``: where ``text`` starts (0-based line and column in the source)."""
+    out, col = [], at[1]
+    for piece, is_expr in template_pieces(text):
+        if is_expr:
+            e = parse_expr(piece, source.name, (at[0] + offset[0], col + 1 + (offset[1] if at[0] == 0 else 0)),
+                           source)
+            out.append("{" + E.format_expr(e) + "}")
+            col += len(piece) + 2
+        else:
+            out.append(piece)
+            col += len(piece)
+    return "".join(out)
 
 
 def _split_def(children: list) -> tuple[Any, Any, Any]:

@@ -19,10 +19,10 @@ from .. import expr as E
 from ..backbone.syntax import read_yaml_backbone, read_yaml_init
 from ..errors import Source, Span, did_you_mean, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
-from ..names import check_module_name, check_name
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split)
+from ..names import check_module_name, check_name, is_template
 from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
-from .parse import parse_expr
+from .parse import normal_template, parse_expr
 from .trivia_yaml import extent, yaml_trivia
 
 MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
@@ -165,7 +165,9 @@ def _misindented(lines: list[str], lineno: int) -> str | None:
 _TOP = ("imports", "blocks", "network", "train")
 _NET = ("name", "params", "extends", "input", "layers", "outputs", "freeze", "unfreeze", "init")
 _META = ("name", "repeat", "as", "when")
-_COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
+# the construct a head key reads as (any other key: a layer, op or block call; `names`: a split)
+_HEAD_KINDS = {"group": "group", "residual": "residual", "parallel": "parallel", "from": "from",
+               "backbone": "backbone", "concat": "merge", "add": "merge", "multiply": "merge"}
 
 
 class _SpecBuilder:
@@ -207,11 +209,19 @@ class _SpecBuilder:
     def name(self, node: yaml.Node, what: str, module: bool = False) -> str:
         """A name written as a YAML value (``name: conv1``), checked against the name rule here,
         so the error points at the value."""
+        if module and isinstance(node, yaml.MappingNode) and node.flow_style:
+            raise error(f"invalid {what}: expected a name, got a mapping", self.sp(node),
+                        "YAML reads '{...}' as a mapping: quote a computed name, e.g. name: '{i}_conv'")
         value = self.scalar(node)
         if not isinstance(value, str):
             raise error(f"invalid {what}: expected a name, got {value!r}", self.sp(node),
                         "names are letters, digits and '_' (quote a name YAML would read as a number)")
-        return (check_module_name if module else check_name)(value, self.sp(node), what)
+        if not module:
+            return check_name(value, self.sp(node), what)
+        if is_template(value):
+            shift = 1 if node.style in ("'", '"') else 0
+            value = normal_template(value, self.source, (node.start_mark.line, node.start_mark.column + shift))
+        return check_module_name(value, self.sp(node), what, template=what == "layer name")
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -364,7 +374,7 @@ class _SpecBuilder:
                             "a layer is an op name ('relu') or a mapping ('conv: {out: 64, k: 3}')")
             return Layer(op=op, span=self.sp(node), extent=self.ext(node))
         m = self.mapping(node, "a layer item")
-        heads = [k for k in m if k not in _META and k != "shortcut" and k != "merge"]
+        heads = [k for k in m if k not in _META and k not in ("shortcut", "merge", "names")]
         if len(heads) != 1:
             raise error("a layer item needs exactly one op key" + (f"; found {', '.join(heads)}" if heads else ""),
                         self.sp(node), "use one list item per layer, e.g. '- conv: {out: 64, k: 3}'")
@@ -380,33 +390,58 @@ class _SpecBuilder:
             meta["repeat"] = Repeat(count=self.expr(m["repeat"][1]), index=index, span=self.sp(m["repeat"][0]))
         elif "as" in m:
             raise error("'as' names the index of a repeat; add 'repeat: N'", self.sp(m["as"][0]))
-        for extra in ("shortcut", "merge"):
-            if extra in m and not (head, extra) in (("residual", "shortcut"), ("parallel", "merge")):
-                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]))
-        if head == "group":
-            return Group(body=self.items(value), **meta)
-        if head == "residual":
-            shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
-            return Residual(body=self.items(value), shortcut=shortcut, **meta)
-        if head == "parallel":
-            if "merge" not in m:
-                raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
-            merge = self.scalar(m["merge"][1])
-            if merge not in ("concat", "add", "multiply"):
-                raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
-            branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
-            return Parallel(merge=merge, branches=branches, **meta)
-        if head == "from":
-            if len(m) > 1:
-                raise error("'from' stands alone in its item", self.sp(key))
-            return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
-        if head == "backbone":
-            return Backbone(**read_yaml_backbone(self, value, self.sp(key)), **meta)
-        if head in ("concat", "add", "multiply"):
-            refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
-            return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+        for extra in ("shortcut", "merge", "names"):
+            if extra in m and (head, extra) not in (("residual", "shortcut"), ("parallel", "merge"),
+                                                    ("chunk", "names"), ("split", "names")):
+                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]),
+                            "'names' labels the parts of a chunk or split: {names: [x1, x2], chunk: 2}"
+                            if extra == "names" else None)
+        kind = "split" if "names" in m else _HEAD_KINDS.get(head, "layer")
+        return getattr(self, f"yaml_{kind}")(m, head, value, meta)
+
+    # One ``yaml_<kind>`` per construct (an IR item kind), found by name: ``m`` is the item's
+    # mapping, ``head`` its construct key (``group``, ``conv``, ...) with ``value``; ``meta`` holds
+    # the name, repeat and condition already read (and the spans).
+    def yaml_group(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Group:
+        return Group(body=self.items(value), **meta)
+
+    def yaml_residual(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Residual:
+        shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
+        return Residual(body=self.items(value), shortcut=shortcut, **meta)
+
+    def yaml_parallel(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Parallel:
+        key = m[head][0]
+        if "merge" not in m:
+            raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
+        merge = self.scalar(m["merge"][1])
+        if merge not in ("concat", "add", "multiply"):
+            raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
+        branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
+        return Parallel(merge=merge, branches=branches, **meta)
+
+    def yaml_from(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> From:
+        if len(m) > 1:
+            raise error("'from' stands alone in its item", meta["span"])
+        return From(ref=self.ref(value), span=meta["span"], extent=meta["extent"])
+
+    def yaml_backbone(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Backbone:
+        return Backbone(**read_yaml_backbone(self, value, meta["span"]), **meta)
+
+    def yaml_merge(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Merge:
+        refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+
+    def yaml_layer(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Layer:
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
+
+    def yaml_split(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Split:
+        """``{names: [x1, x2], chunk: 2}``: the parts of a chunk or split, named."""
+        if "name" in m:
+            raise error("the parts of a split are named with 'names', not the split with 'name'", self.sp(m["name"][0]))
+        names = tuple(self.name(n, "part name", module=True) for n in self.sequence(m["names"][1], "names"))
+        args = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Split(names=names, how=head, args=tuple(self.expr(a) for a in args), **meta)
 
     def shortcut(self, node: yaml.Node, key: yaml.Node | None = None) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
