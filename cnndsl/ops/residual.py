@@ -7,7 +7,7 @@ from typing import Literal
 
 from ..expr import format_shape
 from ..layout import axes_of, is_standard
-from .base import Op, PosInt, Prob, Shape, ShapeError, need_standard, register
+from .base import Gain, Op, PosInt, Prob, Shape, ShapeError, need_standard, register
 
 
 @register
@@ -26,7 +26,7 @@ class LayerScale(Op):
     inplace_safe = True
     example = "layer_scale(1e-6)"
 
-    init: float = 1e-6            # initial value of every scale
+    init: Gain = 1e-6             # initial value of every scale
 
     def _shape(self, shape: Shape) -> Shape:
         if len(shape) == 3 and is_standard(shape):
