@@ -48,7 +48,7 @@ def _pair(spec: str, reference: str):
     """(analysis, cnndsl model, torchvision model) with torchvision's weights loaded strictly."""
     torch.manual_seed(0)
     ref = _perturb(getattr(torchvision.models, reference)(num_classes=10))
-    analysis = cnndsl.analyze(SPECS / spec, num_classes=10, resolution=SIZE)
+    analysis = cnndsl.analyze(SPECS / spec, num_classes=10, size=SIZE)
     model = cnndsl.build(analysis)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in ref.state_dict().items()}

@@ -70,7 +70,7 @@ def check_parity(spec: Path, reference: torch.nn.Module, size: int, tmp_path: Pa
 
 def test_densenet121_matches_torchvision(tmp_path):
     check_parity(SPECS / "densenet121.cnn", torchvision.models.densenet121(num_classes=10), 32, tmp_path,
-                 num_classes=10, resolution=32)
+                 num_classes=10, size=32)
 
 
 def test_densenet121_yaml_twin():
@@ -79,7 +79,7 @@ def test_densenet121_yaml_twin():
 
 def test_shufflenet_v2_matches_torchvision(tmp_path):
     check_parity(SPECS / "shufflenet_v2.cnn", torchvision.models.shufflenet_v2_x1_0(num_classes=10), 64, tmp_path,
-                 num_classes=10, resolution=64)
+                 num_classes=10, size=64)
 
 
 def test_shufflenet_v2_receptive_field_matches_the_gradient():
@@ -87,7 +87,7 @@ def test_shufflenet_v2_receptive_field_matches_the_gradient():
     a stride-1 unit's output (a chunk, a branch, a concat and a shuffle) equals the static one."""
     from test_receptive_field import empirical_rf
 
-    analysis = cnndsl.analyze(cnndsl.load(SPECS / "shufflenet_v2.cnn"), resolution=96)
+    analysis = cnndsl.analyze(cnndsl.load(SPECS / "shufflenet_v2.cnn"), size=96)
     info = [l for l in analysis.layers if l.name.startswith("stage2.1.")][-1]
     (r0, r1), (c0, c1), (i, j) = empirical_rf(cnndsl.build(analysis), info.name, (3, 96, 96))
     rf = info.rf
