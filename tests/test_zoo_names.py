@@ -34,7 +34,7 @@ def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> None:
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def check_parity(spec: Path, reference: torch.nn.Module, size: int, tmp_path: Path, **params) -> None:
+def check_parity(spec: Path, reference: torch.nn.Module, side: int, tmp_path: Path, **params) -> None:
     reference.eval()
     _randomise_bn(reference)
     analysis = cnndsl.analyze(cnndsl.load(spec), **params)
@@ -46,11 +46,11 @@ def check_parity(spec: Path, reference: torch.nn.Module, size: int, tmp_path: Pa
     path = tmp_path / "reference.pt"
     torch.save(ref_sd, path)
     model.load_state_dict(torch.load(path, weights_only=True), strict=True)
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
     # torchinfo on torchvision's model: every conv's and linear's output shape, parameters and MACs
-    stats = torchinfo.summary(reference, input_size=(1, 3, size, size), verbose=0, device="cpu", depth=30,
+    stats = torchinfo.summary(reference, input_size=(1, 3, side, side), verbose=0, device="cpu", depth=30,
                               col_names=("output_size", "num_params", "mult_adds"))
     names = {id(m): n for n, m in reference.named_modules()}
     rows = {names[id(r.module)]: r for r in stats.summary_list if id(r.module) in names}
