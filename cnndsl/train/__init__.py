@@ -9,26 +9,37 @@ is the evaluation module).
 
 from __future__ import annotations
 
-import inspect
 import sys
 import types
-
-from .api import Evaluation, Prediction, train
+from typing import Any
 
 __all__ = ["train", "Evaluation", "Prediction", "Result", "run_train", "run_eval", "run_predict"]
 
 
 class _TrainModule(types.ModuleType):
-    """``cnndsl.train(...)``: calling the package trains."""
+    """``cnndsl.train(...)``: calling the package trains (the API is imported on the first call, so
+    the command line's parser, which imports :mod:`cnndsl.train.cli`, stays light)."""
 
-    __call__ = staticmethod(train)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .api import train
+
+        return train(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _TrainModule
-__signature__ = inspect.signature(train)  # what help() and inspect show for cnndsl.train(...)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
+    if name in ("train", "Evaluation", "Prediction"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "__signature__":  # what help() and inspect show for cnndsl.train(...)
+        import inspect
+
+        from .api import train
+
+        return inspect.signature(train)
     if name in ("run_train", "run_eval", "run_predict"):
         from . import run
         return getattr(run, name)
