@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .. import globs
 from ..errors import Diagnostic, warning
@@ -70,4 +71,21 @@ def freeze_warnings(graph: Graph, names: list[str]) -> list[Diagnostic]:
                 found.append(warning(f"unfreeze '{pattern}' has no effect: no freeze pattern matches the "
                                      "parameters it matches", span,
                                      "unfreeze makes exceptions to freeze; parameters are trainable unless frozen"))
+            elif kind == "unfreeze" and (later := _later_freeze(span, hits, graph.freeze)):
+                found.append(warning(f"unfreeze '{pattern}' is written before freeze '{later}', but still "
+                                     "applies after it: these parameters stay trainable", span,
+                                     "every unfreeze makes exceptions to every freeze, whatever the order "
+                                     "(YAML's freeze and unfreeze lists have none); write the unfreeze after "
+                                     "the freeze, or narrow the freeze pattern to re-freeze them"))
     return found
+
+
+def _later_freeze(span: Any, hits: list[str], freezes: Any) -> str | None:
+    """A ``freeze`` written after this ``unfreeze`` in the same file, matching what it unfreezes."""
+    if span is None or span.line < 1:
+        return None
+    for pattern, fspan in freezes:
+        if (fspan is not None and fspan.file == span.file and (fspan.line, fspan.col) > (span.line, span.col)
+                and any(globs.matches(n, pattern) for n in hits)):
+            return pattern
+    return None
