@@ -138,9 +138,10 @@ def resume(state: dict[str, Any], path: Path, parts: Parts, meters: Meters) -> P
                     "(the spec's freezing or param_groups changed)", file_span(path),
                     hint="--resume continues the same run; to start a new run from these weights "
                          f"(a new stage, a changed spec) use --init-from {path}")
-    at = restore(state, path, model=parts.model, opt=parts.opt, sched=parts.sched, scaler=parts.scaler,
-                 ema=parts.ema, accum=(meters.loss, meters.correct, meters.count))
-    return Position(at.epoch, at.batch, at.step, at.best, at.history, state.get("stopping"))
+    restore(state, path, model=parts.model, opt=parts.opt, sched=parts.sched, scaler=parts.scaler,
+            ema=parts.ema, accum=(meters.loss, meters.correct, meters.count))
+    return Position(state["epoch"], state["batch_idx"], state["global_step"], state.get("best"),
+                    json.loads(state.get("history", "[]")), state.get("stopping"))
 
 
 def checkpoint_state(parts: Parts, pos: Position, meters: Meters, cfg: C.TrainConfig,
