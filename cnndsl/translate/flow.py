@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..names import POSITION, RESERVED_MODULE_NAMES, spelling_problem
+from ..names import POSITION, RESERVED_MODULE_NAMES, is_reserved_module_name, spelling_problem
 from ..syntax.spelling import ITEM_KEYWORDS, KEYWORDS
 from .records import INPUT, Record, Translation
 
@@ -278,14 +278,18 @@ class FlowBuilder:
                 name = self.label(u.key, r.module)
         return LayerItem(r.op, dict(r.args), name)
 
-    def label(self, key: str, path: str) -> str:
-        if valid_label(key):
-            return key
-        problem = spelling_problem(key)
-        if problem is not None and "digit" not in problem:
+    @staticmethod
+    def label(key: str, path: str) -> str:
+        """A module's name as the item's label: an identifier, or a quoted name (RegNet's
+        ``block1-0``; a keyword such as ``from``), which the formatter writes in quotes."""
+        problem = spelling_problem(key, quoted=True)
+        if problem is not None:
             raise ImportBlocked(path, f"the module name '{key}' is not a spec name ({problem})",
-                                "quoted names (the 'constructs' work) will make it expressible")
-        raise ImportBlocked(path, f"the module name '{key}' is a keyword or a torch.nn.Module attribute")
+                                "a spec name holds letters, digits, '_' and '-' (quoted)")
+        if is_reserved_module_name(key):
+            raise ImportBlocked(path, f"the module name '{key}' is an attribute of every torch.nn.Module",
+                                "rename the module in the model")
+        return key
 
     def container(self, u: _Unit, vin: str) -> Item:
         assert u.path is not None
