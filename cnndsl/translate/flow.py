@@ -19,6 +19,7 @@ several values are skip merges (``add(downsample)``). What the language cannot s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -120,16 +121,42 @@ def owner(r: Record) -> str:
     return r.module if r.module else r.name
 
 
-def _opaque_summary(blocked: list[Record]) -> str:
-    """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted."""
+def blockers(records: tuple[Record, ...] | list[Record]) -> tuple[dict[str, int], int]:
+    """What keeps a translation from being a spec: ``{cause: count}`` for the opaque nodes that are
+    causes — no cnndsl op, or an op refusing inputs that all come from translated nodes — and the
+    number of opaque nodes that only follow them (an op refusing an input whose axes are unknown
+    because an opaque node made it)."""
+    tainted: set[str] = set()
     causes: dict[str, int] = {}
-    for r in blocked:
+    after = 0
+    for r in records:
+        follows = any(i in tainted for i in r.inputs)
+        if r.opaque or follows:
+            tainted.add(r.name)
+        if not r.opaque:
+            continue
         missing = r.reason is None or r.reason.startswith("no cnndsl op")
-        cause = r.target if missing else f"{r.target}: {r.reason}"
+        if follows and not missing:
+            after += 1
+            continue
+        target = _CONSTANT.sub("_tensor_constant", r.target)
+        cause = target if missing else f"{target}: {r.reason}"
         causes[cause] = causes.get(cause, 0) + 1
-    listed = [f"{c} (×{n})" if n > 1 else c for c, n in list(causes.items())[:6]]
-    more = f", and {len(causes) - 6} more" if len(causes) > 6 else ""
-    return f"no cnndsl op for {', '.join(listed)}{more}"
+    return causes, after
+
+
+_CONSTANT = re.compile(r"^_tensor_constant\d+$")   # tensors torch.fx made constants (one name each)
+
+
+def opaque_summary(records: tuple[Record, ...] | list[Record], limit: int | None = 6) -> str:
+    """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted
+    (``limit``: at most that many), and how many nodes after them fail only because of them."""
+    causes, after = blockers(records)
+    shown = list(causes.items())[:limit]
+    listed = [f"{c} (×{n})" if n > 1 else c for c, n in shown]
+    more = f", and {len(causes) - len(shown)} more" if len(causes) > len(shown) else ""
+    tail = f" ({after} node(s) after them refuse inputs those nodes make)" if after else ""
+    return f"no cnndsl op for {', '.join(listed)}{more}{tail}"
 
 
 class FlowBuilder:
@@ -138,7 +165,7 @@ class FlowBuilder:
     def __init__(self, t: Translation):
         blocked = [r for r in t.records if r.opaque]
         if blocked:
-            raise ImportBlocked(blocked[0].name, _opaque_summary(blocked),
+            raise ImportBlocked(blocked[0].name, opaque_summary(t.records),
                                 "the nodes need ops cnndsl does not have yet")
         self.t = t
         self.users: dict[str, list[str]] = {}

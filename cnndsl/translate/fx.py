@@ -234,9 +234,8 @@ class _Translator:
             elif leaf in owner._buffers and leaf not in owner._non_persistent_buffers_set:
                 buffers = {leaf: tuple(value.shape)}
         steps = translated if isinstance(translated, list) else [translated] if translated is not None else []
-        if steps and steps[0][0] in LAYOUT_READERS and any(self.seen[n.name].opaque for n in ins
-                                                           if n.name in self.seen):
-            steps = []      # an opaque node's axes are unknown: a permute of them would guess them
+        unknown_axes = steps and steps[0][0] in LAYOUT_READERS and any(self.seen[n.name].opaque for n in ins
+                                                                       if n.name in self.seen)
         if steps and REGISTRY[steps[-1][0]].bare_parameter:
             held = next((i for i, n in enumerate(ins) if n.op == "get_attr"), None)
             if held is None or len(steps) != 1:
@@ -246,7 +245,9 @@ class _Translator:
                 del ins[held], inputs[held], in_shapes[held]
         submodule = node.op == "call_module" and self.calls[node.target] == 1
         name, reason = self.qualname(node), None
-        if steps and len(shape) and in_shapes and all(len(s) for s in in_shapes):
+        if unknown_axes:    # an opaque node's axes are unknown: a permute of them would guess them
+            reason = f"{steps[0][0]} reads a node without a cnndsl op, whose axes are unknown"
+        elif steps and len(shape) and in_shapes and all(len(s) for s in in_shapes):
             recs: list[Record] = []
             for k, (op_name, args) in enumerate(steps):
                 last = k == len(steps) - 1
