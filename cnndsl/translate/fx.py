@@ -27,7 +27,7 @@ from ..ops import REGISTRY, ShapeError
 from .nodes import make_op
 from .patterns import fuse_channel_shuffles
 from .records import INPUT, OPAQUE, Record, Translation, resolve_node
-from .tables import FUNCTIONS, METHODS, MODULES, PARTS, function_name, node_target
+from .tables import FUNCTIONS, METHODS, MODULES, PARTS, node_target
 
 
 class CutError(Exception):
