@@ -212,7 +212,7 @@ def _layer_scale(param: Node) -> Translated:
     value = owner.get_parameter(param.target) if owner is not None else None
     if value is None or value.is_meta or value.numel() == 0 or not bool((value == value.flatten()[0]).all()):
         return "layer_scale", {}
-    return "layer_scale", {"init": float(value.flatten()[0])}
+    return "layer_scale", {"init": float(value.detach().flatten()[0])}
 
 
 def _merge(op: str, scale_op: str | None) -> Callable[[tuple, dict], Translated]:

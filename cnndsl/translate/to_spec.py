@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..expr import Expr, Name, Num, literal
+from ..expr import Expr, ListExpr, Name, Num, literal
 from ..ir import (BlockDef, From, Group, Item, Kwarg, Layer, Merge, NetworkDef, Param, Ref, Repeat, Residual, Shortcut,
                   Spec)
 from ..ops import REGISTRY
@@ -115,10 +115,14 @@ def _op_layer(op: str, values: dict[str, tuple[Expr, Any]], name: str | None) ->
     kept = {k: e for k, (e, v) in values.items()
             if v is _PARAM or fields[k].is_required() or _hashable(v) != _hashable(fields[k].default)}
     short = {full: alias for alias, full in cls.aliases.items()}
-    args: tuple[Expr, ...] = ()
-    if cls.positional and cls.positional[0] in kept:
-        args = (kept.pop(cls.positional[0]),)
-    return Layer(name=name, op=op, args=args, kwargs=tuple(Kwarg(name=short.get(k, k), value=e)
+    args: list[Expr] = []
+    for k, field in enumerate(cls.positional):   # the first by position; the next ones too, unless
+        if field not in kept or (k and field in short):   # they have a short name (conv(64, k=3))
+            break
+        value = kept.pop(field)
+        spread = cls.variadic and field == cls.positional[-1] and isinstance(value, ListExpr)
+        args += value.items if spread else [value]   # permute(0, 2, 3, 1)
+    return Layer(name=name, op=op, args=tuple(args), kwargs=tuple(Kwarg(name=short.get(k, k), value=e)
                                                            for k, e in kept.items()))
 
 
