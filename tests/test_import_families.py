@@ -115,6 +115,6 @@ def test_transformers_name_what_blocks_them():
     with pytest.raises(CnnError) as err:
         import_spec(parse_factory("torchvision:swin_t"), (3, 224, 224), model=model)
     message = err.value.diagnostics[0].message
-    assert "no cnndsl op for relative_position_bias_table (×12)" in message
+    assert "no cnndsl op for parameter relative_position_bias_table (×12), buffer relative_position_index (×12)" in message
     assert "torchvision.models.swin_transformer.shifted_window_attention (×12)" in message
     assert "node(s) after them refuse inputs those nodes make" in message

@@ -19,7 +19,6 @@ several values are skip merges (``add(downsample)``). What the language cannot s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -121,14 +120,14 @@ def owner(r: Record) -> str:
     return r.module if r.module else r.name
 
 
-def blockers(records: tuple[Record, ...] | list[Record]) -> tuple[dict[str, int], int]:
+def blockers(records: tuple[Record, ...] | list[Record]) -> tuple[dict[str, int], int, str | None]:
     """What keeps a translation from being a spec: ``{cause: count}`` for the opaque nodes that are
-    causes — no cnndsl op, or an op refusing inputs that all come from translated nodes — and the
+    causes — no cnndsl op, or an op refusing inputs that all come from translated nodes — the
     number of opaque nodes that only follow them (an op refusing an input whose axes are unknown
-    because an opaque node made it)."""
+    because an opaque node made it), and the first cause's node."""
     tainted: set[str] = set()
     causes: dict[str, int] = {}
-    after = 0
+    after, first = 0, None
     for r in records:
         follows = any(i in tainted for i in r.inputs)
         if r.opaque or follows:
@@ -139,19 +138,28 @@ def blockers(records: tuple[Record, ...] | list[Record]) -> tuple[dict[str, int]
         if follows and not missing:
             after += 1
             continue
-        target = _CONSTANT.sub("_tensor_constant", r.target)
-        cause = target if missing else f"{target}: {r.reason}"
+        first = first or r.name
+        cause = _what(r) if missing else f"{_what(r)}: {r.reason}"
         causes[cause] = causes.get(cause, 0) + 1
-    return causes, after
+    return causes, after, first
 
 
-_CONSTANT = re.compile(r"^_tensor_constant\d+$")   # tensors torch.fx made constants (one name each)
+def _what(r: Record) -> str:
+    """What an opaque node does: its target, or for a tensor read outside a module call (a get_attr
+    node) what that tensor is — ``parameter relative_position_bias_table``, ``tensor constant``."""
+    if r.kind != "get_attr":
+        return r.target
+    if r.target.startswith("_tensor_constant"):   # a tensor torch.fx made a constant of the graph
+        return "tensor constant"
+    if r.params:
+        return f"parameter {r.target}"
+    return f"buffer {r.target}" if r.buffers else f"tensor {r.target}"
 
 
 def opaque_summary(records: tuple[Record, ...] | list[Record], limit: int | None = 6) -> str:
     """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted
     (``limit``: at most that many), and how many nodes after them fail only because of them."""
-    causes, after = blockers(records)
+    causes, after, _ = blockers(records)
     shown = list(causes.items())[:limit]
     listed = [f"{c} (×{n})" if n > 1 else c for c, n in shown]
     more = f", and {len(causes) - len(shown)} more" if len(causes) > len(shown) else ""
@@ -165,7 +173,7 @@ class FlowBuilder:
     def __init__(self, t: Translation):
         blocked = [r for r in t.records if r.opaque]
         if blocked:
-            raise ImportBlocked(blocked[0].name, opaque_summary(t.records),
+            raise ImportBlocked(blockers(t.records)[2] or blocked[0].name, opaque_summary(t.records),
                                 "the nodes need ops cnndsl does not have yet")
         self.t = t
         self.users: dict[str, list[str]] = {}
