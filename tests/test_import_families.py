@@ -50,11 +50,13 @@ def assert_round_trip(text: str, model: torch.nn.Module, shape: tuple[int, ...] 
 
 def test_regnet_module_names_are_quoted():
     torch.manual_seed(0)
-    params = regnet.BlockParams.from_init_params(depth=3, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
+    params = regnet.BlockParams.from_init_params(depth=5, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
     model = regnet.RegNet(params, num_classes=10, stem_width=8)
     text = imported(model)
     assert '"block1-0": ResBottleneckBlock(' in text            # trunk_output.block1.block1-0
-    assert "trunk_output.block1.block1-0.proj.0.weight" in cnndsl.build(cnndsl.parse(text)).state_dict()
+    assert '"block2-{i + 1}": ResBottleneckBlock_2 x2 as i' in text   # block2-1, block2-2: a computed name
+    keys = cnndsl.build(cnndsl.parse(text)).state_dict()
+    assert "trunk_output.block1.block1-0.proj.0.weight" in keys and "trunk_output.block2.block2-2.f.c.1.bias" in keys
     assert_round_trip(text, model)
 
 
