@@ -13,6 +13,7 @@ receptive field.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -209,31 +210,10 @@ class _Translator:
             return []
         else:
             shape = ()                       # several tensors (chunk, split): read by getitem nodes
+        call = self.call(node, isinstance(meta, TensorMetadata))
         inputs = [INPUT if n.op == "placeholder" else self.qualname(n) for n in ins]
         in_shapes = [self._shape_of(n) for n in ins]
-        kind, target, module, translated = node.op, "", None, None
-        params: dict[str, tuple[int, ...]] = {}
-        buffers: dict[str, tuple[int, ...]] = {}
-        if node.op == "call_module":
-            m = self.modules[node.target]
-            module, target = node.target, type(m).__name__
-            params, buffers = _own_state(m)
-            table = MODULES.get(type(m))
-            translated = table(m) if table is not None and isinstance(meta, TensorMetadata) else None
-        elif node.op in ("call_function", "call_method"):
-            target = node_target(node)
-            table = FUNCTIONS.get(node.target) if node.op == "call_function" else METHODS.get(node.target)
-            translated = table(node.args, dict(node.kwargs)) if table is not None else None
-        elif node.op == "get_attr":
-            module, _, leaf = node.target.rpartition(".")
-            target = leaf
-            owner = self.gm.get_submodule(module) if module else self.gm
-            value = getattr(owner, leaf)
-            if isinstance(value, nn.Parameter):
-                params = {leaf: tuple(value.shape)}
-            elif leaf in owner._buffers and leaf not in owner._non_persistent_buffers_set:
-                buffers = {leaf: tuple(value.shape)}
-        steps = translated if isinstance(translated, list) else [translated] if translated is not None else []
+        steps = call.steps
         unknown_axes = steps and steps[0][0] in LAYOUT_READERS and any(self.seen[n.name].opaque for n in ins
                                                                        if n.name in self.seen)
         if steps and REGISTRY[steps[-1][0]].bare_parameter:
@@ -241,39 +221,82 @@ class _Translator:
             if held is None or len(steps) != 1:
                 steps = []
             else:   # the parameter belongs to the op, at its own path (ConvNeXt's <block>.layer_scale)
-                module, params = ins[held].target, {"": in_shapes[held]}
+                call.module, call.params = ins[held].target, {"": in_shapes[held]}
                 del ins[held], inputs[held], in_shapes[held]
         submodule = node.op == "call_module" and self.calls[node.target] == 1
-        name, reason = self.qualname(node), None
+        name = self.qualname(node)
         if unknown_axes:    # an opaque node's axes are unknown: a permute of them would guess them
             reason = f"{steps[0][0]} reads a node without a cnndsl op, whose axes are unknown"
         elif steps and len(shape) and in_shapes and all(len(s) for s in in_shapes):
-            recs: list[Record] = []
-            for k, (op_name, args) in enumerate(steps):
-                last = k == len(steps) - 1
-                reason, out = _check(op_name, args, in_shapes, shape if last else None,
-                                     params if last else {}, buffers if last else {})
-                if reason is not None:
-                    break
-                step_name = name if last else f"{name}_{op_name}"
-                recs.append(Record(step_name, op_name, args, tuple(inputs or [INPUT]), tuple(out), kind, target,
-                                   module, submodule))
-                in_shapes, inputs = [out], [step_name]
-            else:
-                self.shapes[node.name] = out
+            recs, reason = self.chain(node, name, steps, inputs, in_shapes, shape, call, submodule)
+            if reason is None:
                 return recs
         elif not steps:
-            reason = f"no cnndsl op for {target}"
+            reason = f"no cnndsl op for {call.target}"
         else:
             reason = "works on several tensors at once"
-        args = {"rf": "pointwise"} if target in POINTWISE else {}
-        return [Record(name, OPAQUE, args, tuple(inputs or [INPUT]), shape, kind, target, module, submodule,
-                       params, buffers, reason)]
+        args = {"rf": "pointwise"} if call.target in POINTWISE else {}
+        return [Record(name, OPAQUE, args, tuple(inputs or [INPUT]), shape, node.op, call.target, call.module,
+                       submodule, call.params, call.buffers, reason)]
+
+    def call(self, node: fx.Node, tensor_valued: bool) -> "_Call":
+        """What the node calls, its state, and the ops the tables translate it to."""
+        out = _Call(node_target(node))
+        if node.op == "call_module":
+            m = self.modules[node.target]
+            out.module, out.target = node.target, type(m).__name__
+            out.params, out.buffers = _own_state(m)
+            table = MODULES.get(type(m))
+            translated = table(m) if table is not None and tensor_valued else None
+        elif node.op in ("call_function", "call_method"):
+            table = FUNCTIONS.get(node.target) if node.op == "call_function" else METHODS.get(node.target)
+            translated = table(node.args, dict(node.kwargs)) if table is not None else None
+        else:   # get_attr: a parameter, buffer or constant read outside a module call
+            module, _, leaf = node.target.rpartition(".")
+            out.module, out.target, translated = module, leaf, None
+            owner = self.gm.get_submodule(module) if module else self.gm
+            value = getattr(owner, leaf)
+            if isinstance(value, nn.Parameter):
+                out.params = {leaf: tuple(value.shape)}
+            elif leaf in owner._buffers and leaf not in owner._non_persistent_buffers_set:
+                out.buffers = {leaf: tuple(value.shape)}
+        out.steps = translated if isinstance(translated, list) else [translated] if translated is not None else []
+        return out
+
+    def chain(self, node: fx.Node, name: str, steps: list[tuple[str, dict[str, Any]]], inputs: list[str],
+              in_shapes: list[tuple[int, ...]], shape: tuple[int, ...], call: "_Call",
+              submodule: bool) -> tuple[list[Record], str | None]:
+        """One record per op, each checked against its input; the last against the traced node."""
+        recs: list[Record] = []
+        for k, (op_name, args) in enumerate(steps):
+            last = k == len(steps) - 1
+            reason, out = _check(op_name, args, in_shapes, shape if last else None,
+                                 call.params if last else {}, call.buffers if last else {})
+            if reason is not None:
+                return [], reason
+            step_name = name if last else f"{name}_{op_name}"
+            recs.append(Record(step_name, op_name, args, tuple(inputs or [INPUT]), tuple(out), node.op,
+                               call.target, call.module, submodule))
+            in_shapes, inputs = [out], [step_name]
+        self.shapes[node.name] = in_shapes[0]
+        return recs, None
 
     def _shape_of(self, n: fx.Node) -> tuple[int, ...]:
         if n.op == "placeholder":
             return tuple(int(s) for s in n.meta["tensor_meta"].shape[1:])
         return self.shapes.get(n.name, self.seen[n.name].shape)
+
+
+@dataclass
+class _Call:
+    """What a node calls (``Conv2d``, ``torch.flatten``, a get_attr's leaf name), the module holding
+    its state, that state's shapes, and the cnndsl ops the tables give (none: opaque)."""
+
+    target: str
+    module: str | None = None
+    params: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    buffers: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    steps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 # ops whose meaning depends on which axis is which (an opaque node's output has unknown axes)
