@@ -19,6 +19,7 @@ several values are skip merges (``add(downsample)``). What the language cannot s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -290,7 +291,7 @@ class FlowBuilder:
         stateful = any(r.op in STATEFUL for r in u.records)
         if u.path is not None or (POSITION.fullmatch(u.key) and stateful):
             raise ImportBlocked(reader, f"reads the module at position '{u.key}', which a spec cannot name")
-        base = u.key if valid_label(u.key) else f"{u.key}_out"
+        base = next(b for b in (u.key, f"{u.key}_out", "out_" + re.sub(r"\W", "_", u.key)) if valid_label(b))
         name, n = base, 1
         while name in taken or not valid_label(name):
             n += 1
