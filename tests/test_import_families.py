@@ -120,3 +120,36 @@ def test_transformers_name_what_blocks_them():
     assert "no cnndsl op for parameter relative_position_bias_table (×12), buffer relative_position_index (×12)" in message
     assert "torchvision.models.swin_transformer.shifted_window_attention (×12)" in message
     assert "node(s) after them refuse inputs those nodes make" in message
+
+
+class Named(torch.nn.Module):
+    """A model whose submodules have the given names (any text torch accepts)."""
+
+    def __init__(self, *names: str):
+        super().__init__()
+        for i, name in enumerate(names):
+            self.add_module(name, torch.nn.Conv2d(3 if i == 0 else 4, 4, 1))
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
+
+
+def test_dashed_module_names_are_quoted():
+    torch.manual_seed(5)
+    model = Named("stage-1", "2a", "stage-2")
+    text = imported(model, (3, 8, 8))
+    assert '"stage-1": conv(4, k=1)\n    "2a": conv(4, k=1)\n    "stage-2": conv(num_classes, k=1)' in text
+    assert_round_trip(text, model, (3, 8, 8))
+
+
+@pytest.mark.parametrize("name, why", [
+    ("a+b", "the module name 'a+b' is not a spec name ('a+b' contains the character '+')"),
+    ("a b", "is not a spec name ('a b' contains the character ' ')"),
+    ("input", "node 'input': the module name 'input' names the network's input in a spec"),
+])
+def test_module_names_a_spec_cannot_hold_are_refused(name, why):
+    with pytest.raises(CnnError) as err:
+        import_spec(parse_factory("x:Named"), (3, 8, 8), model=Named(name).eval())
+    assert why in err.value.diagnostics[0].message

@@ -176,6 +176,10 @@ class FlowBuilder:
         if blocked:
             raise ImportBlocked(blockers(t.records)[2] or blocked[0].name, opaque_summary(t.records),
                                 "the nodes need ops cnndsl does not have yet")
+        clash = next((r for r in t.records if owner(r).split(".")[0] == INPUT), None)
+        if clash is not None:   # records call the model's input INPUT too
+            raise ImportBlocked(owner(clash), f"the module name '{INPUT}' names the network's input in a spec",
+                                "rename the module in the model")
         self.t = t
         self.users: dict[str, list[str]] = {}
         for r in t.records:
