@@ -34,15 +34,17 @@ def _similar(name: str, arg: str) -> bool:
     return len(a) >= 2 and (a in b or b in a)
 
 
-def candidates(value: Any, names: dict[str, Any], arg: str) -> list[str]:
+def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True) -> list[str]:
     """Expressions over ``names`` equal to ``value``: names first (those like ``arg`` before the
-    others), then multiples, products and quotients."""
+    others, the incoming size last, and like nothing for a layer not fed by the class's input),
+    then multiples, products and quotients."""
     kind = _kind(value)
     if kind not in ("bool", "int", "float", "str"):
         return []
     same = [n for n, v in names.items() if _kind(v) == kind and v == value]
     # names like the argument first, then the declared parameters, then the incoming size
-    out = sorted(same, key=lambda n: (not _similar(n, arg), n.startswith("in_")))
+    out = sorted(same, key=lambda n: (not _similar(n, arg) or (n.startswith("in_") and not reads_input),
+                                      n.startswith("in_")))
     if kind != "int":
         return out
     ints = {n: v for n, v in names.items() if _kind(v) == "int"}
@@ -138,18 +140,20 @@ class Classes:
     def _finish(self, c: ClassDef) -> None:
         insts = c.instances
         columns = [list(_instance_slots(self, i)) for i in insts]
+        defaults = [d for *_, d in _instance_defaults(self, insts[0])]
+        columns = [[c[:4] for c in col] for col in columns]
         used: set[str] = set()
         extras: dict[str, list[Any]] = {}
         slots: list[tuple[str, bool]] = []
-        for j, (key, arg, _) in enumerate(columns[0]):
+        for j, (key, arg, _, reads) in enumerate(columns[0]):
             values = [col[j][2] for col in columns]
             names = [dict(i.names, **{e: v[k] for e, v in extras.items()}) for k, i in enumerate(insts)]
-            text = self._render(values, names, arg)
+            text = self._render(values, names, arg, reads, defaults[j])
             symbolic = text is not None and text not in ("",) and not _is_literal(text, values[0])
             if text is None:
                 if c.kind == "network":
                     raise NoUnify(f"{key}.{arg}")
-                unique = sum(a == arg for _, a, _ in columns[0]) == 1
+                unique = sum(a == arg for _, a, _, _ in columns[0]) == 1
                 extra = T.identifier(arg if unique else f"{key}_{arg}", "arg")
                 while extra in insts[0].names or extra in extras or extra in T.RESERVED:
                     extra += "_"
@@ -167,16 +171,17 @@ class Classes:
                 inst.extras[e] = v
         c.params, c.keyword_only, c.slots, c.done = params, list(extras), slots, True
 
-    def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str) -> str | None:
-        common = candidates(values[0], names[0], arg)
+    def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str, reads: bool,
+                default: Any) -> str | None:
+        common = candidates(values[0], names[0], arg, reads)
         for v, ns in zip(values[1:], names[1:]):
-            here = set(candidates(v, ns, arg))
+            here = set(candidates(v, ns, arg, reads))
             common = [c for c in common if c in here]
         constant = all(_kind(v) == _kind(values[0]) and v == values[0] for v in values)
         if constant:  # a name only where it is surely meant: like the argument, or a size
             v = values[0]
-            liked = [c for c in common if c in names[0]
-                     and (_similar(c, arg) or (_kind(v) == "int" and v >= 8))]
+            liked = [c for c in common if c in names[0] and not (c.startswith("in_") and not reads)
+                     and ((_similar(c, arg) and not _same(v, default)) or (_kind(v) == "int" and v >= 8))]
             return liked[0] if liked else T.literal(v)
         return common[0] if common else None
 
@@ -202,16 +207,25 @@ def _instance_slots(classes: Classes, inst: Instance):
     yield from _walk_slots(classes, inst.children)
 
 
+def _instance_defaults(classes: Classes, inst: Instance):
+    yield from _walk_slots(classes, inst.children)
+
+
 def _walk_slots(classes: Classes, children: list[tuple[str, Part]]):
+    """(child key, argument, value, fed by the class input, default) for every value, in order."""
     for key, part in children:
         if isinstance(part, Leaf):
             for a in part.args:
-                yield key, a.name, a.value
+                yield key, a.name, a.value, part.reads_input, a.default
         elif isinstance(part, Seq):
             yield from _walk_slots(classes, part.children)
         elif isinstance(part, Call):
-            for name, value, _ in call_args(classes, part.instance):
-                yield key, name, value
+            for name, value, default in call_args(classes, part.instance):
+                yield key, name, value, part.reads_input, default
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _kind(a) == _kind(b) and a == b
 
 
 def _is_literal(text: str, value: Any) -> bool:

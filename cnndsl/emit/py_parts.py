@@ -48,6 +48,7 @@ class Leaf:
     cls: str                              # "nn.Conv2d"
     args: list[Arg]
     shape: tuple[int, ...] = ()           # its output shape (in the first instance: comments)
+    reads_input: bool = False             # fed by its class's input (may take in_channels)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Raw:
 class Call:
     instance: "Instance"
     shape: tuple[int, ...] = ()
+    reads_input: bool = False
 
 
 Part = Union[Leaf, Seq, Call, Raw]
@@ -155,6 +157,7 @@ class GraphParts:
         self.root_scope = module_scopes(self.graph)
         self.inplace = inplace_nodes(self.graph, self.root_scope)
         self.modules: dict[int, nn.Module] = {}
+        self._inputs: list[set[int]] = []        # the inputs of the instances being read, innermost last
         self._build()
         g = self.graph
         names = {python_name(k): g.params[k] for k in free}
@@ -212,8 +215,10 @@ class GraphParts:
                 defaults = {p.name: _literal_default(p.default) for p in block.params} if block is not None else {}
                 names = {python_name(k): c.args[k] for k in declared if k in c.args}
                 params = [(python_name(k), defaults.get(k, EMPTY)) for k in declared if k in c.args]
-                return Call(self._instance(step, "block", c.label, names, params), shape)
-            return Call(self._instance(step, "stage", self._key(step.path), {}, []), shape)
+                reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
+                return Call(self._instance(step, "block", c.label, names, params), shape, reads)
+            reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
+            return Call(self._instance(step, "stage", self._key(step.path), {}, []), shape, reads)
         module = self.modules[step]
         if isinstance(module, _INLINE) or not self.graph.nodes[step].registered:
             return None
@@ -224,16 +229,19 @@ class GraphParts:
             return Raw(backbone_expression(op.desc), op.desc.source, self.graph.nodes[step].shape)
         part = leaf(module)
         part.shape = self.graph.nodes[step].shape
+        part.reads_input = self.graph.nodes[step].inputs[0] in self._inputs[-1]
         return part
 
     def _instance(self, scope: Scope, kind: str, label: str, names: dict[str, Any],
                   params: list[tuple[str, Any]]) -> Instance:
         children: list[tuple[str, Part]] = []
+        self._inputs.append(set(scope.inputs))
         for step in scope.steps:
             part = self._part(step)
             if part is not None:
                 path = step.path if isinstance(step, Scope) else self.graph.nodes[step].path
                 children.append((self._key(path), part))
+        self._inputs.pop()
         positional = [k for k, _ in children] == [str(i) for i in range(len(children))]
         sequential = kind == "block" and positional and self._is_chain(scope)
         in_name = None
