@@ -69,6 +69,7 @@ CNN_SPELLING = {"True": "true", "False": "false", "TRUE": "true", "FALSE": "fals
 _TYPE_WORDS = {
     "int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
     "tuple_type": "a pair [h, w]", "string_type": "a name", "none_type": "none",
+    "finite_number": "a finite number",
 }
 
 

@@ -7,6 +7,7 @@ torch is imported only by commands that build a module (``compile`` without ``--
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any, Sequence
@@ -49,11 +50,22 @@ def limits_from(args: argparse.Namespace):
     return Limits(**kw)
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+def number_type(kind: type, low: float, inclusive: bool = True) -> Any:
+    """An argparse type: a finite ``kind`` ≥ ``low`` (> ``low`` unless ``inclusive``); nan, inf and
+    1e400 are refused with a message that argparse prefixes with the flag."""
+    word = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {word}: {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a finite {word[2:]} {'≥' if inclusive else '>'} {low:g}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = word  # argparse names the type in "invalid ... value"
+    return parse
 
 
 def add_common(p: argparse.ArgumentParser, many: bool = False) -> None:
@@ -63,8 +75,8 @@ def add_common(p: argparse.ArgumentParser, many: bool = False) -> None:
         p.add_argument("spec", help="a .cnn or .yaml spec file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a network parameter (repeatable); 'train.x.y=v' overrides the train section")
-    p.add_argument("--max-params", type=_number, metavar="N", help="parameter budget (default 1e9)")
-    p.add_argument("--max-layers", type=int, metavar="N", help="limit on expanded layers (default 10000)")
+    p.add_argument("--max-params", type=number_type(float, 1), metavar="N", help="parameter budget (default 1e9)")
+    p.add_argument("--max-layers", type=number_type(int, 1), metavar="N", help="limit on expanded layers (default 10000)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
 
@@ -154,7 +166,10 @@ def _check_one(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis.report import FORMATS
+    from .files import check_output_file
 
+    if args.output:  # before any work
+        check_output_file(args.output, "-o")
     summary = args.summary or args.format != "text"
     spec, a, _ = _analysis(args, train=summary)
     _print_warnings(a, args.format == "json")
@@ -184,10 +199,18 @@ def _write(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
         return
+    from .files import writing
+
     tmp = f"{output}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, output)
+    with writing(output):
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     print(f"wrote {output}", file=sys.stderr)
 
 

@@ -54,7 +54,8 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A position in a source file (1-based line and column; end is exclusive) and the text it is in."""
+    """A position in a source file (1-based line and column; end is exclusive) and the text it is in.
+    Line 0 names the file alone (a checkpoint, an image): no position, no quoted line."""
 
     file: str
     line: int
@@ -64,7 +65,7 @@ class Span:
     source: Source | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}:{self.col}" if self.line >= 1 else self.file
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,10 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
 def write_confusion(ev: dict[str, Any], output: str | Path, dpi: int = viz.DPI) -> Path:
     """The confusion matrix of an ``eval`` result as an image."""
     viz.require_matplotlib("eval --confusion-image")
+    if ev["confusion"] is None:  # over evaluate.MAX_CONFUSION classes only per-class counts are kept
+        from cnndsl.errors import error
+        raise error(f"no confusion matrix for {len(ev['classes']):,} classes", None,
+                    "evaluation keeps the full matrix up to 2,048 classes; see per_class_acc in --json")
     title = f"{ev.get('split', 'val')}: accuracy {ev['acc']:.2%} ({ev['n']} images)"
     return viz.save(confusion_figure(ev["confusion"], ev["classes"], title, dpi), viz.check_output(output))
 

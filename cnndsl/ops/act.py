@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Op, PosFloat, ShapeError, register
+from .base import Alpha, Gain, Op, ShapeError, register
 
 
 class Activation(Op):
@@ -46,8 +46,12 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
     summary = "leaky ReLU (nn.LeakyReLU)"
     positional = ("slope",)
-    can_inplace = True
-    slope: float = 0.01
+    slope: Gain = 0.01
+
+    @property
+    def can_inplace(self) -> bool:  # type: ignore[override]
+        """torch's in-place leaky_relu has no backward for a negative slope."""
+        return self.slope >= 0
 
     def build(self, ins, out):
         from torch import nn
@@ -74,7 +78,7 @@ class ELU(Activation):
     name = "elu"
     summary = "exponential linear unit (nn.ELU)"
     positional = ("alpha",)
-    alpha: PosFloat = 1.0
+    alpha: Alpha = 1.0
 
     def build(self, ins, out):
         from torch import nn
@@ -87,7 +91,7 @@ class CELU(Activation):
     name = "celu"
     summary = "continuously differentiable ELU (nn.CELU)"
     positional = ("alpha",)
-    alpha: PosFloat = 1.0
+    alpha: Alpha = 1.0
 
     def build(self, ins, out):
         from torch import nn
@@ -102,7 +106,7 @@ class PReLU(Activation):
     name = "prelu"
     summary = "parametric ReLU (nn.PReLU)"
     per_channel: bool = False
-    init: float = 0.25
+    init: Gain = 0.25
 
     def _n(self, ins) -> int:
         return ins[0][0] if self.per_channel else 1

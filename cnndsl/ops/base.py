@@ -25,8 +25,15 @@ PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PosPair = Union[PosInt, tuple[PosInt, PosInt]]
 NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-PosFloat = Annotated[float, Field(gt=0.0)]
+
+# Float arguments are finite (no inf/nan, however they were written or computed) and bounded where
+# torch has a precondition or where a larger magnitude can only overflow float32 activations.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Prob = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Gain = Annotated[float, Field(ge=-1e4, le=1e4, allow_inf_nan=False)]       # a factor or slope
+Alpha = Annotated[float, Field(ge=1e-6, le=1e6, allow_inf_nan=False)]      # elu/celu: torch needs 1/alpha in float32
+Eps = Annotated[float, Field(ge=1e-12, le=10.0, allow_inf_nan=False)]      # normalisation epsilon
 
 
 class ShapeError(Exception):
@@ -239,6 +246,41 @@ def window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool = False) ->
     if ceil and (out - 1) * s >= size + p:  # PyTorch: the last window must start inside the input
         out -= 1
     return out
+
+
+def _sees_input(start: int, size: int, k: int, d: int) -> bool:
+    """Whether a window whose first tap is at ``start`` (taps every ``d``) touches a real pixel."""
+    j = -(start // d) if start < 0 else 0   # the first tap at or after position 0
+    return j <= k - 1 and start + j * d <= size - 1
+
+
+def check_window(size: tuple[int, int], k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                 d: tuple[int, int], p_after: tuple[int, int] | None = None, ceil: bool = False,
+                 zero_padding: bool = True) -> None:
+    """Refuse a window geometry that makes no sense on a map of ``size`` (H, W), before torch sees it:
+    padding as wide as the (dilated) kernel (border outputs see only padding), a dilated window
+    whose taps all fall into the padding, or a stride beyond the padded input (the window can
+    start only once; huge strides also make torch's backward allocate stride² memory).
+    ``zero_padding``: False for reflect/replicate/circular padding, whose border holds real pixels."""
+    after = p_after if p_after is not None else p
+    for axis, n, ki, si, pb, pa, di in zip(("height", "width"), size, k, s, p, after, d):
+        span = di * (ki - 1) + 1
+        kernel = f"kernel {ki}" + (f" with dilation {di}, which spans {span}" if di > 1 else "")
+        if zero_padding and max(pb, pa) >= span:
+            raise ShapeError(f"padding {max(pb, pa)} along the {axis} is not smaller than the {kernel}: "
+                             "the outputs at the border would see only padding",
+                             f"use a padding of at most {span - 1} (p=(k-1)//2 keeps the size for odd kernels)")
+        padded = n + pb + pa
+        out = window_out(n + pa - pb, ki, si, pb, di, ceil)
+        if zero_padding and out >= 1 and not (_sees_input(-pb, n, ki, di) and _sees_input((out - 1) * si - pb, n, ki, di)):
+            raise ShapeError(f"along the {axis}, every tap of the {kernel} falls into the padding "
+                             f"({pb}) of the {n}-pixel input at the border",
+                             "reduce the dilation or the padding")
+        limit = max(padded, span, 2)
+        if si > limit:
+            raise ShapeError(f"stride {si} along the {axis} is larger than the padded input "
+                             f"({n} + {pb + pa} = {padded}): the window can start only once",
+                             f"use a stride of at most {limit} (the output is the same)")
 
 
 def prod(shape: Shape) -> int:

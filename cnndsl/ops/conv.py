@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal, Union
 
 from .base import (NonNegInt, NonNegPair, Op, PosInt, PosPair, Shape, ShapeError, Transposed, Window,
-                   need_map, pair, register, window_out)
+                   check_window, need_map, pair, register, window_out)
 
 Padding = Union[NonNegPair, Literal["same", "valid"]]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
@@ -80,7 +80,22 @@ class Conv(Op):
         if oh < 1 or ow < 1:
             raise ShapeError(f"kernel {k[0]}×{k[1]} (dilation {d[0]}×{d[1]}, padding {p[0]}×{p[1]}) does "
                              f"not fit the {h}×{w} input", "reduce the kernel or add padding")
+        after = (p[0] + extra[0], p[1] + extra[1])
+        self._check_padding_mode((h, w), p, after)
+        check_window((h, w), k, s, p, d, after, zero_padding=self.padding_mode == "zeros")
         return (self.out, oh, ow)
+
+    def _check_padding_mode(self, size: tuple[int, int], p: tuple[int, int], after: tuple[int, int]) -> None:
+        """torch's F.pad preconditions: reflect needs padding < size, circular padding ≤ size."""
+        if self.padding_mode not in ("reflect", "circular"):
+            return
+        strict = self.padding_mode == "reflect"
+        for axis, n, pad in zip(("height", "width"), size, (max(p[0], after[0]), max(p[1], after[1]))):
+            if pad > n or (strict and pad == n):
+                need = f"smaller than {n}" if strict else f"at most {n}"
+                raise ShapeError(f"padding_mode={self.padding_mode} needs a padding {need} (the input's "
+                                 f"{axis}), got {pad} (PyTorch refuses it)",
+                                 "use padding_mode=replicate or zeros, or a smaller padding")
 
     def rf(self, ins):
         k, d = pair(self.kernel), pair(self.dilation)
@@ -169,6 +184,13 @@ class ConvTranspose(Op):
         for i in range(2):
             if op[i] >= max(s[i], d[i]):
                 raise ShapeError(f"output_padding {op[i]} must be smaller than the stride or the dilation")
+            span = d[i] * (k[i] - 1) + 1
+            if s[i] > span:
+                raise ShapeError(f"stride {s[i]} is larger than the kernel ({k[i]}"
+                                 + (f" with dilation {d[i]}, spanning {span}" if d[i] > 1 else "")
+                                 + "): output positions between the windows would see no input",
+                                 f"use a kernel of at least {s[i]}, e.g. conv_transpose(C, k={s[i]}, s={s[i]}), "
+                                 "or upsample then conv")
         oh, ow = ((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate((h, w)))
         if oh < 1 or ow < 1:
             raise ShapeError(f"padding {p[0]}×{p[1]} is too large for the {h}×{w} input")

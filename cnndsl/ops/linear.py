@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Dense, Op, PosInt, Prob, Shape, ShapeError, register
+from .base import Dense, Gain, Op, PosInt, Prob, Shape, ShapeError, register
 
 
 @register
@@ -82,7 +82,7 @@ class Mul(Op):
     name = "mul"
     summary = "multiply by a constant"
     positional = ("factor",)
-    factor: float
+    factor: Gain
 
     def build(self, ins, out):
         from ..nn import Scale

@@ -7,9 +7,9 @@ from typing import Optional
 from pydantic import Field
 from typing import Annotated
 
-from .base import Op, Pointwise, PosFloat, PosInt, Shape, ShapeError, need_map, register
+from .base import Eps, Op, Pointwise, PosInt, Shape, ShapeError, need_map, register
 
-Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0)]]
+Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]]
 
 
 @register
@@ -20,7 +20,7 @@ class BatchNorm(Op):
     summary = "batch normalisation (nn.BatchNorm2d / nn.BatchNorm1d)"
     inplace_safe = True
 
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     momentum: Momentum = 0.1        # PyTorch convention: weight of the new batch statistics
     affine: bool = True
     track_running_stats: bool = True
@@ -58,7 +58,7 @@ class GroupNorm(Op):
     inplace_safe = True
 
     groups: PosInt
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = True
 
     def infer(self, ins):
@@ -89,7 +89,7 @@ class LayerNorm(Op):
     inplace_safe = True
 
     dims: Optional[PosInt] = None   # normalise over the last `dims` dimensions; None: all
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = True
 
     def _normalized(self, shape: Shape) -> Shape:
@@ -123,7 +123,7 @@ class InstanceNorm(Op):
     summary = "instance normalisation (nn.InstanceNorm2d)"
     inplace_safe = True
 
-    eps: PosFloat = 1e-5
+    eps: Eps = 1e-5
     affine: bool = False
 
     def infer(self, ins):

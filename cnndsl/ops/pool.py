@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import (Adaptive, NonNegPair, Op, PosPair, ShapeError, Window, need_map, pair, register,
-                   window_out)
+from .base import (Adaptive, NonNegPair, Op, PosPair, ShapeError, Window, check_window, need_map, pair,
+                   register, window_out)
 
 
 class _Pool(Op):
@@ -34,6 +34,7 @@ class _Pool(Op):
         if oh < 1 or ow < 1:
             raise ShapeError(f"pooling window {k[0]}×{k[1]} does not fit the {h}×{w} input",
                              "remove this pool or use a smaller kernel")
+        check_window((h, w), k, s, p, d, ceil=self.ceil_mode)
         return (c, oh, ow)
 
     def rf(self, ins):

@@ -60,6 +60,9 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     files = spec_files(args.specs)
     if args.output and len(files) > 1:
         raise _refuse("-o/--output takes one input file", "use --write to rewrite several files in place")
+    if args.output:  # a missing folder, a directory, /proc: refused before any work
+        from ..files import check_output_file
+        check_output_file(args.output, "-o")
     if args.write and (args.to or args.output):
         raise _refuse("--write rewrites each file in its own syntax",
                       "to convert, write elsewhere: cnndsl fmt SPEC --to yaml -o OUT.yaml")
@@ -170,7 +173,10 @@ def _emit(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
         return
-    _replace(output, text) if os.path.exists(output) else _new(output, text)
+    from ..files import writing  # a full disk or a read-only folder: a diagnostic naming the file
+
+    with writing(output):
+        _replace(output, text) if os.path.exists(output) else _new(output, text)
     print(f"wrote {output}", file=sys.stderr)
 
 

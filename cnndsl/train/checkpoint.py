@@ -6,9 +6,9 @@ reads it with no allow-listed globals.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cnndsl.errors import error
+from cnndsl.files import file_span, os_cause, writing
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "cnndsl_version", "torch_version", "spec_hash", "model", "optimizer",
@@ -66,9 +67,12 @@ def _fsync_dir(path: Path) -> None:
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` with torch.save to a temp file in the same directory, fsync it, os.replace it
-    over ``path``, fsync the directory. On failure the previous file is untouched."""
+    over ``path``, fsync the directory. On any failure (a full disk, a file-size limit, a read-only
+    directory) the temp file is removed, the previous file is untouched, and the error names the
+    path and the cause."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path.parent, "create the directory"):
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -79,27 +83,67 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     except BaseException as exc:
         try:
             tmp.unlink()
-        except FileNotFoundError:
+        except OSError:
             pass
-        if isinstance(exc, OSError):
-            why = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
-            raise error(f"could not write checkpoint {path}: {why}",
-                        hint="the previous checkpoint (if any) is unchanged") from None
+        if isinstance(exc, (OSError, RuntimeError)):  # torch's writer wraps the OSError of a failed write
+            raise error(f"could not write this checkpoint: {os_cause(exc)}", file_span(path),
+                        hint="the previous checkpoint (if any) is unchanged; free space or lift the limit, "
+                             "then resume") from None
         raise
     _fsync_dir(path.parent)
     return path
 
 
-def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; any failure is a CnnError naming the path."""
+def clean_stale_temps(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove temp files of checkpoint writes whose process is gone (a kill during a save)."""
+    removed = []
+    for tmp in Path(run_dir).glob(".*.pt.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """The checkpoint file a path names: the file itself, or a run directory's last.pt (also
+    accepted in a checkpoints/ sub-folder, as other tools lay runs out)."""
     path = Path(path)
     if path.is_dir():
-        cand = path / "last.pt" if (path / "last.pt").exists() else path / "checkpoints" / "last.pt"
-        path = cand
+        found = [c for c in (path / "last.pt", path / "checkpoints" / "last.pt") if c.exists()]
+        if not found:
+            raise error("this run directory has no checkpoint yet (no last.pt): the run stopped before "
+                        "its first checkpoint was written", file_span(path),
+                        hint=f"nothing to resume or evaluate; start again (e.g. --run-dir {path})")
+        return found[0]
     if not path.exists():
-        raise error(f"checkpoint {path} does not exist", hint="pass a .pt file or a run directory")
-    if path.stat().st_size == 0:
-        raise error(f"checkpoint {path} is empty (0 bytes)", hint="the file is corrupt; use another checkpoint")
+        raise error("this checkpoint does not exist", file_span(path), hint="pass a .pt file or a run directory")
+    return path
+
+
+def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; any failure is a CnnError naming the path."""
+    path = resolve(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise error("this checkpoint is not a regular file", file_span(path), hint="pass a .pt file or a run directory")
+    if info.st_size == 0:
+        raise error("this checkpoint is empty (0 bytes)", file_span(path),
+                    hint="the file is corrupt; use another checkpoint")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - never fall back to an unsafe load
@@ -112,11 +156,11 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
                 unsafe = f"; it references unsafe globals: {', '.join(names[:5])}"
         except Exception:  # noqa: BLE001 - truncated archives cannot be scanned either
             pass
-        raise error(f"cannot load checkpoint {path}: {detail}{unsafe}",
+        raise error(f"cannot load checkpoint: {detail}{unsafe}", file_span(path),
                     hint="the file is truncated, corrupt or not a cnndsl checkpoint; "
                          "it was not loaded unsafely") from None
     if not isinstance(obj, dict):
-        raise error(f"checkpoint {path} holds a {type(obj).__name__}, not a cnndsl checkpoint")
+        raise error(f"this checkpoint holds a {type(obj).__name__}, not a cnndsl checkpoint", file_span(path))
     return obj
 
 
@@ -126,7 +170,8 @@ def model_state(obj: dict[str, Any], path: Any) -> dict[str, torch.Tensor]:
         return obj["model"]
     if all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj
-    raise error(f"checkpoint {path} has no model weights")
+    raise error("this checkpoint has no model weights", file_span(path),
+                hint="expected a checkpoint written by `cnndsl train` or a state_dict of tensors")
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
@@ -139,7 +184,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: A
     if missing or extra or shape:
         lines = ([f"missing: {k}" for k in missing[:5]] + [f"unexpected: {k}" for k in extra[:5]]
                  + [f"mis-shaped: {s}" for s in shape[:5]])
-        raise error(f"checkpoint {path} does not match the model: " + "; ".join(lines),
+        raise error("this checkpoint does not match the model: " + "; ".join(lines), file_span(path),
                     hint="was it written for a different spec or different network parameters?")
     model.load_state_dict(state)
 

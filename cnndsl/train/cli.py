@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
+from ..cli import number_type  # cnndsl.cli imports this module while it builds its parser
+
 
 def _train(args: Any) -> int:
     from .commands import train_cmd
@@ -32,7 +34,7 @@ RUN_DIR_NOTE = ("SPEC may be a run directory (or a checkpoint in one): the spec,
 def _shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--data-root", dest="data_root", help="directory holding dataset files")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="override train.batch_size")
+    p.add_argument("--batch-size", dest="batch_size", type=number_type(int, 1), help="override train.batch_size")
 
 
 def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -40,7 +42,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     t = subparsers.add_parser("train", parents=list(parents), help="train the network with the spec's train section",
                               description="Train the network a spec describes, with its train section.")
     _shared(t)
-    t.add_argument("--epochs", type=float, help="override train.epochs")
+    t.add_argument("--epochs", type=number_type(float, 0, inclusive=False), help="override train.epochs")
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (or from a checkpoint file)")
     t.add_argument("--force", action="store_true", help="resume even if the spec changed")
@@ -72,7 +74,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
                               description="Top-k classes with probabilities for each image. " + RUN_DIR_NOTE)
     p.add_argument("--device", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help="checkpoint file or run directory (default: SPEC when it is one)")
-    p.add_argument("--top-k", dest="top_k", type=int, default=5)
+    p.add_argument("--top-k", dest="top_k", type=number_type(int, 1), default=5, help="classes shown per image")
     p.add_argument("--ema", action="store_true", help="use the EMA weights stored in the checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("images", nargs="+", help="image files")

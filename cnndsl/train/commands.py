@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnndsl.errors import error
+from cnndsl.files import check_output_dir, file_span, writing
 from . import config as C
 
 
@@ -91,15 +92,21 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     """Train the network a spec describes; returns :class:`cnndsl.train.loop.Result`.
     ``limits``: :class:`cnndsl.Limits` for the expansion (``--max-params``, ``--max-layers``);
     ``init_from``: weights to start from, by name (``--init-from``, see :mod:`cnndsl.weights.init`)."""
+    from cnndsl.canonical import spec_hash
     from .datasets import info_of_loaded
     from .preflight import check_fit, precision_warning, preflight
     from .rundir import write_run_json
 
     params = params or {}
+    # the run directory, the train section and the network are checked before torch is imported
+    if run_dir and not resume:
+        rdir = check_output_dir(run_dir, "--run-dir")
     analysis = _analysis(spec, params, limits)
-    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes,
-    cfg, seen = pf.config, set()                                    # before torch is even imported
+    pf = preflight(spec, analysis, overrides, guess_device=False)  # the checks `cnndsl check` makes
+    cfg, seen = pf.config, set()
     _report(pf.warnings, seen)
+    if not (run_dir or resume):
+        rdir = check_output_dir(new_run_dir(cfg.runs_dir, spec), "train.runs_dir")
     import torch
     from . import distributed as D, loop
     from .data import load as load_data
@@ -110,13 +117,10 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    if resume:
-        rp = Path(resume)
-        rdir = rp if rp.is_dir() else rp.parent
-    elif run_dir:
-        rdir = Path(run_dir)
-    else:
-        rdir = new_run_dir(cfg.runs_dir, spec)
+    resume_state = None
+    if resume:  # checked before anything is written: a bad --resume must not touch the disk
+        from .resume import open_resume
+        rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
@@ -135,19 +139,20 @@ def run_train(spec: Any, *, params: dict[str, Any] | None = None, overrides: dic
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides, shape), seen)  # the data as read
     if dist.main:
-        rdir.mkdir(parents=True, exist_ok=True)
-        src = getattr(spec, "path", None)
-        if src and Path(src).exists() and not resume:
-            shutil.copyfile(src, rdir / ("spec" + Path(src).suffix))
-        (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
-                                                    "mean": data.mean, "std": data.std,
-                                                    "shape": list(data.shape), "params": params}) + "\n")
-    from cnndsl.canonical import spec_hash
-
+        with writing(rdir):
+            rdir.mkdir(parents=True, exist_ok=True)
+            src = getattr(spec, "path", None)
+            if src and Path(src).exists() and not resume:
+                shutil.copyfile(src, rdir / ("spec" + Path(src).suffix))
+            (rdir / "data.json").write_text(json.dumps({"name": data.name, "classes": data.classes,
+                                                        "mean": data.mean, "std": data.std,
+                                                        "shape": list(data.shape), "params": params}) + "\n")
     digest = spec_hash(spec)
     if dist.main:
-        write_run_json(rdir, spec, params, overrides, digest)
-    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=resume, force=force, quiet=quiet,
+        with writing(rdir):
+            write_run_json(rdir, spec, params, overrides, digest)
+    opts = loop.RunOptions(run_dir=rdir, spec_hash=digest, resume=resume, resume_state=resume_state,
+                           force=force, quiet=quiet,
                            progress=progress, detect_anomaly=detect_anomaly, stop_after_steps=stop_after_steps)
     try:
         result = loop.fit(model, cfg, data, opts, device=device, dist=dist)
@@ -229,11 +234,17 @@ def _model_and_state(spec: Any, args: Any, build: Callable[..., Any] | None = No
 
     with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
         model = build(spec, **params)
-    state = ckpt.load(args.checkpoint)
-    weights = ckpt.model_state(state, args.checkpoint)
+    path = ckpt.resolve(args.checkpoint)
+    state = ckpt.load(path)
+    weights = ckpt.model_state(state, path)
     if getattr(args, "ema", False) and state.get("ema"):
         weights = {**weights, **state["ema"]}
-    ckpt.load_weights(model, weights, args.checkpoint)
+    bad = ckpt.non_finite(weights)
+    if bad:
+        raise error(f"this checkpoint holds non-finite weights ({bad} has NaN or Inf values)", file_span(path),
+                    "the run diverged before this checkpoint was written: use an earlier one (best.pt) or "
+                    "train again with a lower learning rate")
+    ckpt.load_weights(model, weights, path)
     return model, state, params
 
 
@@ -285,6 +296,9 @@ def eval_cmd(args: Any) -> int:
     print("per-class accuracy:")
     for c, a in zip(ev["classes"], ev["per_class_acc"]):
         print(f"  {c:>{width}}  {a:.2%}")
+    if ev["confusion"] is None:
+        print(f"(no confusion matrix for {len(ev['classes']):,} classes)")
+        return 0
     print("confusion matrix (rows: true, columns: predicted):")
     cell = max(5, max((len(str(c)) for c in ev["classes"]), default=1) + 1)
     print(f"  {'':>{width}} " + " ".join(f"{str(c)[:cell]:>{cell}}" for c in ev["classes"]))
@@ -296,6 +310,7 @@ def eval_cmd(args: Any) -> int:
 def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None,
                 recorded: Any = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
+    _check_images(args.images)
     import torch
     from .data import read_image
 
@@ -327,7 +342,17 @@ def run_predict(spec: Any, args: Any, build: Callable[..., Any] | None = None,
     return results
 
 
+def _check_images(paths: list[str]) -> None:
+    """Before anything heavy (the checkpoint, torch): a FIFO, a device or a missing image is refused now."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise error("this image is not a regular file (a FIFO, a device or a directory?)" if os.path.exists(path)
+                        else "no such image file",
+                        file_span(path), "pass image files (PNG, JPEG, ...)")
+
+
 def predict_cmd(args: Any) -> int:
+    _check_images(args.images)
     rec = _recorded(args, "predict")
     res = run_predict(rec.spec, args, recorded=rec)
     if args.json:

@@ -7,9 +7,10 @@ positional arguments arrive in ``"args"`` and are mapped onto the fields named i
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cnndsl.errors import CnnError, error
 
@@ -31,9 +32,9 @@ def as_list(value: Any) -> Any:
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors."""
+    """Base: unknown keys are errors; so are inf and nan in any number (lr=inf, --set train.epochs=inf)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Call(Strict):
@@ -66,12 +67,20 @@ class SplitMixin(Strict):
     split_seed: int = 0  # seed of the stratified train/val split
 
 
+# Bounds that keep a typo (num_train=1000000000000) a diagnostic instead of an allocator crash;
+# the memory a dataset needs is also estimated before it is allocated (cnndsl.train.budget).
+MAX_IMAGES = 10_000_000
+MAX_CLASSES = 100_000
+MAX_WORKERS = 128
+MAX_EPOCHS = 1_000_000
+
+
 class SyntheticData(Call, SplitMixin):
     type: Literal["synthetic"]
-    num_train: int = Field(512, ge=1)  # training images
-    num_val: int = Field(128, ge=0)  # validation images
+    num_train: int = Field(512, ge=1, le=MAX_IMAGES)  # training images
+    num_val: int = Field(128, ge=0, le=MAX_IMAGES)  # validation images
     shape: tuple[int, int, int] | None = None  # C,H,W; default: the network's input shape
-    num_classes: int | None = Field(None, ge=1)  # default: the network's output width
+    num_classes: int | None = Field(None, ge=1, le=MAX_CLASSES)  # default: the network's output width
     seed: int = 0  # generator seed (images are class-dependent noise, so they are learnable)
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # unused (synthetic data has its own val set)
     task: Literal["classification", "segmentation"] = "classification"  # segmentation: a class per pixel
@@ -280,7 +289,7 @@ class FreezeAfter(Strict):
 
 class TrainConfig(Strict):
     data: DataConfig  # the dataset
-    epochs: float = Field(10, gt=0)  # may be fractional (9.9)
+    epochs: float = Field(10, gt=0, le=MAX_EPOCHS)  # may be fractional (9.9)
     batch_size: int = Field(128, ge=1)  # per process
     eval_batch_size: int | None = Field(None, ge=1)  # default: 2 x batch_size
     drop_last: bool = True  # drop the last incomplete training batch
@@ -302,13 +311,20 @@ class TrainConfig(Strict):
     compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False  # torch.compile
     cudnn_benchmark: bool = True
     loader: Literal["auto", "dataloader", "device"] = "auto"  # auto: device-resident when it fits
-    num_workers: int = Field(0, ge=0)  # DataLoader workers
+    num_workers: int = Field(0, ge=0, le=MAX_WORKERS)  # DataLoader workers
     seed: int = Field(0, ge=0, lt=2**32)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     log_every: int = Field(50, ge=1)  # steps between progress updates (host syncs)
     checkpoint_every: int = Field(0, ge=0)  # steps between mid-epoch checkpoints; 0 = per epoch only
     val_every: int = Field(1, ge=1)  # epochs between validations
     runs_dir: str = "runs"  # runs go to <runs_dir>/<spec-stem>/<timestamp>/
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", v):
+            raise ValueError(f"'{v}' is not a device to train on; use auto, cpu, cuda, cuda:N or mps")
+        return v
 
     @model_validator(mode="after")
     def _smoothing(self) -> "TrainConfig":

@@ -19,6 +19,8 @@ import torch
 
 from cnndsl.errors import error
 from . import config as C
+from .budget import check_alloc
+from .images import read_image  # noqa: F401  (re-exported: loader, commands)
 
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -262,6 +264,13 @@ def load_synthetic(cfg: C.SyntheticData, shape: Sequence[int] | None, num_classe
     """Class-dependent noise: each class has a random prototype; images are prototype + noise."""
     c, h, w = cfg.shape or tuple(shape or (3, 32, 32))
     k = cfg.num_classes or num_classes or 10
+    if k > C.MAX_CLASSES:
+        raise error(f"synthetic data with {k:,} classes (the network's output width): the limit is "
+                    f"{C.MAX_CLASSES:,}", hint="set train.data.num_classes, or give the network fewer outputs")
+    n, pixels = cfg.num_train + cfg.num_val, c * h * w
+    check_alloc(n * pixels * 17 + k * pixels * 4,  # uint8 images plus float32 temporaries, prototypes
+                f"synthetic data ({cfg.num_train:,} + {cfg.num_val:,} images of {c}×{h}×{w}, {k:,} classes)",
+                hint="lower train.data.num_train / num_val")
     g = torch.Generator().manual_seed(cfg.seed)
     protos = torch.rand(k, c, h, w, generator=g) * 255
 
@@ -296,38 +305,19 @@ def load_imagefolder(cfg: C.ImageFolderData) -> Data:
     files, labels = [], []
     for i, c in enumerate(classes):
         for p in sorted((root / c).rglob("*")):
-            if p.suffix.lower() in IMAGE_EXTS:
+            if p.suffix.lower() in IMAGE_EXTS and p.is_file():  # regular files: no FIFO, no device
                 files.append(str(p))
                 labels.append(i)
     if not files:
         raise error(f"no images found under {root}", hint=f"expected {root}/<class>/<image>.png")
     size = (cfg.size, cfg.size) if isinstance(cfg.size, int) else cfg.size
     if size is None:
-        from PIL import Image
-
-        with Image.open(files[0]) as im:
-            size = (im.height, im.width)
+        size = tuple(read_image(files[0], None, cfg.channels).shape[1:])
     y = torch.tensor(labels, dtype=torch.int64)
     tr, va = stratified_split(y, cfg.val_fraction, cfg.split_seed)
     mk = lambda idx: Split(None, y[idx], [files[i] for i in idx.tolist()], size, cfg.channels)  # noqa: E731
     mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if cfg.channels == 3 else ((0.5,), (0.25,))
     return Data("imagefolder", mk(tr), mk(va), len(classes), classes, mean, std)
-
-
-def read_image(path: str, size: tuple[int, int] | None, channels: int) -> torch.Tensor:
-    """Read one image file as uint8 C x H x W, resized to ``size`` if given."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            if size is not None and (im.height, im.width) != tuple(size):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except Exception as exc:  # noqa: BLE001
-        raise error(f"cannot read image {path}: {exc}") from None
-    t = torch.from_numpy(arr.copy())
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
 def load(cfg: Any, *, data_root: str | None = None, shape: Sequence[int] | None = None,

@@ -10,6 +10,8 @@ from torch import nn
 
 from . import augment as A
 
+MAX_CONFUSION = 2048  # classes up to which evaluation keeps the full confusion matrix (k² counters)
+
 
 def outputs(out: Any) -> list[torch.Tensor]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
@@ -44,7 +46,9 @@ def evaluate(model: nn.Module, loader: Any, loss_cfg: Any, num_classes: int, *, 
     model.eval()
     dev = next(iter(model.parameters()), torch.empty(0)).device
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-    confusion = torch.zeros(num_classes * num_classes, device=dev, dtype=torch.int64)
+    # the full confusion matrix is k² counters: above MAX_CONFUSION classes only its diagonal and row sums
+    full = num_classes <= MAX_CONFUSION
+    confusion = torch.zeros(num_classes * num_classes if full else 2 * num_classes, device=dev, dtype=torch.int64)
     try:
         for x, y in loader.epoch(0):
             with autocast() if autocast else _null():
@@ -53,17 +57,24 @@ def evaluate(model: nn.Module, loader: Any, loss_cfg: Any, num_classes: int, *, 
             per = F.cross_entropy(logits, y, reduction="sum")
             loss_sum += per.double()
             pred = logits.argmax(1)
-            confusion += torch.bincount((y * num_classes + pred).flatten(), minlength=num_classes ** 2)
+            if full:
+                confusion += torch.bincount((y * num_classes + pred).flatten(), minlength=num_classes ** 2)
+            else:  # [correct per class, count per class]
+                y, hit = y.flatten(), (pred == y).flatten().long()
+                confusion += torch.cat([torch.bincount(y, hit, num_classes), torch.bincount(y, minlength=num_classes)]).long()
     finally:
         model.train(was_training)
     if reduce is not None:
         loss_sum, confusion = reduce(loss_sum), reduce(confusion)
-    conf = confusion.view(num_classes, num_classes).cpu()
-    n = int(conf.sum())
-    correct = int(conf.diag().sum())
-    per_class = (conf.diag().double() / conf.sum(1).clamp_min(1).double()).tolist()
+    if full:
+        conf = confusion.view(num_classes, num_classes).cpu()
+        hits, counts = conf.diag(), conf.sum(1)
+    else:
+        conf, (hits, counts) = None, confusion.view(2, num_classes).cpu()
+    n, correct = int(counts.sum()), int(hits.sum())
+    per_class = (hits.double() / counts.clamp_min(1).double()).tolist()
     return {"loss": float(loss_sum) / max(n, 1), "acc": correct / max(n, 1), "n": n,
-            "per_class_acc": per_class, "confusion": conf.tolist()}
+            "per_class_acc": per_class, "confusion": conf.tolist() if conf is not None else None}
 
 
 class _null:

@@ -164,6 +164,10 @@ def make_loader(split: Split, items: Sequence[Any], mean: Sequence[float], std: 
             from cnndsl.errors import error
             raise error("the device-resident loader needs an in-memory dataset",
                         hint="use `loader: dataloader` for image folders")
+        if device.type == "cpu":  # `loader: device` asked for explicitly: the float copy must fit
+            from .budget import check_alloc
+            check_alloc(split.images.numel() * 4 * 2, f"the device-resident float copy of {len(split):,} images",
+                        hint="use `loader: dataloader`")
         return DeviceLoader(split, items, mean, std, sampler, device=device, train=train,
                             channels_last=channels_last, seed=seed)
     pipe = A.SamplePipeline(items, mean, std, train=train)

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from cnndsl.errors import error
-from . import checkpoint as ckpt, config as C, distributed as D, optim as O
+from cnndsl.files import writing
+from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R
 from .data import Data
 from .evaluate import compute_loss, evaluate, init_whitening, outputs
 from .loader import make_loader
@@ -36,6 +37,7 @@ class RunOptions:
     run_dir: Path  # where metrics and checkpoints go
     spec_hash: str = ""
     resume: str | None = None  # run directory or checkpoint to continue from
+    resume_state: dict[str, Any] | None = None  # its state, already checked (run_train loads it first)
     force: bool = False  # resume even if the spec hash differs
     quiet: bool = False
     progress: bool = True
@@ -128,7 +130,9 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     main = dist.main
     run_dir = Path(opts.run_dir)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with writing(run_dir, "create the run directory"):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.clean_stale_temps(run_dir)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
@@ -154,7 +158,9 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     total_steps = math.ceil(cfg.epochs * spe)
     num_epochs = math.ceil(total_steps / spe)
 
-    resume_state = ckpt.load(opts.resume) if opts.resume else None
+    resume_state, resume_path = opts.resume_state, Path(opts.resume or run_dir)
+    if resume_state is None and opts.resume:
+        _, resume_path, resume_state = R.open_resume(opts.resume, opts.spec_hash, opts.force)
     if resume_state is None and data.train.images is not None:
         init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
 
@@ -175,25 +181,9 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     acc_count = torch.zeros((), device=device, dtype=torch.int64)
     history: list[dict[str, Any]] = []
     if resume_state is not None:
-        got = resume_state.get("spec_hash", "")
-        if got != opts.spec_hash and not opts.force:
-            raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
-                        f"current spec hash {opts.spec_hash}",
-                        hint="resume with the original spec, or pass --force to resume anyway")
-        ckpt.load_weights(model, resume_state["model"], opts.resume)
-        opt.load_state_dict(resume_state["optimizer"])
-        sched.load_state_dict(resume_state["scheduler"])
-        if resume_state.get("scaler"):
-            scaler.load_state_dict(resume_state["scaler"])
-        if ema is not None and resume_state.get("ema"):
-            ema.load_state_dict(resume_state["ema"])
-        epoch, start_batch = int(resume_state["epoch"]), int(resume_state["batch_idx"])
-        step = int(resume_state["global_step"])
-        best = resume_state.get("best")
-        acc = resume_state["accum"]
-        acc_loss.copy_(acc["loss"]), acc_correct.copy_(acc["correct"]), acc_count.copy_(acc["count"])
-        history = json.loads(resume_state.get("history", "[]"))
-        ckpt.set_rng_state(resume_state["rng"])
+        pos = R.restore(resume_state, resume_path, model=model, opt=opt, sched=sched, scaler=scaler, ema=ema,
+                        accum=(acc_loss, acc_correct, acc_count))
+        epoch, start_batch, step, best, history = pos.epoch, pos.batch, pos.step, pos.best, pos.history
 
     bad_step = torch.full((), -1, device=device, dtype=torch.int64)
     last_finite = torch.full((), float("nan"), device=device, dtype=torch.float64)
@@ -242,6 +232,8 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     reason: dict[str, Any] | None = None
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
     try:
+        if resume_state is None:
+            save("last.pt", 0, 0)  # a run killed before its first epoch ends can still be resumed
         with _Interrupt() as interrupt, anomaly:
             while epoch < num_epochs and step < total_steps:
                 for rule in cfg.freeze_after:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from cnndsl.files import writing
+
 CSV_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
               "seconds"]
 
@@ -30,6 +32,15 @@ class RunLogger:
     def log_epoch(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        with writing(self.run_dir / "metrics.jsonl"):
+            self._append(record)
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step") and v is not None:
+                    self.tb.add_scalar(k, v, record.get("step", 0))
+            self.tb.flush()
+
+    def _append(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         path = self.run_dir / "metrics.csv"
@@ -39,15 +50,11 @@ class RunLogger:
             if new:
                 w.writeheader()
             w.writerow({k: record.get(k, "") for k in CSV_FIELDS})
-        if self.tb is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("epoch", "step") and v is not None:
-                    self.tb.add_scalar(k, v, record.get("step", 0))
-            self.tb.flush()
 
     def write_json(self, name: str, obj: Any) -> None:
         if self.enabled:
-            (self.run_dir / name).write_text(json.dumps(obj, indent=2, default=str) + "\n")
+            with writing(self.run_dir / name):
+                (self.run_dir / name).write_text(json.dumps(obj, indent=2, default=str) + "\n")
 
     def close(self) -> None:
         if self.tb is not None:

@@ -22,8 +22,9 @@ def test_failed_save_keeps_previous_and_leaves_no_temp(tmp_path, monkeypatch):
         f.write(b"partial garbage")
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(torch, "save", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(CnnError, match="disk on fire") as ei:  # torch's writer raises RuntimeError
         ckpt.save_atomic({"w": torch.zeros(4)}, path)
+    assert ei.value.span.file == str(path)
     monkeypatch.setattr(torch, "save", real_save)
     assert path.read_bytes() == before
     assert torch.equal(ckpt.load(path)["w"], torch.arange(4.0))

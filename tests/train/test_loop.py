@@ -103,11 +103,12 @@ def test_nan_loss_stops_with_step_epoch_and_last_finite_loss(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
 
 
-def test_nan_in_the_first_step_writes_no_checkpoint(tmp_path):
+def test_nan_in_the_first_step_writes_no_checkpoint_after_it(tmp_path):
     spec = FakeSpec(synthetic_train(epochs=1, checkpoint_every=1))
     with pytest.raises(CnnError, match="step 1 .*last finite loss none"):
         run_train(spec, build=lambda s: NanAt(1), run_dir=str(tmp_path), progress=False)
-    assert not (tmp_path / "last.pt").exists()
+    state = ckpt.load(tmp_path / "last.pt")  # only the initial checkpoint, written before step 1
+    assert state["global_step"] == 0 and ckpt.non_finite(state) is None
 
 
 class SigintAt(Tiny):
