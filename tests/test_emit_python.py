@@ -119,7 +119,13 @@ network Clashes {
 }
 """
 
-EXTRA = {"clashes": CLASHES, "parallel": PARALLEL, "skips": SKIPS, "two_heads": TWO_HEADS, "all_ops": ALL_OPS}
+# a required block parameter after one with a default (its default an expression): keyword-only
+LATE = """
+block B(a = 2, b = in.channels) { conv(b, k=1)  conv(a * 4, k=1) }
+network Late { input 3x8x8  x1: B()  x2: B(3, b=5)  x3: B(b=6) }
+"""
+
+EXTRA = {"late": LATE, "clashes": CLASHES, "parallel": PARALLEL, "skips": SKIPS, "two_heads": TWO_HEADS, "all_ops": ALL_OPS}
 
 
 def _load(source: str, name: str = "generated"):

@@ -69,7 +69,8 @@ class ClassDef:
     kind: str
     instances: list[Instance]
     params: list[tuple[str, Any]] = field(default_factory=list)   # (name, default or EMPTY)
-    keyword_only: list[str] = field(default_factory=list)
+    keyword_only: list[str] = field(default_factory=list)    # extras: values nothing explains
+    late: list[str] = field(default_factory=list)            # declared, required, after a default
     slots: list[tuple[str, bool]] = field(default_factory=list)  # (text, refers to a parameter)
     done: bool = False
 
@@ -169,7 +170,11 @@ class Classes:
         for e, values in extras.items():
             for inst, v in zip(insts, values):
                 inst.extras[e] = v
-        c.params, c.keyword_only, c.slots, c.done = params, list(extras), slots, True
+        # a required parameter after one with a default (its default is an expression): by keyword
+        late = [n for k, (n, d) in enumerate(params) if d is EMPTY and any(e is not EMPTY for _, e in params[:k])]
+        c.params = [(n, d) for n, d in params if n not in late]
+        c.late = late
+        c.keyword_only, c.slots, c.done = list(extras), slots, True
 
     def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str, reads: bool,
                 default: Any) -> str | None:
@@ -198,6 +203,7 @@ def call_args(classes: Classes, inst: Instance) -> list[tuple[str, Any, Any]]:
     """A child instance's constructor arguments: (parameter, value, default or EMPTY)."""
     c = classes.of(inst)
     out = [(n, inst.names[n], d) for n, d in c.params]
+    out += [(n, inst.names[n], EMPTY) for n in c.late]
     out += [(e, inst.extras[e], EMPTY) for e in c.keyword_only]
     return out
 

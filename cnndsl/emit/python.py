@@ -171,8 +171,9 @@ class _Writer:
         base = "nn.Sequential" if first.sequential else "nn.Module"
         lines = [f"class {c.name}({base}):", f'    """{self._doc(c)}"""', ""]
         sig = ["self"] + [self._param(n, d, first) for n, d in c.params]
-        if c.keyword_only:
-            sig += ["*"] + [f"{n}: {_annotation(first.extras[n])}" for n in c.keyword_only]
+        if c.keyword_only or c.late:
+            sig += ["*"] + [f"{n}: {_annotation(first.names[n])}" for n in c.late]
+            sig += [f"{n}: {_annotation(first.extras[n])}" for n in c.keyword_only]
         if c.kind == "network":
             sig = ["self"] + [f"{n}: {_annotation(first.names[n])} = {T.literal(first.names[n])}"
                               for n in (python_name(k) for k in self.free)]
@@ -232,7 +233,7 @@ class _Writer:
             if default is not EMPTY and not symbolic and _same(value, default):
                 positional = False
                 continue
-            if default is EMPTY and positional and name not in cls.keyword_only:
+            if default is EMPTY and positional and name not in cls.keyword_only and name not in cls.late:
                 out.append(text)
             else:
                 positional = False
