@@ -136,7 +136,8 @@ def _api(path: Path, inp: Input, budget: tuple[int, int]) -> Outcome:
                        else "", unlocated=unlocated)
     seconds = time.perf_counter() - t0
     _emit_and_format(spec, a)
-    if math.prod(a.input_shape) + sum(math.prod(i.shape) for i in a.layers) > budget[0] or a.params > budget[1]:
+    size = max(a.activations, math.prod(a.input_shape) + sum(math.prod(i.shape) for i in a.layers))
+    if size > budget[0] or a.params > budget[1]:   # a.activations counts inside torchvision backbones
         return Outcome(inp.index, "analysed", seconds)
     return _train_step(a, inp.index, seconds)
 
@@ -148,7 +149,8 @@ def _emit_and_format(spec, a) -> None:
     from cnndsl.emit.python import python_source
     from cnndsl.syntax.format import format_cnn, format_yaml
 
-    compile(python_source(a), "<emitted>", "exec")
+    if not a.graph.backbones:   # --emit python refuses backbones with a diagnostic (documented)
+        compile(python_source(a), "<emitted>", "exec")
     for fmt, writer in (("cnn", format_cnn), ("yaml", format_yaml)):
         try:
             text = writer(spec)

@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("CNNDSL_DEBUG") == "1"
+    # pydantic scans every installed distribution for its observability plugins when the first model
+    # is built (≈ 40 ms); the command line validates specs, it has nothing to report to them. A user
+    # who wants them sets PYDANTIC_DISABLE_PLUGINS to something else (e.g. an empty string).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         args = build_parser().parse_args(argv)
         prepare(args)

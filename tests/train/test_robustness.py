@@ -181,9 +181,9 @@ def test_nan_weights_are_refused_by_eval_and_predict(tmp_path):
 
 
 @pytest.mark.parametrize("override, words", [
-    ({"data.num_train": "1000000000000"}, "less than or equal to 10000000"),
-    ({"data.num_classes": "1000000000"}, "less than or equal to 100000"),
-    ({"num_workers": "100000"}, "less than or equal to 128"),
+    ({"data.num_train": "1000000000000"}, "≤ 10000000"),
+    ({"data.num_classes": "1000000000"}, "≤ 100000"),
+    ({"num_workers": "100000"}, "≤ 128"),
     ({"epochs": "inf"}, "finite number"),
     ({"device": "meta"}, "'meta' is not a device"),
 ])
