@@ -271,7 +271,7 @@ class ForwardWriter:
         if node.op is not None and node.op.name == "pick" and isinstance(node.op.key, str):
             key = node.op.key               # a backbone's tap: named after it
         key = key if key is not None else node.path.rpartition(".")[2]
-        base = T.identifier(key, "out") if not key.isdigit() else f"out{key}"
+        base = f"out{key}" if key.isascii() and key.isdigit() else T.identifier(key, "out")
         return base + "_" if base in T.RESERVED else base
 
     def write(self) -> tuple[tuple[str, str], list[tuple[str, str]]]:
