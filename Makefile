@@ -26,8 +26,9 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 demo: $(VENV)/.base
 	$(BIN)/cnndsl train specs/mnist5k.cnn --device cpu
 
+# two workers with one torch thread each: the suite uses 2 cores without oversubscribing them
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 check: $(VENV)/.base
 	@for f in specs/*.cnn specs/*.yaml; do $(BIN)/cnndsl check -q $$f || exit 1; done

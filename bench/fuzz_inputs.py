@@ -59,10 +59,11 @@ class Input:
 
 
 def _shrunk(text: str, fmt: str, size: int) -> str | None:
-    """The spec on a size×size input (an `input` line, or a `resolution` parameter's default)."""
+    """The spec on a size×size input (an `input` line, or a `size` parameter's default: every shipped
+    network has one)."""
     cnn = (r"(input\s+\d+x)\d+x\d+", lambda m: f"{m.group(1)}{size}x{size}")
     yml = (r"(input:\s*\[?\s*\d+\s*[x,]\s*)\d+(\s*[x,]\s*)\d+", lambda m: f"{m.group(1)}{size}{m.group(2)}{size}")
-    res = (r"(resolution\s*[=:]\s*)\d+", lambda m: f"{m.group(1)}{size}")
+    res = (r"(\b(?:size|resolution)\s*[=:]\s*)\d+", lambda m: f"{m.group(1)}{size}")
     new = text
     for pat, sub in (cnn if fmt == "cnn" else yml, res):
         new = re.sub(pat, sub, new)

@@ -5,6 +5,7 @@
     info = cnndsl.analyze(spec)                    # shapes, params, MACs, receptive fields — no torch
     model = cnndsl.build(spec, num_classes=10)     # a plain torch.nn.Module
     maps = cnndsl.features(model, x, ["conv1", "layer1"])   # activations by layer name
+    opt = torch.optim.Adam(cnndsl.param_groups(model, spec))   # the train section's lr rules
 
 The names are imported on first use (PEP 562), so ``import cnndsl`` — and ``cnndsl --version`` —
 costs nothing until a spec is read.
@@ -16,13 +17,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load", "parse", "analyze", "build", "features", "CnnError", "Diagnostic", "Span", "Limits", "__version__"]
+__all__ = ["load", "parse", "analyze", "build", "features", "param_groups", "CnnError", "Diagnostic", "Span", "Limits", "__version__"]
 
-_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api",
+_HOME = {"load": "api", "parse": "api", "analyze": "api", "build": "api", "features": "api", "param_groups": "api",
          "CnnError": "errors", "Diagnostic": "errors", "Span": "errors", "Limits": "expand"}
 
 if TYPE_CHECKING:
-    from .api import analyze, build, features, load, parse
+    from .api import analyze, build, features, load, param_groups, parse
     from .errors import CnnError, Diagnostic, Span
     from .expand import Limits
 

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 SpecLike = Spec | str | os.PathLike
 
 
-def load(source: str | os.PathLike, format: str | None = None) -> Spec:
-    """Read a spec from a path (``.cnn``, ``.yaml``) or from spec text; imports are resolved.
+def load(source: str | os.PathLike, format: str | None = None, plugins: Sequence[str] = ()) -> Spec:
+    """Read a spec from a path (``.cnn``, ``.yaml``), the name of a shipped spec (``"resnet18"``)
+    or spec text; imports are resolved. ``plugins``: modules (names or ``.py`` files) whose ops
+    the spec uses, enabled first (for the whole process; see :mod:`cnndsl.plugins`).
 
     Raises :class:`cnndsl.CnnError` with diagnostics on any problem.
     """
+    if plugins:
+        from .plugins import enable
+
+        enable(plugins, flag="plugins")
     return load_spec(source, format)
 
 
@@ -66,6 +72,33 @@ def analysis_of(model: Any) -> Analysis | None:
         return _BUILT.get(model)
     except TypeError:  # not weak-referenceable
         return None
+
+
+def param_groups(model: "nn.Module", spec: SpecLike, *, epoch: int = 1,
+                 overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for ``model`` by the rules of ``spec``'s train section, as
+    ``cnndsl train`` makes them: ``param_groups`` (first match wins; ``lr`` / ``lr_scale``,
+    ``weight_decay`` / ``wd_scale``), the optimizer's ``lr`` and ``weight_decay``, and the
+    ``stages`` that have started by ``epoch`` (numbered from 1): their ``freeze``/``unfreeze`` are
+    applied to ``model``'s parameters and the last one's ``lr`` is the base. Frozen parameters are
+    left out. Each group has ``params``, ``names``, ``lr``, ``weight_decay`` and ``lr_scale`` (a spec
+without a train section: ``params`` and ``names``, so the optimizer's defaults apply)::
+
+        opt = torch.optim.Adam(cnndsl.param_groups(model, spec))
+
+    ``overrides``: train keys as ``--set train.KEY=VALUE`` gives them (``{"optimizer.lr": 0.01}``)."""
+    from .train import config as C
+    from .train.optim import param_groups as groups
+    from .train.stages import trainable_at
+
+    s = _spec(spec)
+    raw = C.apply_overrides(s.train, overrides or {})
+    raw.setdefault("data", "synthetic")   # the data does not matter here
+    cfg = C.validate(raw, s, overrides)
+    out = groups(model, cfg, base_lr=trainable_at(model, cfg, epoch))
+    if not s.train and not overrides:   # no train section: the optimizer's own defaults apply
+        out = [{"params": g["params"], "names": g["names"]} for g in out]
+    return out
 
 
 def features(model: "nn.Module", x: "torch.Tensor", layers: Sequence[str] | str, *,

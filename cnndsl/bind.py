@@ -129,6 +129,28 @@ def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: 
 def bind_block(block: BlockDef, layer: Layer, caller_env: E.Env) -> dict[str, Any]:
     """Evaluate a block call's arguments (in the caller's scope) and apply the block's defaults."""
     params = block.params
+    given = call_arguments(block, layer, caller_env)
+    bound: dict[str, Any] = {}
+    for p in params:
+        if p.name in given:
+            bound[p.name] = given[p.name]
+        elif p.default is not None:  # defaults may use earlier parameters and the incoming shape
+            bound[p.name] = E.evaluate(p.default, E.Env(bound, caller_env.in_shape))
+        else:
+            raise error(f"block {block.name} needs a value for '{p.name}'", layer.span,
+                        f"e.g. {block.name}({p.name}=...)", notes=[(p.span, "declared here")])
+        if isinstance(bound[p.name], E.Symbol):
+            v = bound[p.name]
+            hint = did_you_mean(str(v), caller_env.names)
+            if hint:  # a misspelt parameter name, most likely; plain symbols stay allowed
+                raise error(f"unknown name '{v}'", v.span, hint)
+    return bound
+
+
+def call_arguments(block: BlockDef | NetworkDef, layer: Layer, caller_env: E.Env) -> dict[str, Any]:
+    """The values a call gives (positional ones in parameter order, then keywords), evaluated in
+    the caller's scope; no defaults. Too many, unknown or repeated arguments are errors."""
+    params = block.params
     if len(layer.args) > len(params):
         raise error(f"block {block.name} takes {len(params)} argument(s), got {len(layer.args)}",
                     layer.args[len(params)].span or layer.span,
@@ -146,21 +168,7 @@ def bind_block(block: BlockDef, layer: Layer, caller_env: E.Env) -> dict[str, An
         if kw.name in given:
             raise error(f"parameter '{kw.name}' of {block.name} is given twice", kw.span)
         given[kw.name] = E.evaluate(kw.value, caller_env)
-    bound: dict[str, Any] = {}
-    for p in params:
-        if p.name in given:
-            bound[p.name] = given[p.name]
-        elif p.default is not None:  # defaults may use earlier parameters and the incoming shape
-            bound[p.name] = E.evaluate(p.default, E.Env(bound, caller_env.in_shape))
-        else:
-            raise error(f"block {block.name} needs a value for '{p.name}'", layer.span,
-                        f"e.g. {block.name}({p.name}=...)", notes=[(p.span, "declared here")])
-        if isinstance(bound[p.name], E.Symbol):
-            v = bound[p.name]
-            hint = did_you_mean(str(v), caller_env.names)
-            if hint:  # a misspelt parameter name, most likely; plain symbols stay allowed
-                raise error(f"unknown name '{v}'", v.span, hint)
-    return bound
+    return given
 
 
 def bind_network_params(net: NetworkDef, overrides: dict[str, Any]) -> dict[str, Any]:

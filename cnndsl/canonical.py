@@ -25,10 +25,13 @@ HASH_VERSION = 2  # 1: the hash before versioning (Spec.hash(), positional names
 
 def canonical_spec(spec: Spec) -> dict[str, Any]:
     """The spec as plain data: blocks by name, layers with keyword arguments, no spans."""
-    params = {b.name: [p.name for p in b.params] for b in spec.blocks}
+    networks = getattr(spec, "networks", ())  # tests/train's FakeSpec has none
+    params = {b.name: [p.name for p in b.params] for b in (*spec.blocks, *networks)}
     data = spec.model_dump(mode="json", exclude={"imports"})
     data["blocks"] = {b.pop("name"): b for b in sorted(data["blocks"], key=lambda b: b["name"])}
-    _keywords([data["blocks"], data["network"]], params)  # not the train section: plain data
+    if "networks" in data:  # imported networks (blocks and bases), by name
+        data["networks"] = {n.pop("name"): n for n in sorted(data["networks"], key=lambda n: n["name"])}
+    _keywords([data["blocks"], data["network"], data.get("networks")], params)  # not train: plain data
     return data
 
 
@@ -53,7 +56,7 @@ def _keywords(value: Any, block_params: dict[str, list[str]]) -> None:
 
 
 def _layer(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
-    cls = REGISTRY.get(d["op"])
+    cls = None if d["op"] in block_params else REGISTRY.get(d["op"])  # blocks first: no plugin lookup
     if cls is not None:
         names, aliases = list(cls.positional), dict(cls.aliases)
     else:

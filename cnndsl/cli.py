@@ -78,11 +78,21 @@ def add_common(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("--max-params", type=number_type(float, 1), metavar="N", help="parameter budget (default 1e9)")
     p.add_argument("--max-layers", type=number_type(int, 1), metavar="N", help="limit on expanded layers (default 10000)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    add_plugin_option(p)
+
+
+def add_plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", metavar="MODULE", default=[],
+                   help="enable the ops a Python module defines (a module name or a .py file; repeatable)")
 
 
 def prepare(args: argparse.Namespace) -> None:
     """Fill ``args.params`` / ``args.train_overrides`` from ``--set`` and ``args.limits`` from
     ``--max-params`` / ``--max-layers`` (used by every command)."""
+    if getattr(args, "plugin", None):
+        from .plugins import enable
+
+        enable(args.plugin)
     args.params, args.train_overrides = parse_set(getattr(args, "set", None))
     args.limits = limits_from(args)
 
@@ -228,7 +238,14 @@ def _torchinfo(model, a) -> None:
 def cmd_ops(args: argparse.Namespace) -> int:
     from .ops.help import describe, listing, lookup
 
-    print(describe(lookup(args.name)) if args.name else listing())
+    if args.name:
+        print(describe(lookup(args.name)))
+        return EXIT_OK
+    from .library import blocks_listing
+    from .plugins import load_installed
+
+    load_installed()
+    print(listing() + "\n\n" + blocks_listing())
     return EXIT_OK
 
 
@@ -269,8 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
     c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
     c.add_argument("--debug", action="store_true")
+    add_plugin_option(c)
     c.set_defaults(func=cmd_ops)
 
+    from .library import register as register_specs  # argparse only
+
+    register_specs(sub, parents=[common])
     from .train.cli import register  # argparse only; the runner imports torch when a command runs
 
     register(sub, parents=[common])
@@ -283,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_schema(sub, parents=[common])
     register_lsp(sub, parents=[common])
     register_inspect(sub, parents=[common])
+    from .translate.cli import register as register_import
+
+    register_import(sub, parents=[common])
     return p
 
 

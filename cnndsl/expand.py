@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import expr as E
-from .bind import bind_block, bind_network_params, bind_op
+from .bind import bind_block, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
+from .extend import bind_chain, call_network, expand_chain, input_of, statements
 from .graph import Container, Graph, Node
 from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
 from .ops import REGISTRY, ShapeError
@@ -114,25 +115,20 @@ class Expander:
             if b.name in REGISTRY:
                 raise error(f"block '{b.name}' has the name of a built-in op", b.span, "rename the block")
         check_block_cycles(self.spec)
-        bound = bind_network_params(net, params)
-        dims = [E.evaluate(e, E.Env(bound)) for e in net.input]
-        for d, e in zip(dims, net.input):
-            if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-                raise error(f"input dimensions must be whole numbers ≥ 1, got {E.describe(d)}", e.span)
-        if len(dims) not in (1, 3):
-            raise error(f"the input must be C×H×W (or a vector of features), got {len(dims)} dimensions",
-                        net.input_span, "e.g. input 3x32x32")
+        chain = bind_chain(self.spec, net, params)   # [(net, its parameters)], the networks it extends first
+        bound = chain[-1][1]
+        dims, input_span = input_of(chain)   # checked: C×H×W or a vector, whole numbers ≥ 1
         self.check_size(net.body, bound)
-        self.nodes.append(Node(0, "input", None, (), tuple(dims), net.input_span))
+        self.nodes.append(Node(0, "input", None, (), tuple(dims), input_span))
         root = _Ctx(_Scope(""), _Namespace(), dict(bound))
         root.ns.names["input"] = _Binding(0)
-        cur = self.seq(net.body, 0, root)
-        outputs = [self.resolve(r, root.ns).node for r in net.outputs] or [cur]
+        _, outputs = expand_chain(self, chain, 0, root)
+        freeze, unfreeze, init = statements(chain)
         graph = Graph(net.name, self.nodes, outputs, self.containers, bound,
-                      [(p.glob, p.span) for p in net.freeze], [(p.glob, p.span) for p in net.unfreeze])
+                      [(p.glob, p.span) for p in freeze], [(p.glob, p.span) for p in unfreeze])
         from .weights.init import resolve_init  # checks the spec's `init` weights exist (no torch)
 
-        graph.backbones, graph.init = self.backbones, resolve_init(net.init)
+        graph.backbones, graph.init = self.backbones, resolve_init(init)
         graph.warnings += unused_outputs(graph)
         return graph
 
@@ -215,13 +211,17 @@ class Expander:
         block = self.blocks.get(item.op)
         if block is not None:
             return self.call_block(block, item, name, cur, ctx, env)
+        network = self.spec.imported_network(item.op)
+        if network is not None:
+            return call_network(self, network, item, name, cur, ctx, env)
         cls = REGISTRY.get(item.op)
         if cls is None:
+            from .plugins import NOT_ENABLED_HINT
             from .syntax.import_hint import import_hint
 
-            choices = list(REGISTRY) + list(self.blocks)
+            choices = list(REGISTRY) + list(self.blocks) + [n.name for n in self.spec.networks]
             hint = (import_hint(item.op, self.spec.path) or did_you_mean(item.op, choices)
-                    or "see 'cnndsl ops' for the list of ops")
+                    or NOT_ENABLED_HINT)
             if item.op == "x":
                 hint = "to repeat the previous item, put the count right after 'x': x3, or x(n) for an expression"
             raise error(f"unknown op or block '{item.op}'", item.span, hint)

@@ -235,9 +235,14 @@ class BlockDef(_Node):
 
 
 class NetworkDef(_Node):
+    """A network. ``extends``: another network (imported) whose layers come first, with the same
+    names; its parameters, input, outputs, freeze patterns and init are inherited (see
+    :mod:`cnndsl.extend`). ``input`` is empty only when it is inherited."""
+
     name: str
     params: tuple[Param, ...] = ()
-    input: tuple[ExprField, ...]
+    extends: Layer | None = Field(default=None, exclude_if=lambda v: v is None)  # no trace in older hashes
+    input: tuple[ExprField, ...] = ()
     body: tuple[Item, ...] = ()
     outputs: tuple[Ref, ...] = ()
     freeze: tuple[Pattern, ...] = ()
@@ -263,6 +268,9 @@ class Spec(_Node):
     imports: tuple[Import, ...] = ()
     blocks: tuple[BlockDef, ...] = ()
     network: NetworkDef | None = None
+    # the networks of imported files: usable as blocks (``ResNet18(num_classes = 10)``) and as bases
+    # (``network Mine extends ResNet18``); merged in by the import resolver like imported blocks
+    networks: tuple[NetworkDef, ...] = Field(default=(), exclude_if=lambda v: not v)
     train: Any = None  # raw plain data (dict); validated by cnndsl.train.config
     path: str | None = Field(default=None, exclude=True)
     train_spans: Any = Field(default=None, exclude=True, repr=False)  # {key path: Span}
@@ -273,6 +281,12 @@ class Spec(_Node):
         for b in self.blocks:
             if b.name == name:
                 return b
+        return None
+
+    def imported_network(self, name: str) -> NetworkDef | None:
+        for n in self.networks:
+            if n.name == name:
+                return n
         return None
 
     def train_span(self, path: tuple[str | int, ...] | str) -> Span | None:

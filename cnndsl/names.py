@@ -49,7 +49,7 @@ to_empty train training type xpu zero_grad
 
 # What cnndsl's modules add (cnndsl.emit.module: Network at the top, Container for stages and blocks).
 CNNDSL_MODULE_ATTRIBUTES = frozenset({
-    "spec_name", "input_shape", "output_names", "_plan",             # Network
+    "spec_name", "input_shape", "output_names", "_plan", "bn_policy",   # Network
     "__getitem__", "__len__", "__iter__",                            # Container
 })
 

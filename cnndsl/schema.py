@@ -48,8 +48,10 @@ class NetworkYaml(_Strict):
 
     name: Optional[str] = Field(None, description="the network's name (default: Network)")
     params: Optional[dict[str, Any]] = Field(None, description="name: default; override with --set name=value")
-    input: Union[str, int, list[Union[int, str]]] = Field(
-        description="input shape: 3x32x32, or [3, size, size] with expressions")
+    extends: Optional[Union[str, dict[str, Any]]] = Field(
+        None, description="an imported network whose layers come first: ResNet18, or {ResNet18: {num_classes: 10}}")
+    input: Optional[Union[str, int, list[Union[int, str]]]] = Field(
+        None, description="input shape: 3x32x32, or [3, size, size] with expressions (inherited with extends)")
     layers: Optional[list[Any]] = Field(None, description="the network's items, in order")
     outputs: Optional[list[Union[str, int]]] = Field(None, description="named outputs (default: the last item)")
     freeze: Optional[list[str]] = Field(None, description="globs of parameter names to freeze")
@@ -128,6 +130,8 @@ def _not_null(props: dict[str, Any]) -> None:
         alts = [a for a in sub.get("anyOf", []) if a != {"type": "null"}]
         if len(alts) == 1:
             props[key] = {**{k: v for k, v in sub.items() if k not in ("anyOf", "default")}, **alts[0]}
+        elif len(alts) < len(sub.get("anyOf", [])):
+            props[key] = {**{k: v for k, v in sub.items() if k != "default"}, "anyOf": alts}
 
 
 def _draft7(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -199,7 +199,7 @@ def test_compile_emit_python_writes_standalone_source(cli, tmp_path):
 
 def test_fmt_converts_between_syntaxes(cli, tmp_path):
     rc, out, _ = cli("fmt", str(SPECS / "simple_cnn.yaml"), "--to", "cnn")
-    assert rc == 0 and "\nnetwork SimpleCNN(num_classes = 10) {\n" in out
+    assert rc == 0 and "\nnetwork SimpleCNN(num_classes = 10, size = 32) {\n" in out
     assert out.startswith("# the tutorial's SimpleCNN")           # comments are carried across
     converted = tmp_path / "simple.cnn"
     converted.write_text(out)

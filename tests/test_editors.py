@@ -171,10 +171,10 @@ def test_grammar_regexes_compile():
 @pytest.mark.parametrize("spec, line, expected", [
     ("resnet18.cnn", 'import "lib/resnet_blocks.cnn"',
      [("import", "keyword.control.cnn"), ('"lib/resnet_blocks.cnn"', "string.quoted.double.cnn")]),
-    ("resnet18.cnn", "network ResNet18(num_classes = 1000) {",
+    ("resnet18.cnn", "network ResNet18(num_classes = 1000, size = 224) {",
      [("network", "storage.type.cnn"), ("ResNet18", "entity.name.type.cnn"), ("num_classes", "variable.parameter.cnn"),
-      ("1000", "constant.numeric.cnn")]),
-    ("resnet18.cnn", "    input 3x224x224", [("input", "keyword.control.cnn"), ("3x224x224", "constant.numeric.shape.cnn")]),
+      ("1000", "constant.numeric.cnn"), ("size", "variable.parameter.cnn")]),
+    ("resnet18.cnn", "    input(3, size, size)", [("input", "keyword.control.cnn"), ("3", "constant.numeric.cnn")]),
     ("resnet18.cnn", "    conv1: conv(64, k=7, s=2, p=3, bias=false)",
      [("conv1", "entity.name.tag.cnn"), ("conv", "support.function.cnn"), ("64", "constant.numeric.cnn"),
       ("k", "variable.parameter.cnn"), ("false", "constant.language.cnn")]),

@@ -195,7 +195,7 @@ def test_cnn_bn_matches_handwritten_module():
 torchvision = pytest.importorskip("torchvision")
 
 
-def _parity(spec: str, reference: nn.Module, size: int, **params) -> None:
+def _parity(spec: str, reference: nn.Module, image: int, **params) -> None:
     """Same state_dict keys and shapes; torchvision's weights load strictly; same outputs (eval)."""
     reference.eval()
     if any(p.is_meta for p in reference.parameters()):   # skipped initialisation: random weights
@@ -214,7 +214,7 @@ def _parity(spec: str, reference: nn.Module, size: int, **params) -> None:
     _randomise_bn_stats(reference)
     model.load_state_dict(reference.state_dict(), strict=True)
     torch.manual_seed(0)
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(1, 3, image, image)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
 
@@ -237,7 +237,7 @@ def test_vgg11_bn_matches_torchvision():
 @pytest.mark.parametrize("width", [1.0, 0.5])
 def test_mobilenetv2_matches_torchvision(width):
     _parity("mobilenetv2.cnn", torchvision.models.mobilenet_v2(width_mult=width), 64, width=width,
-            resolution=64)
+            size=64)
 
 
 def test_googlenet_matches_torchvision():
@@ -270,15 +270,15 @@ def test_unet_skip_connections_concatenate_encoder_features():
 
 def test_mobilenetv2_width_multiplier():
     # make_divisible keeps every width a multiple of 8, and the last conv never shrinks below 1280
-    small = cnndsl.analyze(SPECS / "mobilenetv2.cnn", width=0.35, resolution=32)
+    small = cnndsl.analyze(SPECS / "mobilenetv2.cnn", width=0.35, size=32)
     widths = [l.shape[0] for l in small.layers if l.op == "conv"]
     assert all(c % 8 == 0 for c in widths)
     assert small.layer("features.18.0").shape[0] == 1280
     assert small.params == sum(p.numel() for p in torchvision.models.mobilenet_v2(width_mult=0.35).parameters())
 
 
-def test_inception_resolution_parameter():
-    assert cnndsl.analyze(SPECS / "inception.cnn", resolution=224).layer("inception5b.branch1.conv").shape == (384, 7, 7)
+def test_inception_size_parameter():
+    assert cnndsl.analyze(SPECS / "inception.cnn", size=224).layer("inception5b.branch1.conv").shape == (384, 7, 7)
 
 
 # ----------------------------------------------------------------------------- docs/language.md

@@ -7,10 +7,10 @@ usual "1.8 GMACs" for ResNet-18.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass
 
+from .. import globs
 from ..errors import Diagnostic, warning
 from ..graph import Graph
 
@@ -26,31 +26,42 @@ class Cost:
     frozen: tuple[str, ...]                # names of this node's frozen parameters
 
 
-def _matches(name: str, pattern: str) -> bool:
-    """A glob over parameter names; a bare module path also matches everything below it."""
-    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*")
-
-
 def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
     out: list[Cost | None] = [None]
-    used: set[str] = set()
+    names: list[str] = []
+    freeze, unfreeze = [p for p, _ in graph.freeze], [p for p, _ in graph.unfreeze]
     for node in graph.layers():
         ins = [graph.nodes[i].shape for i in node.inputs]
         pshapes = node.op.param_shapes(ins, node.shape)
         bshapes = node.op.buffer_shapes(ins, node.shape)
-        frozen = []
-        for pname in pshapes:
-            full = f"{node.path}.{pname}"
-            hits = [p for p, _ in graph.freeze if _matches(full, p)]
-            keeps = [p for p, _ in graph.unfreeze if _matches(full, p)]
-            used.update(hits + keeps)
-            if hits and not keeps:
-                frozen.append(pname)
+        full = {pname: f"{node.path}.{pname}" for pname in pshapes}
+        names += full.values()
+        frozen = [pname for pname in pshapes if globs.frozen(full[pname], freeze, unfreeze)]
         params = sum(math.prod(s) for s in pshapes.values())
         trainable = params - sum(math.prod(pshapes[p]) for p in frozen)
         out.append(Cost(params, trainable, node.op.macs(ins, node.shape), math.prod(node.shape),
                         pshapes, bshapes, tuple(frozen)))
-    warnings = [warning(f"pattern '{p}' matches no parameter", span,
-                        "patterns are globs over names like 'layer1.0.conv1.weight'")
-                for p, span in graph.freeze + graph.unfreeze if p not in used]
-    return out, warnings
+    return out, freeze_warnings(graph, names)
+
+
+def freeze_warnings(graph: Graph, names: list[str]) -> list[Diagnostic]:
+    """A ``freeze``/``unfreeze`` pattern that matches no parameter, or that changes nothing."""
+    found: list[Diagnostic] = []
+    freeze, unfreeze = [p for p, _ in graph.freeze], [p for p, _ in graph.unfreeze]
+    for kind, rules in (("freeze", graph.freeze), ("unfreeze", graph.unfreeze)):
+        for pattern, span in rules:
+            hits = [n for n in names if globs.matches(n, pattern)]
+            if not hits:
+                found.append(warning(f"{kind} '{pattern}' matches no parameter", span,
+                                     globs.no_match_hint(pattern, names)))
+            elif kind == "freeze" and all(globs.match_any(n, unfreeze) for n in hits):
+                undo = next(u for u in unfreeze if any(globs.matches(n, u) for n in hits))
+                found.append(warning(f"freeze '{pattern}' has no effect: unfreeze '{undo}' makes every parameter "
+                                     "it matches trainable again", span,
+                                     "every unfreeze applies after every freeze (it makes exceptions); "
+                                     "narrow the unfreeze pattern instead"))
+            elif kind == "unfreeze" and not any(globs.match_any(n, freeze) for n in hits):
+                found.append(warning(f"unfreeze '{pattern}' has no effect: no freeze pattern matches the "
+                                     "parameters it matches", span,
+                                     "unfreeze makes exceptions to freeze; parameters are trainable unless frozen"))
+    return found

@@ -22,6 +22,7 @@ from torch import nn
 from ..analysis import Analysis
 from ..graph import Graph
 from ..nn import Add
+from .frozen import hold_frozen_norms, mark_norms
 from .scopes import Scope, inplace_nodes, module_scopes
 
 
@@ -116,7 +117,10 @@ def _container_class(label: str) -> type[Container]:
 
 class Network(nn.Module):
     """A network compiled from a cnndsl spec. ``forward(x)`` returns a tensor, or a tuple for
-    several outputs."""
+    several outputs. ``bn_policy``: ``"frozen"`` (default) keeps the norm layers whose parameters
+    are all frozen in eval mode through ``train()``; ``"train"`` lets them update their statistics."""
+
+    bn_policy = "frozen"
 
     def __init__(self, analysis: Analysis):
         super().__init__()
@@ -129,6 +133,13 @@ class Network(nn.Module):
         for scope in root.walk():
             owner = self.get_submodule(scope.path) if scope.path else self
             owner._plan = _make_plan(graph, scope, functions)
+        mark_norms(self, [p for p, _ in graph.freeze], [p for p, _ in graph.unfreeze])
+
+    def train(self, mode: bool = True) -> "Network":
+        """As ``nn.Module.train``; frozen norm layers stay in eval mode (see ``bn_policy``)."""
+        super().train(mode)
+        hold_frozen_norms(self)
+        return self
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._plan.run(self, (x,))

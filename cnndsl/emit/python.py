@@ -46,6 +46,14 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
     parameters become constructor arguments; without it they are fixed at their values.
     ``class_name`` defaults to the network's name; ``source`` (for the header) to the spec's file.
     """
+    from ..plugins import origin
+
+    for node in analysis.graph.nodes[1:]:
+        if node.op is not None and origin(node.op.name) is not None:
+            from ..errors import error
+
+            raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
+                        node.span, "build it with cnndsl.build(...), or export it")
     free = _free_params(analysis, spec)
     return _Writer(analysis, free[0], free[1], class_name, source).run()
 

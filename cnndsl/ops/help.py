@@ -126,7 +126,10 @@ def listing() -> str:
         for f, info in cls.model_fields.items():
             text = f if info.is_required() else f"{f}={info.default!r}"
             shown.append(text + (f" ({alias[f]})" if f in alias else ""))
-        out.append(f"{name:18s} {cls.summary}")
+        from ..plugins import origin
+
+        where = origin(name)
+        out.append(f"{name:18s} {cls.summary}" + (f"  [plugin: {where}]" if where else ""))
         if shown:
             out.append(f"{'':18s}   {', '.join(shown)}")
     return "\n".join(out)

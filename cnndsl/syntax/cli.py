@@ -142,6 +142,10 @@ def render(spec, to: str, shown: str, standalone: bool = False) -> str:
     from .format import format_cnn, format_yaml
     from .spelling import Unwritable
 
+    if standalone and spec.networks:  # a file holds one network: the imported ones stay imported
+        names = ", ".join(n.name for n in spec.networks)
+        raise error(f"cannot write {shown} standalone: it imports the network(s) {names}, and a file holds "
+                    "one network", Span(shown, 1, 1), "format it without --standalone (the imports stay)")
     try:
         return (format_yaml if to == "yaml" else format_cnn)(spec, standalone=standalone)
     except ValueError as exc:

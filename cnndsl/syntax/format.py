@@ -30,7 +30,7 @@ from typing import Any
 from ..ir import BlockDef, Init, NetworkDef, Param, Spec
 from .format_data import data, data_key, format_value
 from .format_items import INDENT, WIDTH, ItemWriter
-from .spelling import KEYWORDS, expr_text, located, name, quote, ref_text
+from .spelling import KEYWORDS, expr_text, located, name, plain_text, quote, ref_text
 
 __all__ = ["format_cnn", "format_value", "format_yaml", "own_blocks"]
 
@@ -90,6 +90,8 @@ class _CnnWriter(ItemWriter):
         head = f"{kw} {name(d.name, kw)}"
         if d.params:
             head += "(" + ", ".join(self.param(p) for p in d.params) + ")"
+        if getattr(d, "extends", None) is not None:
+            head += " extends " + self._item_layer(d.extends, "", True)[0]
         head += " {"
         lines = self.marks(_strip(n.leading), "")
         lines.append(self.commented(head, n.header[0], self.ext(d), 0) if n.header else head)
@@ -105,25 +107,28 @@ class _CnnWriter(ItemWriter):
         return self.body(b.body, INDENT)
 
     def network_body(self, net: NetworkDef) -> list[str]:
-        dims = net.input
-        if not dims:
+        if not net.input and net.extends is None:
             raise ValueError(f"network {net.name!r} has an empty input shape, which .cnn cannot write")
+        lines = self.input_line(net) if net.input else []  # none: inherited from the network it extends
+        lines += self.body(net.body, INDENT)
+        for kw, nodes, text_of in (("output", net.outputs, lambda r: ref_text(r.path)),
+                                   ("freeze", net.freeze, lambda p: plain_text(p.glob)),    # freeze all,
+                                   ("unfreeze", net.unfreeze, lambda p: plain_text(p.glob))):  # "layer4.*"
+            if nodes:
+                lines += self.statement(kw, nodes, text_of)
+        if net.init is not None:  # its span starts at `init`
+            lines += self.statement("init", (net.init,), _init_text, len(INDENT))
+        return lines
+
+    def input_line(self, net: NetworkDef) -> list[str]:
+        dims = net.input
         if all(type(d).__name__ == "Num" and type(d.value) is int and d.value >= 0 for d in dims):
             text = "input " + "x".join(str(d.value) for d in dims)
         else:
             text = "input(" + ", ".join(expr_text(d) for d in dims) + ")"
         n = self.notes.of(("input", id(net)))
         lines = self.marks([c for c in n.leading if c is not None], INDENT)
-        lines += self.finish(INDENT + text, n.trailing, net.input_span if self.layout else None, INDENT)
-        lines += self.body(net.body, INDENT)
-        for kw, nodes, text_of in (("output", net.outputs, lambda r: ref_text(r.path)),
-                                   ("freeze", net.freeze, lambda p: quote(p.glob)),
-                                   ("unfreeze", net.unfreeze, lambda p: quote(p.glob))):
-            if nodes:
-                lines += self.statement(kw, nodes, text_of)
-        if net.init is not None:  # its span starts at `init`
-            lines += self.statement("init", (net.init,), _init_text, len(INDENT))
-        return lines
+        return lines + self.finish(INDENT + text, n.trailing, net.input_span if self.layout else None, INDENT)
 
     def statement(self, kw: str, nodes: tuple, text_of, out_col: int | None = None) -> list[str]:
         """``output a, b`` / ``freeze "g"``: one line, with the comments of every part (trailing

@@ -150,16 +150,11 @@ class _YamlWriter(YamlItems):
         fields = ["  name: " + flow(name(net.name, "network"))]
         if net.params:
             fields.append("  params: " + yparams(net.params))
+        if net.extends is not None:
+            fields.append("  extends: " + flow(self.value(net.extends)))
         at = len(fields)
-        inp = self.notes.of(("input", id(net)))
-        fields += self.marks([c for c in inp.leading if c is not None], "  ")
-        dims = [yexpr(d) for d in net.input]
-        if all(type(d) is int and d >= 0 for d in dims):  # the shape form, as in .cnn
-            line = "  input: " + flow("x".join(map(str, dims)) if len(dims) > 1 else dims[0])
-        else:
-            line = "  input: " + flow(dims)
-        fields.append(self.commented(line, inp.trailing[0], net.input_span, 2) if inp.trailing else line)
-        fields += ["  " + comment_text(c) for c in inp.trailing[1:]]
+        if net.input:  # none: inherited from the network it extends
+            fields += self.input_lines(net)
         inner = "  "
         if net.body:
             fields += ["  layers:", *self.items(net.body, "    ")]
@@ -182,6 +177,17 @@ class _YamlWriter(YamlItems):
                 inner = "  "
         return self.marks(self.lead(n.leading), "") + self.opened(net, "network:", fields, inner, at,
                                                                   net.extent, 0, pre_ind="  ")
+
+    def input_lines(self, net: NetworkDef) -> list[str]:
+        inp = self.notes.of(("input", id(net)))
+        lines = self.marks([c for c in inp.leading if c is not None], "  ")
+        dims = [yexpr(d) for d in net.input]
+        if all(type(d) is int and d >= 0 for d in dims):  # the shape form, as in .cnn
+            line = "  input: " + flow("x".join(map(str, dims)) if len(dims) > 1 else dims[0])
+        else:
+            line = "  input: " + flow(dims)
+        lines.append(self.commented(line, inp.trailing[0], net.input_span, 2) if inp.trailing else line)
+        return lines + ["  " + comment_text(c) for c in inp.trailing[1:]]
 
     def train(self, train: Any) -> list[str]:
         if not isinstance(train, dict):

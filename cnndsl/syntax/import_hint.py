@@ -14,7 +14,6 @@ from pathlib import Path
 SUFFIXES = (".cnn", ".yaml", ".yml")
 MAX_FILES = 200
 MAX_BYTES = 256 * 1024
-SHIPPED = Path(__file__).resolve().parents[2] / "specs"  # a source checkout's specs/
 
 
 def _defines(text: str, name: str, yaml: bool) -> bool:
@@ -26,8 +25,12 @@ def _defines(text: str, name: str, yaml: bool) -> bool:
 
 def _candidates(base: Path) -> list[Path]:
     """Spec files to search, nearest first."""
+    from ..library import specs_dir
+
+    shipped = specs_dir()
     out: list[Path] = []
-    for folder in (base, base / "lib", SHIPPED, SHIPPED / "lib"):
+    folders = (base, base / "lib") + ((shipped, shipped / "lib") if shipped is not None else ())
+    for folder in folders:
         try:
             entries = sorted(folder.iterdir())
         except OSError:
@@ -53,6 +56,11 @@ def import_hint(name: str, spec_path: str | None) -> str | None:
         except OSError:
             continue
         if _defines(text, name, path.suffix != ".cnn"):
+            from .. import library
+
+            near = path.parent.resolve() in (base.resolve(), (base / "lib").resolve())
+            if not near and library.find(path.stem) == path:
+                return f'did you forget `import "{path.stem}"`? it defines block {name} (a spec that ships with cnndsl)'
             try:
                 rel = os.path.relpath(path.resolve(), base)
             except ValueError:  # another drive (Windows)

@@ -145,8 +145,14 @@ class _ToSpec:
         return "block", BlockDef(name=str(name), params=params or (), body=tuple(body),
                                  span=self.tsp(name), extent=self.sp(meta))
 
+    def extends(self, meta, children):
+        name, arglist = children
+        args, kwargs = arglist if arglist is not None else ((), ())
+        return Layer(op=str(name), args=args, kwargs=kwargs, span=self.tsp(name), extent=self.sp(meta))
+
     def network_def(self, meta, children):
-        name, params, body = _split_def(children)
+        base = next((c for c in children if isinstance(c, Layer)), None)
+        name, params, body = _split_def([c for c in children if not isinstance(c, Layer)])
         inputs, outputs, freeze, unfreeze, items = [], [], [], [], []
         input_span, init = None, None
         for stmt in body:
@@ -177,10 +183,10 @@ class _ToSpec:
                 and not items[0].kwargs and re.fullmatch(r"x\d+(?:x\d+)*", items[0].op):
             raise error(f"'{items[0].op}' after 'input' reads as a layer", items[0].span,
                         "write the input shape without spaces, e.g. input 3x32x32")
-        if input_span is None:
+        if input_span is None and base is None:
             raise error(f"network '{name}' has no input", net_span,
                         "declare the input shape first, e.g. 'input 3x32x32' (channels × height × width)")
-        return "network", NetworkDef(name=str(name), params=params or (), input=tuple(inputs),
+        return "network", NetworkDef(name=str(name), params=params or (), extends=base, input=tuple(inputs),
                                      body=tuple(items), outputs=tuple(outputs), freeze=tuple(freeze),
                                      unfreeze=tuple(unfreeze), init=init, span=net_span, input_span=input_span,
                                      extent=self.sp(meta))
@@ -388,6 +394,9 @@ def _plain_data(v: Any) -> Any:
 
 
 def _unquote(tok: Any) -> str:
+    """A STRING token's text; a NAME token (``freeze all``) as it is."""
+    if getattr(tok, "type", "STRING") == "NAME":
+        return str(tok)
     s = str(tok)[1:-1]
     return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s
 

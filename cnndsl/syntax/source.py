@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..errors import error
 from ..files import read_regular_file
-from ..ir import Spec
+from ..ir import NetworkDef, Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn
 
@@ -22,6 +22,10 @@ def read_file(path: str | os.PathLike) -> str:
     p = Path(path)
     shown = str(path)
     if not p.exists():
+        from .. import library
+
+        if library.is_name(shown):
+            raise error(f"no such file or shipped spec: {shown}", None, library.unknown_hint(shown))
         hint = None
         parent = p.parent if str(p.parent) else Path(".")
         if parent.is_dir():
@@ -45,6 +49,17 @@ def read_file(path: str | os.PathLike) -> str:
         raise error(f"{shown} is not UTF-8 text (byte {exc.start})", None,
                     "save the spec as UTF-8 (plain ASCII is fine)") from None
     return text
+
+
+def shipped_or_path(source: str | os.PathLike) -> str | os.PathLike:
+    """``source`` itself when it names a file (or is not a name); else the shipped spec of that
+    name (``resnet18`` → the installed ``specs/resnet18.cnn``)."""
+    from .. import library
+
+    text = os.fspath(source)
+    if os.path.exists(text) or not library.is_name(text):
+        return source
+    return library.find(text) or source
 
 
 def detect_format(text: str, name: str = "") -> str:
@@ -77,7 +92,7 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
     """A path or spec text → a Spec with imported block definitions merged in."""
     if isinstance(source, os.PathLike) or ("\n" not in str(source) and "{" not in str(source)
                                            and str(source).strip() != ""):
-        path = str(source)
+        path = str(shipped_or_path(source))
         spec = parse_text(read_file(path), path, fmt)
         base = Path(path).parent
     else:
@@ -87,19 +102,20 @@ def load_spec(source: str | os.PathLike, fmt: str | None = None) -> Spec:
 
 
 def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_file) -> Spec:
-    """Merge the blocks of imported files (transitively) into ``spec``; refuses cycles and clashes.
+    """Merge the blocks and networks of imported files (transitively) into ``spec``; refuses cycles
+    and clashes (an imported network is used like a block, by its name: one namespace).
     ``read`` gives a file's text (the language server passes one that prefers unsaved buffers)."""
     if not spec.imports:
         return spec
     blocks = {b.name: b for b in spec.blocks}
+    networks: dict[str, NetworkDef] = {}
     seen: set[Path] = set()
     if spec.path and Path(spec.path).exists():
         seen.add(Path(spec.path).resolve())
     pending = [(imp, base, (spec.path or "<string>",)) for imp in spec.imports]
     while pending:
         imp, where, chain = pending.pop(0)
-        target = (where / imp.path)
-        _check_import_suffix(imp, target)
+        target = _import_target(imp, where)
         if not target.exists():
             raise error(f"cannot import '{imp.path}': no such file ({target})", imp.span,
                         "import paths are relative to the importing file")
@@ -115,8 +131,36 @@ def resolve_imports(spec: Spec, base: Path, read: Callable[[Path], str] = read_f
                 raise error(f"block '{b.name}' is defined twice", b.span,
                             notes=[(blocks[b.name].span, "also defined here")])
             blocks[b.name] = b
+        if sub.network is not None:
+            other = networks.setdefault(sub.network.name, sub.network)
+            if other is not sub.network:
+                raise error(f"two imported files define a network '{other.name}'", sub.network.span,
+                            "an imported network is used by its name: rename one of them",
+                            notes=[(other.span, "the other one")])
         pending += [(i, target.parent, chain + (str(target),)) for i in sub.imports]
-    return spec.model_copy(update={"blocks": tuple(blocks.values())})
+    for name, net in networks.items():
+        if name in blocks:
+            raise error(f"'{name}' is both a block and an imported network", blocks[name].span,
+                        "an imported network is used like a block, by its name: rename one of them",
+                        notes=[(net.span, "the network")])
+    return spec.model_copy(update={"blocks": tuple(blocks.values()), "networks": tuple(networks.values())})
+
+
+def _import_target(imp, where: Path) -> Path:
+    """The file an import names: a path (relative to the importing file's folder), or a shipped
+    spec's name without a suffix (``import "resnet_blocks"``, ``import "resnet18"``)."""
+    from .. import library
+
+    if library.is_name(imp.path):
+        found = library.find(imp.path)
+        if found is None:
+            raise error(f"cannot import '{imp.path}': no shipped spec has this name", imp.span,
+                        library.unknown_hint(imp.path) + " (a file is imported by its path, with its "
+                        "suffix: import \"lib/blocks.cnn\")")
+        return found
+    target = where / imp.path
+    _check_import_suffix(imp, target)
+    return target
 
 
 def _check_import_suffix(imp, target: Path) -> None:

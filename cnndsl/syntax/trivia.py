@@ -174,7 +174,7 @@ def _tree(spec: Any, trivia: Trivia) -> _Anchor:
         a = _anchor(net, f)
         if a is not None:
             a.container = True
-            inp = _anchor(net, f, key=("input", id(net)), span=net.input_span)
+            inp = None if net.input_span is None else _anchor(net, f, key=("input", id(net)), span=net.input_span)
             a.groups = [[inp] if inp else [], _group(list(net.body), f), _group(list(net.outputs), f),
                         _group(list(net.freeze), f), _group(list(net.unfreeze), f),
                         _group([net.init] if net.init is not None else [], f)]

@@ -163,7 +163,7 @@ def _misindented(lines: list[str], lineno: int) -> str | None:
 # ----------------------------------------------------------------------------- node → IR
 
 _TOP = ("imports", "blocks", "network", "train")
-_NET = ("name", "params", "input", "layers", "outputs", "freeze", "unfreeze", "init")
+_NET = ("name", "params", "extends", "input", "layers", "outputs", "freeze", "unfreeze", "init")
 _META = ("name", "repeat", "as", "when")
 _COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
 
@@ -307,10 +307,13 @@ class _SpecBuilder:
 
     def network(self, key: yaml.Node, node: yaml.Node) -> NetworkDef:
         m = self.mapping(node, "network", _NET)
-        if "input" not in m:
+        base = self.extends(m["extends"][1]) if "extends" in m else None
+        if "input" not in m and base is None:
             raise error("the network has no input", self.sp(key), "add e.g. 'input: [3, 32, 32]'")
-        in_node = m["input"][1]
-        if isinstance(in_node, yaml.ScalarNode) and isinstance(self.scalar(in_node), str):
+        in_node = m["input"][1] if "input" in m else None
+        if in_node is None:
+            dims: tuple = ()
+        elif isinstance(in_node, yaml.ScalarNode) and isinstance(self.scalar(in_node), str):
             text = self.scalar(in_node)
             try:
                 dims = tuple(E.Num(number_literal(d, self.sp(in_node)), self.sp(in_node)) for d in text.split("x"))
@@ -332,14 +335,26 @@ class _SpecBuilder:
         if "outputs" in m:
             outputs = tuple(self.ref(n) for n in self.sequence(m["outputs"][1], "outputs"))
         return NetworkDef(name=str(name), params=self.params(m.get("params", (None, None))[1]), input=dims,
+                          extends=base,
                           body=self.items(m["layers"][1]) if "layers" in m else (), outputs=outputs,
                           freeze=patterns("freeze"), unfreeze=patterns("unfreeze"), span=self.sp(key),
-                          input_span=self.sp(m["input"][0]), extent=self.ext(node, key),
+                          input_span=self.sp(m["input"][0]) if "input" in m else None, extent=self.ext(node, key),
                           init=read_yaml_init(self, m["init"][1], self.ext(m["init"][1], m["init"][0]))
                           if "init" in m else None)
 
     def items(self, node: yaml.Node) -> tuple:
         return tuple(self.item(n) for n in self.sequence(node, "layers"))
+
+    def extends(self, node: yaml.Node) -> Layer:
+        """``extends: ResNet18`` or ``extends: {ResNet18: {num_classes: 10}}`` (arguments as for a layer)."""
+        if isinstance(node, yaml.ScalarNode) and isinstance(self.scalar(node), str):
+            return Layer(op=self.name(node, "network name"), span=self.sp(node), extent=self.ext(node))
+        if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
+            raise error("extends names one network: 'extends: ResNet18' or 'extends: {ResNet18: {num_classes: 10}}'",
+                        self.sp(node))
+        (k, v), = node.value
+        args, kwargs = self.call_args(v)
+        return Layer(op=self.name(k, "network name"), args=args, kwargs=kwargs, span=self.sp(k), extent=self.ext(node))
 
     def item(self, node: yaml.Node):
         if isinstance(node, yaml.ScalarNode):

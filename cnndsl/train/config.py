@@ -65,6 +65,7 @@ class Call(Strict):
 class SplitMixin(Strict):
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # share of the training set held out for validation
     split_seed: int = 0  # seed of the stratified train/val split
+    per_class: int | None = Field(None, ge=1)  # keep this many training images per class (few labels)
 
 
 # Bounds that keep a typo (num_train=1000000000000) a diagnostic instead of an allocator crash;
@@ -216,7 +217,7 @@ OptimizerConfig = Annotated[Annotated[Union[SGD, Adam, RMSprop], Field(discrimin
 
 
 class ParamGroup(Strict):
-    match: str | list[str]  # glob(s) on parameter names ("*.bias") or module names ("layer4*")
+    match: str | list[str]  # pattern(s) over parameter and module names (cnndsl.globs: "*.bias", "layer4")
     module_type: str | None = None  # also require the owning module's class name to match this glob
     lr_scale: float = Field(1.0, gt=0)  # multiplies the optimizer's lr
     lr: float | None = Field(None, gt=0)  # absolute lr (overrides lr_scale)
@@ -281,8 +282,15 @@ class LossConfig(Call):
 
 
 class FreezeAfter(Strict):
-    match: str | list[str]  # parameter-name glob(s)
+    match: str | list[str]  # pattern(s) over parameter and module names (cnndsl.globs)
     epochs: float = Field(ge=0)  # stop training these parameters after this many epochs
+
+
+class Stage(Strict):
+    at_epoch: int = Field(ge=2)  # the stage starts with this epoch (numbered from 1, as the log shows)
+    unfreeze: str | list[str] = []  # these parts become trainable and join the optimizer
+    freeze: str | list[str] = []  # these parts stop training (unfreeze makes exceptions, as in the spec)
+    lr: float | None = Field(None, gt=0)  # the base lr from now on (param_groups' lr_scale multiplies it)
 
 
 # ------------------------------------------------------------------------------------- train
@@ -297,6 +305,8 @@ class TrainConfig(Strict):
     schedule: ScheduleConfig = Constant(type="constant")  # stepped every iteration
     param_groups: list[ParamGroup] = []  # first matching rule wins
     freeze_after: list[FreezeAfter] = []  # timed freezing
+    stages: list[Stage] = []  # staged unfreezing: parts that join the optimizer at an epoch, new lr
+    bn: Literal["frozen", "train"] = "frozen"  # frozen: norm layers with all parameters frozen keep their statistics
     loss: Annotated[LossConfig, BeforeValidator(as_call)] = LossConfig(type="cross_entropy")
     label_smoothing: float | None = Field(None, ge=0, lt=1)  # shortcut for loss.label_smoothing
     augment: Annotated[list[AugmentItem], BeforeValidator(as_list)] = []

@@ -71,8 +71,10 @@ class Data:
 
 # ------------------------------------------------------------------------------------ helpers
 
-def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, val) with ``fraction`` of each class held out; reproducible from seed."""
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int,
+                     per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) with ``fraction`` of each class held out; reproducible from seed.
+    ``per_class``: keep only that many training images of each class (the val split is the same)."""
     g = torch.Generator().manual_seed(seed)
     train_idx, val_idx = [], []
     for c in torch.unique(labels).tolist():
@@ -80,13 +82,14 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
         idx = idx[torch.randperm(len(idx), generator=g)]
         k = int(round(len(idx) * fraction))
         val_idx.append(idx[:k])
-        train_idx.append(idx[k:])
+        train_idx.append(idx[k:k + per_class] if per_class else idx[k:])
     tr, va = torch.cat(train_idx), torch.cat(val_idx)
     return tr.sort().values, va.sort().values
 
 
-def _split(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int) -> tuple[Split, Split]:
-    tr, va = stratified_split(labels, fraction, seed)
+def _split(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int,
+           per_class: int | None = None) -> tuple[Split, Split]:
+    tr, va = stratified_split(labels, fraction, seed, per_class)
     return Split(images[tr], labels[tr]), Split(images[va], labels[va])
 
 
@@ -241,7 +244,7 @@ def load_digits(cfg: C.DigitsData) -> Data:
     d = sk_digits()
     x = torch.from_numpy((d.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
     y = torch.from_numpy(d.target.astype(np.int64))
-    train, val = _split(x, y, cfg.val_fraction, cfg.split_seed)
+    train, val = _split(x, y, cfg.val_fraction, cfg.split_seed, cfg.per_class)
     mean, std = STATS["digits"]
     return Data("digits", train, val, 10, [str(i) for i in range(10)], mean, std)
 
@@ -255,7 +258,7 @@ def load_mnist5k(cfg: C.Mnist5kData) -> Data:
     xs, ys = mnist_data()
     x = torch.from_numpy(xs.reshape(-1, 1, 28, 28).astype(np.uint8))
     y = torch.from_numpy(ys.astype(np.int64))
-    train, val = _split(x, y, cfg.val_fraction, cfg.split_seed)
+    train, val = _split(x, y, cfg.val_fraction, cfg.split_seed, cfg.per_class)
     mean, std = STATS["mnist5k"]
     return Data("mnist5k", train, val, 10, [str(i) for i in range(10)], mean, std)
 
@@ -314,7 +317,7 @@ def load_imagefolder(cfg: C.ImageFolderData) -> Data:
     if size is None:
         size = tuple(read_image(files[0], None, cfg.channels).shape[1:])
     y = torch.tensor(labels, dtype=torch.int64)
-    tr, va = stratified_split(y, cfg.val_fraction, cfg.split_seed)
+    tr, va = stratified_split(y, cfg.val_fraction, cfg.split_seed, cfg.per_class)
     mk = lambda idx: Split(None, y[idx], [files[i] for i in idx.tolist()], size, cfg.channels)  # noqa: E731
     mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if cfg.channels == 3 else ((0.5,), (0.25,))
     return Data("imagefolder", mk(tr), mk(va), len(classes), classes, mean, std)

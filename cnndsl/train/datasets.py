@@ -69,8 +69,9 @@ def info_of(data: Any, net_shape: tuple[int, ...] | None = None, net_classes: in
     kind = data.type
     if kind in KNOWN:
         (c, h, w), classes, n = KNOWN[kind]
-        return DataInfo(kind, c, (h, w), classes, num_train=_train_share(n, getattr(data, "val_fraction", 0.0),
-                                                                         classes))
+        share = _train_share(n, getattr(data, "val_fraction", 0.0), classes)
+        per_class = getattr(data, "per_class", None)
+        return DataInfo(kind, c, (h, w), classes, num_train=min(share, per_class * classes) if per_class else share)
     if isinstance(data, C.SyntheticData):
         shape = tuple(data.shape) if data.shape else (tuple(net_shape) if net_shape and len(net_shape) == 3 else None)
         return DataInfo("synthetic", shape[0] if shape else 3, (shape[1], shape[2]) if shape else (32, 32),

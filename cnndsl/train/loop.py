@@ -20,9 +20,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from cnndsl import globs
+from cnndsl.emit.frozen import hold_frozen_norms
 from cnndsl.errors import error
-from cnndsl.files import writing
+from cnndsl.files import file_span, writing
 from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R
+from .stages import Stages, groups_mismatch
 from .data import Data
 from .evaluate import compute_loss, evaluate, init_whitening, outputs
 from .loader import make_loader
@@ -164,12 +167,15 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     if resume_state is None and data.train.images is not None:
         init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
 
-    train_model = D.wrap(model, dist, device)
-    if cfg.compile:
-        mode = None if cfg.compile is True or cfg.compile == "default" else cfg.compile
-        train_model = torch.compile(train_model, mode=mode)
+    def wrapped() -> nn.Module:  # again after a stage changes what trains (DDP registers trainable parameters)
+        out = D.wrap(model, dist, device)
+        if cfg.compile:
+            out = torch.compile(out, mode=None if cfg.compile is True or cfg.compile == "default" else cfg.compile)
+        return out
     opt = O.build_optimizer(model, cfg)
     sched = O.build_scheduler(opt, cfg, total_steps, spe)
+    stages = Stages(model, cfg, opt, sched)
+    model.bn_policy = cfg.bn
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda")
     ema = O.EMA(model, cfg.ema, total_steps) if cfg.ema else None
     autocast = autocast_factory(device, cfg.precision)
@@ -181,10 +187,18 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
     acc_count = torch.zeros((), device=device, dtype=torch.int64)
     history: list[dict[str, Any]] = []
     if resume_state is not None:
+        stages.replay(int(resume_state.get("stage", 0)), int(resume_state["global_step"]))
+        why = groups_mismatch(opt, resume_state["optimizer"])
+        if why:
+            raise error(f"cannot resume {opts.resume}: the optimizer state does not fit this run: {why} "
+                        "(the spec's freezing or param_groups changed)", file_span(resume_path),
+                        hint="--resume continues the same run; to start a new run from these weights "
+                             f"(a new stage, a changed spec) use --init-from {opts.resume}")
         pos = R.restore(resume_state, resume_path, model=model, opt=opt, sched=sched, scaler=scaler, ema=ema,
                         accum=(acc_loss, acc_correct, acc_count))
         epoch, start_batch, step, best, history = pos.epoch, pos.batch, pos.step, pos.best, pos.history
 
+    train_model = wrapped()
     bad_step = torch.full((), -1, device=device, dtype=torch.int64)
     last_finite = torch.full((), float("nan"), device=device, dtype=torch.float64)
     logger = RunLogger(run_dir, enabled=main)
@@ -217,7 +231,7 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                 "sampler": {"epoch": ep, "seed": cfg.seed, "position": batch_idx * cfg.batch_size},
                 "accum": {"loss": acc_loss.clone(), "correct": acc_correct.clone(), "count": acc_count.clone()},
                 "best": best, "config": json.dumps(cfg.model_dump(mode="json")),
-                "history": json.dumps(history)}
+                "history": json.dumps(history), "stage": stages.applied}
 
     def save(name: str, ep: int, batch_idx: int) -> None:
         check_finite(ep)
@@ -237,11 +251,14 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         with _Interrupt() as interrupt, anomaly:
             while epoch < num_epochs and step < total_steps:
                 for rule in cfg.freeze_after:
-                    pats = O._globs(rule.match)
                     for n, p in model.named_parameters():
-                        if O._matches(n, pats) and epoch >= rule.epochs:
+                        if epoch >= rule.epochs and globs.match_any(n, globs.as_list(rule.match)):
                             p.requires_grad_(False)
+                for line in stages.advance(epoch, step):
+                    progress.line(line)
+                    train_model = wrapped() if dist.enabled or cfg.compile else train_model
                 model.train()
+                hold_frozen_norms(model)  # any module: frozen norm layers keep their statistics
                 n_batches = min(spe, total_steps - epoch * spe)
                 progress.start_epoch(epoch, num_epochs, n_batches, start_batch)
                 t0, seen = time.perf_counter(), 0

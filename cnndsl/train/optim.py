@@ -9,45 +9,46 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from cnndsl import globs
+
 from . import config as C
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
-def _globs(match: str | list[str]) -> list[str]:
-    return [match] if isinstance(match, str) else list(match)
-
-
-def _matches(name: str, patterns: list[str]) -> bool:
-    module = name.rsplit(".", 1)[0] if "." in name else ""
-    return any(fnmatch.fnmatchcase(name, p) or (module and fnmatch.fnmatchcase(module, p)) for p in patterns)
-
-
-def param_groups(model: nn.Module, cfg: C.TrainConfig) -> list[dict[str, Any]]:
-    """Split trainable parameters into optimizer groups: first matching rule wins; optional no
-    decay on norms and biases. Each group carries ``names`` for reporting."""
+def param_groups(model: nn.Module, cfg: C.TrainConfig, only: set[str] | None = None,
+                 base_lr: float | None = None) -> list[dict[str, Any]]:
+    """Split the trainable parameters (those named in ``only``, when given) into optimizer groups:
+    the first ``param_groups`` rule that matches wins (patterns: :mod:`cnndsl.globs`); optional no
+    decay on norms and biases. A group's ``lr`` is the rule's absolute ``lr``, else ``base_lr`` (the
+    optimizer's, or the current stage's) times its ``lr_scale``, which the group keeps (``None``
+    for an absolute lr) so that a stage can change the base; ``names`` lists its parameters."""
     opt = cfg.optimizer
+    base = opt.lr if base_lr is None else base_lr
     owner: dict[str, nn.Module] = {}
     for mname, mod in model.named_modules():
         for pname, _ in mod.named_parameters(recurse=False):
             owner[f"{mname}.{pname}" if mname else pname] = mod
     groups: dict[tuple, dict[str, Any]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or (only is not None and name not in only):
             continue
-        lr, wd = opt.lr, opt.weight_decay
+        scale: float | None = 1.0
+        lr, wd = base, opt.weight_decay
         mod = owner.get(name)
         if not opt.decay_norm_and_bias and (isinstance(mod, NORM_TYPES) or name.endswith(".bias") or p.ndim <= 1):
             wd = 0.0
         for rule in cfg.param_groups:
-            if not _matches(name, _globs(rule.match)):
+            if not globs.match_any(name, globs.as_list(rule.match)):
                 continue
             if rule.module_type and not fnmatch.fnmatchcase(type(mod).__name__, rule.module_type):
                 continue
-            lr = rule.lr if rule.lr is not None else opt.lr * rule.lr_scale
+            scale = None if rule.lr is not None else rule.lr_scale
+            lr = rule.lr if rule.lr is not None else base * rule.lr_scale
             wd = rule.weight_decay if rule.weight_decay is not None else wd * rule.wd_scale
             break
-        g = groups.setdefault((lr, wd), {"params": [], "names": [], "lr": lr, "weight_decay": wd})
+        g = groups.setdefault((lr, wd, scale), {"params": [], "names": [], "lr": lr, "weight_decay": wd,
+                                                "lr_scale": scale})
         g["params"].append(p)
         g["names"].append(name)
     return list(groups.values())

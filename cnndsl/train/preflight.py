@@ -19,6 +19,7 @@ from cnndsl.errors import Diagnostic, Span, error, warning
 
 from . import config as C
 from .datasets import DataInfo, info_of
+from .parts import check_parts, names_of
 
 # augmentations that move pixels (refused with per-pixel targets, whose masks would not follow)
 MOVING = ("random_crop", "translate", "hflip", "alt_flip", "resize", "random_resized_crop", "cutout",
@@ -58,6 +59,8 @@ def preflight(spec: Any, analysis: Any = None, overrides: dict[str, Any] | None 
     out = analysis.output_shapes[0] if analysis is not None else None
     info = info_of(cfg.data, shape, out[0] if out else None)
     found = check_fit(spec, cfg, analysis, info, overrides)
+    if analysis is not None:  # param_groups, freeze_after and stages against the network's names
+        found += check_parts(cfg, names_of(analysis), lambda key: _span(spec, key, overrides))
     fp16 = precision_warning(spec, cfg, _guess_device(cfg.device), overrides) if guess_device else None
     return Preflight(cfg, info, found + ([fp16] if fp16 else []))
 

@@ -40,6 +40,7 @@ _OPTIONAL: dict[str, tuple[str, Any]] = {
     "ema": ("an EMA state_dict", lambda v: isinstance(v, dict)),
     "best": ("a number or none", lambda v: v is None or isinstance(v, numbers.Real) and not isinstance(v, bool)),
     "history": ("a JSON list", lambda v: isinstance(v, str)),
+    "stage": ("a whole number ≥ 0", _IS_INT),
 }
 
 
@@ -78,7 +79,8 @@ def open_resume(resume: str | Path, spec_hash: str, force: bool) -> tuple[Path, 
     if got != spec_hash and not force:
         raise error(f"the spec changed since the checkpoint was written: checkpoint spec hash {got}, "
                     f"current spec hash {spec_hash}", file_span(path),
-                    hint="resume with the original spec, or pass --force to resume anyway")
+                    hint="resume with the original spec, or pass --force to resume anyway; to train a changed "
+                         f"spec from these weights, start a new run with --init-from {resume}")
     return path.parent, path, state
 
 

@@ -10,5 +10,10 @@
 ``tables`` maps torch modules / functions / methods to cnndsl ops; ``nodes`` turns records back into
 cnndsl ops (opaque nodes keep the traced shape and the module's parameters, and an unknown
 receptive field); ``cache`` keeps translations on disk. :mod:`cnndsl.backbone.expand` splices a
-translation into a network's Graph; an importer can write the same records as spec items.
+translation into a network's Graph.
+
+``cnndsl import`` writes a whole translation as a spec: ``flow`` (records → items in module scopes,
+the data flow as ``from`` / merges / residuals), ``blocks`` (module instances → block definitions
+with parameters), ``to_spec`` (→ the Spec IR, repeats), ``importer`` (``MODULE:FACTORY(ARGS)``,
+the round trip) and ``cli``.
 """

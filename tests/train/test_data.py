@@ -130,6 +130,21 @@ def test_digits_and_mnist5k_offline():
     assert torch.equal(m.val.labels, m2.val.labels) and torch.equal(m.val.images, m2.val.images)
 
 
+
+def test_per_class_keeps_k_training_images_and_the_same_val_split():
+    """Few-label runs (bench/transfer.py): k training digits per class, drawn from the full
+    training split, a different draw per split_seed; the validation split does not change."""
+    full = load(_cfg(type="digits", val_fraction=0.5, split_seed=1))
+    few = load(_cfg(type="digits", val_fraction=0.5, split_seed=1, per_class=5))
+    assert torch.bincount(few.train.labels).tolist() == [5] * 10
+    assert torch.equal(few.val.images, full.val.images) and torch.equal(few.val.labels, full.val.labels)
+    rows = {tuple(x.flatten().tolist()) for x in full.train.images}
+    assert all(tuple(x.flatten().tolist()) in rows for x in few.train.images)
+    other = load(_cfg(type="digits", val_fraction=0.5, split_seed=2, per_class=5))
+    assert not torch.equal(other.train.images, few.train.images)
+    with pytest.raises(ValueError):
+        _cfg(type="digits", per_class=0)
+
 def test_synthetic_uses_network_shape():
     d = load(_cfg(type="synthetic", num_train=10, num_val=4), shape=(1, 12, 12), num_classes=3)
     assert d.train.images.shape == (10, 1, 12, 12) and d.num_classes == 3

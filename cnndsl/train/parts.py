@@ -1,0 +1,116 @@
+"""The train section's name patterns checked against the network's parameters (no torch).
+
+``param_groups``, ``freeze_after`` and ``stages`` name parts of the network with the project's one
+pattern rule (:mod:`cnndsl.globs`). Known statically from the analysis (names, and which parameters
+the spec freezes), so ``cnndsl check`` reports, at the train section's ``file:line:col``:
+
+- a pattern that matches no parameter, with the nearest names;
+- a ``param_groups`` rule whose parameters are all taken by earlier rules (first match wins), or
+  that sets a learning rate for parameters frozen for the whole run;
+- a stage that starts after the last epoch, that unfreezes nothing frozen, or whose ``freeze`` an
+  ``unfreeze`` undoes; a ``freeze_after`` that never applies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from cnndsl import globs
+from cnndsl.errors import Diagnostic, Span, warning
+
+from . import config as C
+
+Where = Callable[[tuple], tuple[Span | None, str]]   # train key path → (its span, " (from --set …)")
+
+
+def names_of(analysis: Any) -> dict[str, bool]:
+    """``{parameter name: frozen by the spec}`` in the built network's order."""
+    out: dict[str, bool] = {}
+    for layer in analysis.layers:
+        cost = layer.cost
+        if cost is None:
+            continue
+        for pname in cost.param_shapes:
+            out[f"{layer.name}.{pname}"] = pname in cost.frozen
+    return out
+
+
+def stage_order(cfg: C.TrainConfig) -> list[tuple[int, C.Stage]]:
+    """The stages as they apply: by ``at_epoch``, in written order for equal epochs."""
+    return sorted(enumerate(cfg.stages), key=lambda t: t[1].at_epoch)
+
+
+def apply_stage(trainable: dict[str, bool], stage: C.Stage) -> list[str]:
+    """Set the trainable flags a stage changes; returns the names that became trainable."""
+    return globs.apply(trainable, globs.as_list(stage.freeze), globs.as_list(stage.unfreeze))
+
+
+def check_parts(cfg: C.TrainConfig, frozen: dict[str, bool], where: Where) -> list[Diagnostic]:
+    """Warnings for the train section's patterns against ``{name: frozen at the start}``."""
+    names = list(frozen)
+    found: list[Diagnostic] = []
+
+    def unmatched(key: tuple, patterns: list[str], what: str) -> list[list[str]]:
+        hits = []
+        for i, pattern in enumerate(patterns):
+            hit = [n for n in names if globs.matches(n, pattern)]
+            if not hit:
+                span, frm = where(key if len(patterns) == 1 else key + (i,))
+                found.append(warning(f"{what} '{pattern}'{frm} matches no parameter", span,
+                                     globs.no_match_hint(pattern, names)))
+            hits.append(hit)
+        return hits
+
+    # stages: simulate which parameters are ever trainable
+    trainable = {n: not f for n, f in frozen.items()}
+    ever = {n for n, on in trainable.items() if on}
+    epochs = math.ceil(cfg.epochs)
+    for i, stage in stage_order(cfg):
+        key = ("stages", i)
+        ups = unmatched(key + ("unfreeze",), globs.as_list(stage.unfreeze), f"stages[{i}].unfreeze")
+        downs = unmatched(key + ("freeze",), globs.as_list(stage.freeze), f"stages[{i}].freeze")
+        span, frm = where(key + ("at_epoch",))
+        if stage.at_epoch > epochs:
+            found.append(warning(f"stages[{i}] at epoch {stage.at_epoch}{frm} never starts: the run has "
+                                 f"{epochs} epoch{'s' if epochs != 1 else ''}", span,
+                                 f"raise epochs to at least {stage.at_epoch}, or start the stage earlier"))
+        before = dict(trainable)
+        joined = apply_stage(trainable, stage)
+        ever.update(joined)
+        if any(ups) and not joined:
+            found.append(warning(f"stages[{i}].unfreeze{frm} unfreezes nothing: the parameters it matches are "
+                                 "already trainable", where(key + ("unfreeze",))[0],
+                                 "a stage's unfreeze makes frozen parts trainable (frozen by the spec's "
+                                 "freeze or an earlier stage)"))
+        stuck = [h for h in downs if h and all(before.get(n) == trainable[n] for n in h)
+                 and all(globs.match_any(n, globs.as_list(stage.unfreeze)) for n in h)]
+        if stuck:
+            found.append(warning(f"stages[{i}].freeze{frm} has no effect: the stage's unfreeze makes every "
+                                 "parameter it matches trainable", where(key + ("freeze",))[0],
+                                 "a stage's unfreeze makes exceptions to its freeze, as in the spec"))
+
+    # param_groups: first matching rule wins; lr for parameters that never train
+    claimed: set[str] = set()
+    for i, rule in enumerate(cfg.param_groups):
+        key = ("param_groups", i, "match")
+        hits = unmatched(key, globs.as_list(rule.match), f"param_groups[{i}].match")
+        mine = {n for h in hits for n in h} - claimed
+        span, frm = where(key)
+        if any(hits) and not mine:
+            found.append(warning(f"param_groups[{i}]{frm} never applies: every parameter it matches is taken by an "
+                                 "earlier rule (the first matching rule wins)", span,
+                                 "move the more specific rule first"))
+        elif mine and not mine & ever:
+            found.append(warning(f"param_groups[{i}]{frm} applies only to parameters that are frozen for the whole "
+                                 "run", span, "unfreeze them (in the spec, or with a stage), or drop the rule"))
+        claimed |= mine
+
+    for i, rule in enumerate(cfg.freeze_after):
+        unmatched(("freeze_after", i, "match"), globs.as_list(rule.match), f"freeze_after[{i}].match")
+        if rule.epochs >= cfg.epochs:
+            span, frm = where(("freeze_after", i, "epochs"))
+            found.append(warning(f"freeze_after[{i}]{frm} never applies: epochs {rule.epochs:g} is not before the end "
+                                 f"of the run ({cfg.epochs:g} epochs)", span, "lower its epochs"))
+    return found
