@@ -447,4 +447,4 @@ def test_python_source_writes_a_torchvision_backbone(tmp_path, cli):
     src = out.read_text()
     assert rc == 0, err
     assert 'create_feature_extractor(\n            torchvision.models.get_model("resnet18", weights=None)' in src
-    assert "self.backbone.conv1.weight.requires_grad_(False)" in src
+    assert '"backbone.conv1.weight",' in src and "self.get_parameter(name).requires_grad_(False)" in src

@@ -301,16 +301,14 @@ class _Writer:
         return lines
 
     def _freeze(self) -> list[str]:
-        lines = []
-        for info in self.analysis.layers:
-            for pname in info.cost.frozen:
-                lines.append(f"        {self._access(info.node.path)}.{pname}.requires_grad_(False)")
-        if not lines:
+        names = [T.string(f"{info.node.path}.{p}") for info in self.analysis.layers for p in info.cost.frozen]
+        if not names:
             return []
         globs = ", ".join(f'"{T.inert(p)}"' for p, _ in self.graph.freeze)
         unglobs = ", ".join(f'"{T.inert(p)}"' for p, _ in self.graph.unfreeze)
         why = f"freeze {globs}" + (f", unfreeze {unglobs}" if unglobs else "") if globs else "frozen by the spec"
-        return [f"        # {why}"] + lines
+        return [f"        # {why}", *lay_out(8, "for name in ", CallExpr("", names, brackets="[]"), ":"),
+                "            self.get_parameter(name).requires_grad_(False)"]
 
     # ---- a smoke test when the file is run
     def _main(self) -> list[str]:
