@@ -29,7 +29,7 @@ def main() -> int:
 
     import torch
     import cnndsl
-    from cnndsl.train.commands import run_train
+    from cnndsl.train.run import run_train
     from cnndsl.train.data import _missing
 
     spec = cnndsl.load(str(ROOT / "specs" / "airbench94.cnn"))

@@ -146,11 +146,15 @@ def _emit_and_format(spec, a) -> None:
     """--emit python compiles; fmt's output in either syntax parses back (a ValueError is fmt's
     documented refusal: "cannot write this spec as ...")."""
     import cnndsl
+    from cnndsl import CnnError
     from cnndsl.emit.python import python_source
     from cnndsl.syntax.format import format_cnn, format_yaml
 
-    if not a.graph.backbones:   # --emit python refuses backbones with a diagnostic (documented)
-        compile(python_source(a), "<emitted>", "exec")
+    try:
+        source = python_source(a)
+    except CnnError:  # a documented refusal (a backbone that is another cnndsl spec, a plugin op)
+        source = ""
+    compile(source, "<emitted>", "exec")
     for fmt, writer in (("cnn", format_cnn), ("yaml", format_yaml)):
         try:
             text = writer(spec)
@@ -159,25 +163,37 @@ def _emit_and_format(spec, a) -> None:
         cnndsl.parse(text, format=fmt, filename=f"<fmt {fmt}>")
 
 
-def _train_step(a, index: int, seconds: float) -> Outcome:
+def forward_backward(a) -> tuple[tuple, dict[str, tuple[int, ...]], bool]:
+    """Build an analysed network, run a random batch of 2 forward (recording each registered layer's
+    output shape) and backward: the outputs, the shapes seen, and whether the outputs and every
+    gradient are finite. The ground truth the fuzzer and the extreme-spec property compare with."""
     import cnndsl
     import torch
 
+    torch.manual_seed(0)
+    model = cnndsl.build(a).train()
+    seen: dict[str, tuple[int, ...]] = {}
+    for info in a.layers:
+        if info.node.registered:
+            model.get_submodule(info.name).register_forward_hook(
+                lambda m, i, o, name=info.name: seen.__setitem__(name, tuple(o.shape[1:])))
+    x = torch.randn(2, *a.input_shape, requires_grad=True)
+    out = model(x)
+    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    sum(o.float().square().mean() for o in outs).backward()
+    finite = all(bool(torch.isfinite(o).all()) for o in outs) and all(
+        bool(torch.isfinite(p.grad).all()) for p in [x, *model.parameters()] if p.grad is not None)
+    return outs, seen, finite
+
+
+def _train_step(a, index: int, seconds: float) -> Outcome:
+    import cnndsl
+
     t0 = time.perf_counter()
     try:
-        torch.manual_seed(0)
-        model = cnndsl.build(a).train()
-        seen: dict[str, tuple[int, ...]] = {}
-        for info in a.layers:
-            if info.node.registered:
-                model.get_submodule(info.name).register_forward_hook(
-                    lambda m, i, o, name=info.name: seen.__setitem__(name, tuple(o.shape[1:])))
-        x = torch.randn(2, *a.input_shape, requires_grad=True)
-        out = model(x)
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        sum(o.float().square().mean() for o in outs).backward()
-        finite = all(bool(torch.isfinite(o).all()) for o in outs) and all(
-            bool(torch.isfinite(p.grad).all()) for p in [x, *model.parameters()] if p.grad is not None)
+        outs, seen, finite = forward_backward(a)
+    except cnndsl.CnnError as exc:  # a diagnostic at build time (weights not in the cache, offline)
+        return Outcome(index, "refused", seconds + time.perf_counter() - t0, exc.diagnostics[0].message[:70])
     except Exception as exc:  # noqa: BLE001 - the point: check accepted it, torch refused it
         return Outcome(index, "torch_failed", seconds + time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:500])
     wrong = [f"{i.name}: static {tuple(i.shape)}, torch {seen.get(i.name)}" for i in a.layers

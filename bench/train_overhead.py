@@ -9,7 +9,6 @@ no augmentation, so the difference is the runner's own overhead. Prints a ratio 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import statistics
 import sys
 import tempfile
@@ -22,26 +21,20 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 
+NET = """network Bench {
+    input 3x32x32
+    conv(32, k = 3, p = 1, bias = false)  batchnorm  relu  maxpool(2)
+    conv(64, k = 3, p = 1, bias = false)  batchnorm  relu  maxpool(2)
+    conv(128, k = 3, p = 1, bias = false)  batchnorm  relu  global_maxpool  flatten  linear(10)
+}
+"""
+
+
 def make_model() -> nn.Module:
+    """The network of NET, built by cnndsl (plain torch modules, the same for both sides)."""
+    import cnndsl
     torch.manual_seed(0)
-    m = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
-        nn.Flatten(), nn.Linear(128, 10))
-    m.cnndsl_input_shape = (3, 32, 32)
-    return m
-
-
-class BenchSpec:
-    def __init__(self, train: dict):
-        self.train, self.path = train, None
-
-    def train_span(self, path):
-        return None
-
-    def hash(self) -> str:
-        return hashlib.sha256(repr(self.train).encode()).hexdigest()
+    return cnndsl.build(cnndsl.parse(NET))
 
 
 def hand_loop(x: torch.Tensor, y: torch.Tensor, epochs: int, bs: int) -> list[float]:
@@ -66,13 +59,13 @@ def hand_loop(x: torch.Tensor, y: torch.Tensor, epochs: int, bs: int) -> list[fl
 
 
 def runner(n: int, epochs: int, bs: int) -> list[float]:
-    from cnndsl.train.commands import run_train
-    spec = BenchSpec({"data": {"type": "synthetic", "num_train": n, "num_val": 0, "shape": [3, 32, 32],
-                               "num_classes": 10}, "epochs": epochs, "batch_size": bs, "device": "cpu",
-                      "loader": "device", "log_every": 10_000,
-                      "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}})
+    """The same training through ``cnndsl.train`` (a real spec: NET with a train section)."""
+    import cnndsl
+    train = (f"train {{ data: synthetic(num_train = {n}, num_val = 0, shape = [3, 32, 32], num_classes = 10) "
+             f"epochs: {epochs} batch_size: {bs} device: cpu loader: device log_every: 10000 "
+             "optimizer: sgd(lr = 0.05, momentum = 0.9, nesterov = true) }")
     with tempfile.TemporaryDirectory() as d:
-        res = run_train(spec, build=lambda s, **k: make_model(), run_dir=d, progress=False)
+        res = cnndsl.train(cnndsl.parse(NET + train), run_dir=d, progress=False)
     return [r["images_per_s"] for r in res.history]
 
 

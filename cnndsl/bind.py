@@ -29,7 +29,7 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
     values: dict[str, Any] = {}
     spans: dict[str, Span | None] = {}
     raw: dict[str, Any] = {}
-    if len(layer.args) > len(cls.positional):
+    if len(layer.args) > len(cls.positional) and not cls.variadic:
         extra = layer.args[len(cls.positional)]
         takes = (f"takes {len(cls.positional)} positional argument(s): " + ", ".join(cls.positional)
                  if cls.positional else "takes no positional arguments")
@@ -38,6 +38,10 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
     for field_name, arg in zip(cls.positional, layer.args):
         raw[field_name] = E.evaluate(arg, env)
         spans[field_name] = arg.span or layer.span
+    rest = layer.args[len(cls.positional) - 1:] if cls.variadic else ()
+    if len(rest) > 1 or (rest and not isinstance(raw[cls.positional[-1]], list)):
+        # permute(0, 2, 3, 1): the last positional argument collects the rest (a list also works)
+        raw[cls.positional[-1]] = [E.evaluate(arg, env) for arg in rest]
     for kw in layer.kwargs:
         field_name = cls.aliases.get(kw.name, kw.name)
         if field_name not in cls.model_fields:
@@ -50,7 +54,7 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
                         f"'{kw.name}' is another name for '{field_name}'" if kw.name != field_name else None)
         raw[field_name] = E.evaluate(kw.value, env)
         spans[field_name] = kw.value.span or kw.span
-    exprs = dict(zip(cls.positional, layer.args))
+    exprs = dict(zip(cls.positional, layer.args if not rest else layer.args[:len(cls.positional) - 1]))
     exprs.update({cls.aliases.get(kw.name, kw.name): kw.value for kw in layer.kwargs})
     for k, v in raw.items():
         values[k] = _plain(v)

@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-from .ir import Spec
+from .ir import ITEM_KINDS, Spec
 from .ops import REGISTRY
 
 HASH_VERSION = 2  # 1: the hash before versioning (Spec.hash(), positional names only)
@@ -43,19 +43,31 @@ def spec_hash(spec: Spec) -> str:
 
 
 def _keywords(value: Any, block_params: dict[str, list[str]]) -> None:
-    """Walk dumped IR (iteratively: specs can nest 64 levels) and rewrite every layer call."""
+    """Walk dumped IR (iteratively: specs can nest 64 levels) and give every item its canonical
+    form with ``canonical_<kind>`` (found by name: one per construct)."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, dict):
-            if v.get("kind") == "layer":
-                _layer(v, block_params)
+            kind = v.get("kind")
+            if isinstance(kind, str) and kind in ITEM_KINDS:
+                globals()[f"canonical_{kind}"](v, block_params)
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
 
 
-def _layer(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
+def canonical_same(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
+    """Constructs whose dumped form is already syntax-independent (their nested items are walked)."""
+
+
+canonical_group = canonical_residual = canonical_parallel = canonical_merge = canonical_from = canonical_same
+canonical_backbone = canonical_same  # options are plain values, the same in both syntaxes
+canonical_split = canonical_same     # its arguments are sizes, by position in both syntaxes
+
+
+def canonical_layer(d: dict[str, Any], block_params: dict[str, list[str]]) -> None:
+    """Positional arguments → keywords named after the op's fields or the block's parameters."""
     cls = None if d["op"] in block_params else REGISTRY.get(d["op"])  # blocks first: no plugin lookup
     if cls is not None:
         names, aliases = list(cls.positional), dict(cls.aliases)

@@ -236,10 +236,18 @@ def _torchinfo(model, a) -> None:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops.help import describe, listing, lookup
+    from .ops.help import describe, listing, lookup, markdown
 
+    if args.markdown and args.name:
+        from .errors import error
+
+        raise error("--markdown prints the table of every op; leave out the op name", None,
+                    f"cnndsl ops {args.name} shows one op")
     if args.name:
         print(describe(lookup(args.name)))
+        return EXIT_OK
+    if args.markdown:
+        print(markdown())
         return EXIT_OK
     from .library import blocks_listing
     from .plugins import load_installed
@@ -285,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("ops", help="list the built-in ops, or show one op's arguments (cnndsl ops conv)")
     c.add_argument("name", nargs="?", help="an op: its arguments with types, ranges, defaults and an example")
+    c.add_argument("--markdown", action="store_true", help="print the op table of docs/language.md")
     c.add_argument("--debug", action="store_true")
     add_plugin_option(c)
     c.set_defaults(func=cmd_ops)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import expr as E
 from .bind import bind_block, bind_op
 from .errors import CnnError, Span, did_you_mean, error, warning
+from .estimate import SizeEstimate
 from .extend import bind_chain, call_network, expand_chain, input_of, statements
 from .graph import Container, Graph, Node
-from .ir import BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec
+from .names import check_module_name, is_template, template_pieces
+from .ir import (Backbone, BlockDef, From, Group, Item, Layer, Merge, Parallel, Ref, Residual, Spec, Split,
+                 iter_items)
 from .ops import REGISTRY, ShapeError
+from .ops.split import Narrow, split_sizes
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,11 @@ class _Scope:
     counter: int = 0
     children: dict[str, Span | None] = field(default_factory=dict)
 
-    def child(self, name: str | None, span: Span | None) -> str:
+    def child(self, name: str | None, span: Span | None, counted: bool = True) -> str:
+        """The key of a new child; ``counted``: it takes a position (unnamed siblings are numbered
+        like nn.Sequential's; the parts of a split, which are not modules, take none)."""
         key = name if name is not None else str(self.counter)
-        self.counter += 1
+        self.counter += counted
         if key in self.children:
             where = f" in '{self.path}'" if self.path else ""
             raise error(f"name '{key}' is used twice{where}", span,
@@ -93,7 +99,7 @@ class _Ctx:
     blocks: tuple[str, ...] = ()   # block call stack
 
 
-class Expander:
+class Expander(SizeEstimate):
     def __init__(self, spec: Spec, limits: Limits):
         self.spec = spec
         self.limits = limits
@@ -139,13 +145,14 @@ class Expander:
         return cur
 
     def item(self, item: Item, cur: int, ctx: _Ctx) -> int:
-        if isinstance(item, From):
-            return self.resolve(item.ref, ctx.ns).node
+        if item.kind == "from":  # a statement: no name, repeat or condition
+            return self.expand_from(item, None, cur, ctx)
         env = E.Env(ctx.names, self.nodes[cur].shape)
         if item.when is not None and not _truthy(E.evaluate(item.when, env), item.when):
             return cur
+        computed = item.name is not None and is_template(item.name)
         if item.repeat is None:
-            return self.core(item, item.name, cur, ctx)
+            return self.core(item, self.computed_name(item, env) if computed else item.name, cur, ctx)
         rep = item.repeat
         count = E.evaluate(rep.count, env)
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.limits.max_repeat:
@@ -162,14 +169,35 @@ class Expander:
                         rep.span or item.span, "reduce the repeat counts (nested repeats multiply)")
         body = item.model_copy(update={"name": None, "repeat": None, "when": None})
         inner = ctx
-        if item.name is not None:
+        if item.name is not None and not computed:
             inner = self.enter(item.name, "repeat", "repeat", item.span, cur, ctx)
         for i in range(count):
             names = ctx.names if rep.index is None else {**ctx.names, rep.index: i}
-            cur = self.core(body, None, cur, _Ctx(inner.scope, inner.ns, names, ctx.blocks))
-        if item.name is not None:
+            # a computed name names each repetition, in the enclosing scope (denselayer1, denselayer2, ...)
+            name = self.computed_name(item, E.Env(names, self.nodes[cur].shape)) if computed else None
+            cur = self.core(body, name, cur, _Ctx(inner.scope, inner.ns, names, ctx.blocks))
+        if item.name is not None and not computed:
             self.finish(inner, cur, ctx)
         return cur
+
+    def computed_name(self, item: Item, env: E.Env) -> str:
+        """The name a template (``denselayer{i + 1}``) gives in ``env``; it meets the name rule."""
+        from .syntax.parse import parse_expr
+
+        text = ""
+        for piece, is_expr in template_pieces(item.name):
+            if not is_expr:
+                text += piece
+                continue
+            value = E.evaluate(parse_expr(piece, "<name>"), env)
+            if isinstance(value, E.Symbol):
+                raise error(f"unknown name '{value}' in the computed name '{item.name}'", item.span,
+                            did_you_mean(str(value), list(env.names)) or "use a parameter or a repeat index (x N as i)")
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise error(f"a computed name's parts must be whole numbers or text, '{{{piece}}}' gives "
+                            f"{E.describe(value)}", item.span)
+            text += str(value)
+        return check_module_name(text, item.span, f"layer name (computed from '{item.name}')")
 
     def enter(self, name: str | None, kind: str, label: str, span: Span | None, cur: int, ctx: _Ctx,
               closed: bool = False) -> _Ctx:
@@ -187,26 +215,38 @@ class Expander:
         ctx.ns.names[key].node = out
         self.containers[inner.scope.path].output = out
 
+    # One ``expand_<kind>`` per construct (an IR item kind), found by name: the item once (a repeat
+    # calls it per repetition), under ``name`` (None: positional) from node ``cur``; returns the
+    # node the flow continues from. ``estimate_<kind>`` below counts its nodes without expanding.
     def core(self, item: Item, name: str | None, cur: int, ctx: _Ctx) -> int:
-        kind = item.kind
-        if kind == "layer":
-            return self.layer(item, name, cur, ctx)
-        if kind == "merge":
-            return self.merge(item, name, cur, ctx)
-        if kind == "backbone":
-            from .backbone.expand import expand_backbone
+        return getattr(self, f"expand_{item.kind}")(item, name, cur, ctx)
 
-            return expand_backbone(self, item, name, cur, ctx)
-        inner = ctx if name is None else self.enter(name, kind, kind, item.span, cur, ctx)
-        if kind == "group":
-            out = self.seq(item.body, cur, inner)
-        else:
-            out = self.parallel(item, cur, inner)
+    def expand_from(self, item: From, name: str | None, cur: int, ctx: _Ctx) -> int:
+        return self.resolve(item.ref, ctx.ns).node
+
+    def expand_backbone(self, item: Backbone, name: str | None, cur: int, ctx: _Ctx) -> int:
+        from .backbone.expand import expand_backbone
+
+        return expand_backbone(self, item, name, cur, ctx)
+
+    def expand_group(self, item: Group, name: str | None, cur: int, ctx: _Ctx) -> int:
+        return self.scoped(item, name, cur, ctx, lambda inner: self.seq(item.body, cur, inner))
+
+    def expand_residual(self, item: Residual, name: str | None, cur: int, ctx: _Ctx) -> int:
+        return self.scoped(item, name, cur, ctx, lambda inner: self.parallel(item, cur, inner))
+
+    def expand_parallel(self, item: Parallel, name: str | None, cur: int, ctx: _Ctx) -> int:
+        return self.scoped(item, name, cur, ctx, lambda inner: self.parallel(item, cur, inner))
+
+    def scoped(self, item: Item, name: str | None, cur: int, ctx: _Ctx, body: Callable[[_Ctx], int]) -> int:
+        """``body`` in the scope ``name`` opens (a submodule), or in ``ctx``'s when unnamed."""
+        inner = ctx if name is None else self.enter(name, item.kind, item.kind, item.span, cur, ctx)
+        out = body(inner)
         if name is not None:
             self.finish(inner, out, ctx)
         return out
 
-    def layer(self, item: Layer, name: str | None, cur: int, ctx: _Ctx) -> int:
+    def expand_layer(self, item: Layer, name: str | None, cur: int, ctx: _Ctx) -> int:
         env = E.Env(ctx.names, self.nodes[cur].shape)
         block = self.blocks.get(item.op)
         if block is not None:
@@ -245,11 +285,28 @@ class Expander:
         self.finish(inner, out, ctx)
         return out
 
-    def merge(self, item: Merge, name: str | None, cur: int, ctx: _Ctx) -> int:
+    def expand_merge(self, item: Merge, name: str | None, cur: int, ctx: _Ctx) -> int:
         inputs = (cur, *(self.resolve(r, ctx.ns).node for r in item.refs))
         key = ctx.scope.child(name, item.span)
         node = self.add_node(ctx.scope.qualify(key), REGISTRY[item.merge](), inputs, item.span)
         ctx.ns.names[key] = _Binding(node)
+        return node
+
+    def expand_split(self, item: Split, name: str | None, cur: int, ctx: _Ctx) -> int:
+        """``x1, x2: chunk(2)``: a ``narrow`` node per named part; the flow goes on from the last."""
+        env = E.Env(ctx.names, self.nodes[cur].shape)
+        args = [E.evaluate(a, env) for a in item.args]
+        try:
+            sizes = split_sizes(item.how, args, self.nodes[cur].shape[0], len(item.names))
+        except ShapeError as exc:
+            raise self.shape_error(exc, ", ".join(item.names), _Named(item.how), (cur,), item.span) from None
+        start = node = 0
+        for name, size in zip(item.names, sizes):
+            key = ctx.scope.child(name, item.span, counted=False)
+            node = self.add_node(ctx.scope.qualify(key), Narrow(start=start, length=size), (cur,), item.span,
+                                 registered=False)
+            ctx.ns.names[key] = _Binding(node)
+            start += size
         return node
 
     def parallel(self, item: Parallel | Residual, cur: int, ctx: _Ctx) -> int:
@@ -333,59 +390,12 @@ class Expander:
             b, walked = b.ns.names[part], f"{walked}.{part}"
         return b
 
-    # ------------------------------------------------------------------ size estimate
-    def estimate(self, item: Item, names: dict[str, Any], floor: bool = False) -> int:
-        """Nodes an item expands to, without expanding it (repeats multiply; unknown counts → 1).
-        ``floor``: a lower bound instead (conditional items and shortcuts count 0)."""
-        kind = item.kind
-        if kind == "from" or (floor and item.when is not None):
-            return 0
-        if kind == "layer":
-            block = self.blocks.get(item.op)
-            n = 1 if block is None else self.block_estimate(block, floor)
-        elif kind == "group":
-            n = sum(self.estimate(i, names, floor) for i in item.body)
-        elif kind == "residual":
-            n = 1 + sum(self.estimate(i, names, floor) for i in item.body)
-            sc = item.shortcut
-            if sc is not None and not (floor and sc.when is not None):
-                n += sum(self.estimate(i, names, floor) for i in sc.body)
-        elif kind == "parallel":
-            n = 1 + sum(self.estimate(i, names, floor) for b in item.branches for i in b)
-        else:
-            n = 1
-        if item.repeat is not None:
-            try:
-                count = E.evaluate(item.repeat.count, E.Env(names))
-            except CnnError:
-                count = 1
-            n *= count if isinstance(count, int) and count > 0 else 1
-        return n
 
-    def block_estimate(self, block: BlockDef, floor: bool = False) -> int:
-        key = (block.name, floor)
-        if key not in self.estimates:
-            self.estimates[key] = 1  # cycles are refused before expansion
-            n = sum(self.estimate(i, {}, floor) for i in block.body)
-            self.estimates[key] = n if floor else max(1, n)
-        return self.estimates[key]
+@dataclass(frozen=True)
+class _Named:
+    """What a shape error names when no op object exists (a split)."""
 
-    def check_size(self, body: tuple[Item, ...], names: dict[str, Any]) -> None:
-        """Refuse, before expanding anything, a network that has more layers than the limit even
-        counting only what is certain (a long list of items costs time to expand and to refuse)."""
-        total = 0
-        for item in body:
-            n = self.estimate(item, names, floor=True)
-            total += n
-            if total <= self.limits.max_layers:
-                continue
-            if item.repeat is not None and n > self.limits.max_layers:  # the repeat check's own words
-                raise error(f"this repeat expands to about {self.estimate(item, names):,} layers, above the "
-                            f"limit of {self.limits.max_layers:,}", item.repeat.span or item.span,
-                            "reduce the repeat counts (nested repeats multiply)")
-            raise error(f"the network has at least {total:,} layers up to here, above the limit of "
-                        f"{self.limits.max_layers:,}", item.span,
-                        "use blocks and repeats for repeated structure, or raise the limit (--max-layers)")
+    name: str
 
 
 def _truthy(value: Any, e: E.Expr) -> bool:
@@ -397,26 +407,8 @@ def _truthy(value: Any, e: E.Expr) -> bool:
 def check_block_cycles(spec: Spec) -> None:
     """Refuse recursive block definitions, showing the cycle (iterative DFS, no recursion)."""
     blocks = {b.name: b for b in spec.blocks}
-    calls: dict[str, list[tuple[str, Span | None]]] = {}
-    for b in spec.blocks:
-        found: list[tuple[str, Span | None]] = []
-        stack: list[Any] = list(b.body)
-        while stack:
-            it = stack.pop()
-            if isinstance(it, tuple):
-                stack.extend(it)
-            elif isinstance(it, Layer):
-                if it.op in blocks:
-                    found.append((it.op, it.span))
-            elif isinstance(it, (Group,)):
-                stack.extend(it.body)
-            elif isinstance(it, Residual):
-                stack.extend(it.body)
-                if it.shortcut is not None:
-                    stack.extend(it.shortcut.body)
-            elif isinstance(it, Parallel):
-                stack.extend(it.branches)
-        calls[b.name] = found
+    calls = {b.name: [(it.op, it.span) for it in iter_items(b.body) if it.kind == "layer" and it.op in blocks]
+             for b in spec.blocks}
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     for root in blocks:
         if state.get(root):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Union
 
 from .errors import Span, did_you_mean, error
+from .layout import axes_of, axes_text
 
 MAX_INT = 10**18  # larger integers are refused: no spec needs them and they hide typos
 
@@ -318,10 +319,11 @@ def _in_shape(e: InShape, env: Env) -> Any:
     if e.attr in ("features", "f", "numel", "size"):
         return math.prod(shape)
     if e.attr in _IN_ATTRS:
-        if len(shape) != 3:
+        axes, letter = axes_of(shape), "CHW"[_IN_ATTRS[e.attr]]
+        if len(shape) != 3 or letter not in axes:
             raise error(f"'in.{e.attr}' needs a C×H×W input, but the input here is {format_shape(shape)}",
-                        e.span, "use 'in.features' for vectors")
-        return shape[_IN_ATTRS[e.attr]]
+                        e.span, "use 'in.features' for vectors" if len(shape) == 1 else "use in.shape")
+        return shape[axes.index(letter)]
     raise error(f"unknown shape attribute 'in.{e.attr}'", e.span,
                 did_you_mean(e.attr, [*_IN_ATTRS, "shape", "rank", "features"])
                 or "use in.channels, in.height, in.width, in.features, in.shape or in.rank")
@@ -363,7 +365,10 @@ def describe(v: Any) -> str:
 
 
 def format_shape(shape: tuple[int, ...] | list[int]) -> str:
-    return "×".join(str(s) for s in shape) if len(shape) != 1 else f"vector of {shape[0]}"
+    """``32×8×8``, ``vector of 10``, ``8×8×96 (H×W×C)`` after a permute."""
+    text = "×".join(str(s) for s in shape) if len(shape) != 1 else f"vector of {shape[0]}"
+    axes = axes_text(tuple(shape)) if isinstance(shape, tuple) else ""
+    return f"{text} ({axes})" if axes else text
 
 
 # ----------------------------------------------------------------------------- printing

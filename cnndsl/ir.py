@@ -13,6 +13,7 @@ Syntax-independent equality (``conv(64, 3)`` vs ``conv(64, k=3)``) and the spec 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
@@ -71,14 +72,19 @@ class Ref(_Node):
     def _names(self) -> "Ref":
         if not self.path:
             raise error("a reference needs a name", self.span)
-        check_name(self.path[0], self.span, "reference")
+        if self.path[0].isascii() and self.path[0].isdigit():
+            raise error(f"'{self.path[0]}' is a position: items are referred to by name", self.span,
+                        "name the item you mean (skip: conv(64, k=3)) and refer to that name (concat(skip))")
+        check_name(self.path[0], self.span, "reference", quoted=True)
         for part in self.path[1:]:
             check_path_part(part, self.span)
         return self
 
 
 class _Item(_Node):
-    name: str | None = None        # becomes the module attribute / state_dict prefix
+    # becomes the module attribute / state_dict prefix; may be quoted ("block1-0") or computed
+    # (a template, "denselayer{i + 1}": see cnndsl.names)
+    name: str | None = None
     repeat: Repeat | None = None   # x N
     when: ExprField | None = None  # present only if the condition holds
     span: SpanField
@@ -86,7 +92,7 @@ class _Item(_Node):
     @model_validator(mode="after")
     def _names(self) -> "_Item":
         if self.name is not None:
-            check_module_name(self.name, self.span)
+            check_module_name(self.name, self.span, template=True)
         return self
 
 
@@ -171,6 +177,37 @@ class From(_Node):
     span: SpanField
 
 
+SPLITS = ("chunk", "split")
+
+
+class Split(_Item):
+    """``x1, x2: chunk(2)`` / ``a, b: split(16, 48)``: the channels cut into named parts, in order
+    (ShuffleNetV2's ``x1, x2 = x.chunk(2, dim=1)``); the flow continues from the last part."""
+
+    kind: Literal["split"] = "split"
+    names: tuple[str, ...]
+    how: Literal["chunk", "split"]
+    args: tuple[ExprField, ...] = ()
+
+    @model_validator(mode="after")
+    def _parts(self) -> "Split":
+        if self.name is not None:
+            raise error("the parts of a split are named, not the split itself", self.span,
+                        "write the names before ':': x1, x2: chunk(2)")
+        if len(self.names) < 2:
+            raise error(f"{self.how} needs two or more names, one per part", self.span, "e.g. x1, x2: chunk(2)")
+        seen: set[str] = set()
+        for n in self.names:
+            check_module_name(n, self.span)
+            if n in seen:
+                raise error(f"the part name '{n}' is given twice", self.span)
+            seen.add(n)
+        if self.repeat is not None:
+            raise error(f"a {self.how} cannot be repeated", self.repeat.span or self.span,
+                        "its parts have fixed names; split again where needed")
+        return self
+
+
 class Backbone(_Item):
     """``backbone resnet18(weights = IMAGENET1K_V1, taps = [layer2, layer3])``: an existing model —
     torchvision, timm (``timm.NAME``) or another cnndsl spec (a path) — cut at a node or tapped at
@@ -193,7 +230,27 @@ class Backbone(_Item):
                         "a model is used once; write a second backbone item for a second copy")
 
 
-Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone], Field(discriminator="kind")]
+Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone, Split], Field(discriminator="kind")]
+
+
+ITEM_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in Item.__args__[0].__args__)  # type: ignore[attr-defined]
+
+
+def iter_items(items: Any) -> Iterator[Any]:
+    """Every item in ``items`` (an item, or a body) and every item nested in them, in source order:
+    the generic walk for pure traversals (it knows no construct: it follows every field that holds
+    IR nodes, so a new construct's bodies are walked without a change here). Iterative."""
+    stack = [items]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple):
+            stack.extend(reversed(x))
+            continue
+        if not isinstance(x, _Node):
+            continue
+        if getattr(x, "kind", None) in ITEM_KINDS:
+            yield x
+        stack.extend(reversed([v for f in type(x).model_fields if isinstance(v := getattr(x, f), (tuple, _Node))]))
 
 
 class Param(_Node):

@@ -6,13 +6,20 @@ the IR is built (:mod:`cnndsl.ir` validates every node, whichever front end made
 
 - a name is a plain identifier, ``[A-Za-z_][A-Za-z0-9_]*``: no dots, spaces, quotes or control
   characters, not empty (a reference path part may also be a position, ``layer1.0``);
+- a name that becomes a module path part (a layer, group, shortcut name; a reference's parts) may
+  also be a *quoted name*, written ``"block1-0"`` in ``.cnn`` (any string in YAML): letters, digits,
+  ``_`` and ``-`` (torchvision's RegNet ``block1-0``), not only digits (that reads as a position);
+- an item's name may be a *template*, ``denselayer{i + 1}``: name characters around ``{expr}``
+  parts, computed when the network is expanded (each repetition of ``x N as i`` gets its own
+  name); the computed name meets the rule above;
 - a name that becomes a submodule (a layer, group, stage, repeat or shortcut name) must not be an
   attribute ``torch.nn.Module`` or cnndsl's built modules already have (``forward``, ``training``,
   ``to``, ``state_dict``, ...), nor start with ``__`` (Python's and torch's internals: torch adds
   such attributes at run time), nor be ``input``, which names the network's input in references.
 
-The spelling is decided in :func:`spelling_problem` alone: a second, quoted form of names (issue 9's
-``"block1-0"``) is added there, once.
+The spelling is decided in :func:`spelling_problem` alone. Quoted names stay injection-safe: no
+dots, quotes, spaces or control characters can be in one, and emitted Python reaches such modules
+through ``getattr``/``add_module`` with ``repr``'d strings, never as identifiers.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from .errors import Span, error
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 POSITION = re.compile(r"[0-9]+")
+QUOTED = re.compile(r"[A-Za-z0-9_-]+")                 # a quoted name's characters
+TEMPLATE_PART = re.compile(r"\{([^{}\n\r\x00]*)\}")      # `{expr}` in a template
 
 # dir(torch.nn.Module()) (torch 2.x), kept here so `cnndsl check` needs no torch; a test compares it
 # with the installed torch and with the attributes cnndsl's Network and Container classes add.
@@ -56,15 +65,23 @@ CNNDSL_MODULE_ATTRIBUTES = frozenset({
 RESERVED_MODULE_NAMES = NN_MODULE_ATTRIBUTES | CNNDSL_MODULE_ATTRIBUTES | {"input"}
 
 
-def spelling_problem(name: object) -> str | None:
-    """Why ``name`` is not a valid spelling of a name (None: it is)."""
+def spelling_problem(name: object, quoted: bool = False, template: bool = False) -> str | None:
+    """Why ``name`` is not a valid spelling of a name (None: it is). ``quoted``: the quoted form is
+    allowed (module path parts); ``template``: ``{expr}`` parts are too (item names)."""
     if not isinstance(name, str):
         return f"a name must be text, got {type(name).__name__}"
     if name == "":
         return "a name cannot be empty"
     if IDENTIFIER.fullmatch(name):
         return None
-    bad = next((c for c in name if not IDENTIFIER.fullmatch("_" + c)), None)
+    if template and is_template(name):
+        literal = TEMPLATE_PART.sub("", name)
+        return None if literal == "" else spelling_problem(literal, quoted=True) \
+            if not POSITION.fullmatch(literal) else None
+    if quoted and QUOTED.fullmatch(name):
+        return f"{name!r} is a position, not a name" if POSITION.fullmatch(name) else None
+    allowed = QUOTED if quoted else IDENTIFIER
+    bad = next((c for c in name if not allowed.fullmatch("_" + c)), None)
     if bad is None:
         return f"{name!r} starts with a digit"
     if bad == ".":
@@ -72,14 +89,36 @@ def spelling_problem(name: object) -> str | None:
     return f"{name!r} contains the character {bad!r}"
 
 
+def is_template(name: str) -> bool:
+    """``name`` has ``{expr}`` parts (computed when the network is expanded)."""
+    return "{" in name and TEMPLATE_PART.search(name) is not None \
+        and "{" not in TEMPLATE_PART.sub("", name) and "}" not in TEMPLATE_PART.sub("", name)
+
+
+def template_pieces(name: str) -> list[tuple[str, bool]]:
+    """A template's pieces in order: ``(text, is_expression)``."""
+    out, at = [], 0
+    for m in TEMPLATE_PART.finditer(name):
+        if m.start() > at:
+            out.append((name[at:m.start()], False))
+        out.append((m.group(1), True))
+        at = m.end()
+    if at < len(name):
+        out.append((name[at:], False))
+    return out
+
+
 NAME_HINT = "names are letters, digits and '_', not starting with a digit (e.g. conv1, layer_2)"
+QUOTED_HINT = ("names are letters, digits and '_', not starting with a digit (e.g. conv1, layer_2); a layer "
+               "name may also hold '-' or start with a digit when quoted: \"block1-0\": conv(64, k=3)")
 
 
-def check_name(name: object, span: Span | None, what: str = "name") -> str:
+def check_name(name: object, span: Span | None, what: str = "name", quoted: bool = False,
+               template: bool = False) -> str:
     """``name`` if it is a valid name; otherwise a CnnError at ``span``."""
-    problem = spelling_problem(name)
+    problem = spelling_problem(name, quoted, template)
     if problem is not None:
-        raise error(f"invalid {what}: {problem}", span, NAME_HINT)
+        raise error(f"invalid {what}: {problem}", span, QUOTED_HINT if quoted else NAME_HINT)
     return name  # type: ignore[return-value]
 
 
@@ -88,9 +127,12 @@ def is_reserved_module_name(name: str) -> bool:
     return name in RESERVED_MODULE_NAMES or name.startswith("__")
 
 
-def check_module_name(name: object, span: Span | None, what: str = "layer name") -> str:
-    """A name that becomes a submodule: a valid name that is not an attribute modules already have."""
-    check_name(name, span, what)
+def check_module_name(name: object, span: Span | None, what: str = "layer name", template: bool = False) -> str:
+    """A name that becomes a submodule: a valid (maybe quoted) name that is not an attribute modules
+    already have; ``template``: it may be computed (``denselayer{i + 1}``, checked again once computed)."""
+    check_name(name, span, what, quoted=True, template=template)
+    if template and is_template(name):  # type: ignore[arg-type]
+        return name  # type: ignore[return-value]
     if is_reserved_module_name(name):  # type: ignore[arg-type]
         why = ("'input' names the network's input in references" if name == "input"
                else f"'{name}' is already an attribute of every torch.nn.Module" if name in RESERVED_MODULE_NAMES
@@ -104,4 +146,4 @@ def check_path_part(part: object, span: Span | None) -> str:
     """A part of a reference path: a name, or a position (``layer1.0``)."""
     if isinstance(part, str) and POSITION.fullmatch(part):
         return part
-    return check_name(part, span, "reference")
+    return check_name(part, span, "reference", quoted=True)

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 DRAFT = "http://json-schema.org/draft-07/schema#"
 BLOCK_NAME = r"^[A-Z][A-Za-z0-9_]*$"
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MODULE_NAME = r"^(?:[A-Za-z0-9_-]|\{[^{}]*\})+$"   # a quoted name ("block1-0") or a computed one
 META = ("name", "repeat", "as", "when")
-COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
+COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply", "chunk", "split")
 EXPR = {"type": "string", "description": "an expression over parameters, e.g. \"2 * width\" or \"in.channels\""}
 
 # ----------------------------------------------------------------------------- the YAML structure
@@ -222,8 +223,15 @@ def _item(ops: dict[str, Any]) -> dict[str, Any]:
     items = {"$ref": "#/definitions/items"}
     refs = {"type": ["string", "integer"]}
     props: dict[str, Any] = {
-        "name": {"type": "string", "pattern": IDENT,
-                 "description": "the layer's name (module attribute, state_dict prefix; see the name rule)"},
+        "name": {"type": "string", "pattern": MODULE_NAME,
+                 "description": "the layer's name (module attribute, state_dict prefix; see the name rule); "
+                                "'-' allowed (block1-0), {expr} parts computed (denselayer{i + 1})"},
+        "names": {"type": "array", "minItems": 2, "items": {"type": "string", "pattern": MODULE_NAME},
+                  "description": "the names of the parts of a chunk or split, in order"},
+        "chunk": {"anyOf": [{"type": "integer", "minimum": 2}, EXPR],
+                  "description": "cut the channels into N equal parts, named by 'names'"},
+        "split": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, EXPR]},
+                  "description": "cut the channels into parts of these sizes, named by 'names'"},
         "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, EXPR], "description": "repeat the item N times"},
         "as": {"type": "string", "pattern": IDENT, "description": "the repeat index's name (0, 1, ...)"},
         "when": {"anyOf": [{"type": "boolean"}, EXPR], "description": "keep the item only if this holds"},
@@ -244,11 +252,11 @@ def _item(ops: dict[str, Any]) -> dict[str, Any]:
     }
     for name in ops:
         props[name] = {"$ref": f"#/definitions/op.{name}"}
-    heads = [k for k in props if k not in META and k not in ("shortcut", "merge")]
+    heads = [k for k in props if k not in META and k not in ("shortcut", "merge", "names")]
     block_call = {"description": "a block call: the block's arguments",
                   "anyOf": [{"type": ["null", "integer", "number", "boolean", "string"]},
                             {"type": "array"}, {"type": "object"}]}
-    only_meta = {"propertyNames": {"enum": [*META, "shortcut", "merge"]}}
+    only_meta = {"propertyNames": {"enum": [*META, "shortcut", "merge", "names"]}}
     mapping = {
         "type": "object", "properties": props, "patternProperties": {BLOCK_NAME: block_call},
         "additionalProperties": False,
@@ -256,6 +264,8 @@ def _item(ops: dict[str, Any]) -> dict[str, Any]:
         "oneOf": [{"required": [h]} for h in heads]
                  + [{"not": {"anyOf": [{"required": [h]} for h in heads] + [only_meta]}}],
         "dependencies": {"shortcut": ["residual"], "merge": ["parallel"], "parallel": ["merge"], "as": ["repeat"],
+                         "names": {"anyOf": [{"required": ["chunk"]}, {"required": ["split"]}]},
+                         "chunk": ["names"], "split": ["names"],
                          "from": {"maxProperties": 1}},
     }
     bare = {"type": "string", "anyOf": [

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import cnndsl  # noqa: E402
+from test_fuzz_harness import fuzz  # noqa: E402  (bench/fuzz.py: the forward/backward ground truth)
 from test_random_specs import MAP_LAYERS, skip_stage  # noqa: E402
 
 INTS = st.sampled_from([0, 1, 2, 3, 5, 7, 16, 33, 100, 1000, 100_000])
@@ -102,21 +103,10 @@ def check_invariant(text: str) -> str:
         return "refused"
     if sum(math.prod(info.shape) for info in a.layers) > RUNNABLE:
         return "large"
-    torch.manual_seed(0)
-    model = cnndsl.build(a).train()
-    seen: dict[str, tuple[int, ...]] = {}
-    for info in a.layers:
-        if info.node.registered:
-            model.get_submodule(info.name).register_forward_hook(
-                lambda m, i, o, name=info.name: seen.__setitem__(name, tuple(o.shape[1:])))
-    x = torch.randn(2, *a.input_shape, requires_grad=True)
-    out = model(x)
+    (out,), seen, finite = fuzz.forward_backward(a)
     assert tuple(out.shape[1:]) == a.output_shapes[0], text
     assert all(seen[i.name] == tuple(i.shape) for i in a.layers if i.node.registered), text
-    assert torch.isfinite(out).all(), text
-    out.square().mean().backward()
-    grads = [x.grad] + [p.grad for p in model.parameters() if p.grad is not None]
-    assert all(torch.isfinite(g).all() for g in grads), text
+    assert finite, text   # the output and every gradient
     return "trained"
 
 

@@ -127,10 +127,10 @@ def test_fmt_refuses_what_it_cannot_do(cli, tmp_path, argv, message):
 
 def test_fmt_reports_an_unwritable_value_at_its_item(cli, tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text("network:\n  input: [3, 8, 8]\n  layers:\n    - {name: residual, relu: null}\n")
+    spec.write_text("network:\n  input: [3, 8, 8]\n  layers:\n    - when\n")  # an op named like a keyword
     rc, _, err = cli("fmt", str(spec), "--to", "cnn")
     assert rc == 2
-    assert err.startswith(f"{spec}:4:24: error: cannot write {spec} as cnn: the item name 'residual'")
+    assert err.startswith(f"{spec}:4:7: error: cannot write {spec} as cnn: the layer name 'when'")
     assert "hint: the yaml syntax can hold it" in err
     spec.write_text("network:\n  input: [3]\ntrain:\n  epochs: 1\n  note: null\n")
     rc, _, err = cli("fmt", str(spec), "--to", "cnn")

@@ -19,7 +19,7 @@ import cnndsl
 from cnndsl.canonical import canonical_spec, spec_hash
 from cnndsl import expr as E
 from cnndsl.ir import (Backbone, BlockDef, From, Group, Init, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                       Pattern, Ref, Repeat, Residual, Shortcut, Spec)
+                       Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split)
 from cnndsl.names import is_reserved_module_name
 from cnndsl.syntax.format import format_cnn, format_value, format_yaml
 from cnndsl.syntax.parse import parse_expr
@@ -194,7 +194,7 @@ def test_train_values():
     Spec(train={"a": math.nan}),
     Spec(train={"a": "two\nlines"}),
     Spec(train={"not-a-name": 1}),
-    Spec(blocks=(BlockDef(name="B", body=(Layer(op="x", name="residual"),)),)),
+    Spec(blocks=(BlockDef(name="B", body=(Layer(op="residual", args=(E.Num(1),)),)),)),  # a keyword as an op
     Spec(blocks=(BlockDef(name="B", body=(Layer(op="x", args=(E.Str("a\nb"),)),)),)),
 ])
 def test_unwritable_values_raise(bad):
@@ -277,7 +277,11 @@ FUNCS = ["min", "max", "f", "make_divisible", "sgd"]
 MERGES = ["concat", "add", "multiply"]
 
 names = st.sampled_from(IDENTS)
-module_names = st.sampled_from([n for n in IDENTS if not is_reserved_module_name(n)])  # the name rule
+# quoted names (issue 9): '-', a leading digit, keywords; computed names (templates)
+QUOTED_NAMES = ["block1-0", "1x1", "from", "when", "residual", "shortcut", "x3", "a-"]
+TEMPLATES = ["d{i + 1}", "s{a}-0", "{w}", "stage{i}_{j * 2}", 'n{"a" if i else "b"}']
+module_names = st.sampled_from([n for n in IDENTS if not is_reserved_module_name(n)] + QUOTED_NAMES)
+item_names = st.one_of(module_names, st.sampled_from(TEMPLATES))
 # keys of mappings (train section, map expressions) may be words the grammar also uses as keywords
 keys = st.sampled_from(IDENTS + ["if", "in", "not", "and", "true", "network", "residual", "when", "input"])
 text = st.text(st.characters(blacklist_characters="\n\r\x00\x85\u2028\u2029", blacklist_categories=("Cs",)),
@@ -314,7 +318,7 @@ small_exprs = st.recursive(leaves, _compound, max_leaves=4)  # inside items: kee
 @st.composite
 def refs(draw):
     head = draw(st.sampled_from(IDENTS + ["input"]))
-    rest = draw(st.lists(st.one_of(names, st.integers(0, 20).map(str)), max_size=2))
+    rest = draw(st.lists(st.one_of(names, st.integers(0, 20).map(str), st.sampled_from(QUOTED_NAMES)), max_size=2))
     return Ref(path=(head, *rest))
 
 
@@ -322,7 +326,7 @@ def refs(draw):
 def meta(draw, allow_repeat=True):
     out = {}
     if draw(st.booleans()):
-        out["name"] = draw(module_names)
+        out["name"] = draw(item_names)
     if allow_repeat and draw(st.integers(0, 3)) == 0:
         count = draw(st.one_of(st.integers(0, 12).map(E.Num), small_exprs))
         out["repeat"] = Repeat(count=count, index=draw(st.one_of(st.none(), names)))
@@ -341,6 +345,15 @@ def layers(draw):
 def merges(draw):
     return Merge(merge=draw(st.sampled_from(MERGES)), refs=tuple(draw(st.lists(refs(), min_size=1, max_size=3))),
                  **draw(meta()))
+
+
+@st.composite
+def splits(draw):
+    how = draw(st.sampled_from(["chunk", "split"]))
+    m = draw(meta(allow_repeat=False))
+    m.pop("name", None)
+    return Split(names=tuple(draw(st.lists(module_names, min_size=2, max_size=3, unique=True))), how=how,
+                 args=tuple(draw(st.lists(small_exprs, min_size=1, max_size=3))), **m)
 
 
 # backbone options are plain values: names, dotted names, paths, words the grammar uses, any text
@@ -383,8 +396,8 @@ def _items(children):
 
 froms = refs().map(lambda r: From(ref=r))
 # .cnn has `from` only as a statement of a block/network body; YAML has it anywhere
-items = st.recursive(st.one_of(layers(), merges(), backbones()), _items, max_leaves=8)
-yaml_items = st.recursive(st.one_of(layers(), merges(), froms, backbones()), _items, max_leaves=8)
+items = st.recursive(st.one_of(layers(), merges(), backbones(), splits()), _items, max_leaves=8)
+yaml_items = st.recursive(st.one_of(layers(), merges(), froms, backbones(), splits()), _items, max_leaves=8)
 params = st.lists(st.tuples(names, st.one_of(st.none(), small_exprs)), max_size=3, unique_by=lambda p: p[0]).map(
     lambda ps: tuple(Param(name=n, default=d) for n, d in ps))
 

@@ -4,7 +4,7 @@ merged branches and the warning for outputs that never see the whole input.
 
 Empirical RF: every conv/linear weight set to a positive constant (1/fan-in, float64 so nothing
 underflows), biases 0, BatchNorm in eval with identity statistics, activations and normalisations
-made identity, max pools run as average pools of the same geometry (max pools route the gradient to
+made identity, max pools (adaptive ones too) run as average pools of the same geometry (max pools route the gradient to
 one element; the window is what matters). The gradient of one output unit w.r.t. an all-ones input
 is then positive exactly on that unit's receptive field; its extent is compared with ``size`` and
 its position with ``start + i·jump``. With the global paths cut (global pools' outputs detached) the
@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import cnndsl  # noqa: E402
+from cnndsl.layout import is_standard  # noqa: E402
 from cnndsl.ops.base import Transposed  # noqa: E402
 from cnndsl.ops.base import Upsample as UpsampleRule  # noqa: E402
 
@@ -49,13 +50,18 @@ def _positive(model: torch.nn.Module, dtype=torch.float64) -> torch.nn.Module:
                 assert m.dilation in (1, (1, 1))
                 m.forward = (lambda x, m=m: F.avg_pool2d(x, m.kernel_size, m.stride, m.padding, m.ceil_mode,
                                                          count_include_pad=True))
+            elif isinstance(m, torch.nn.AdaptiveMaxPool2d):
+                m.forward = lambda x, m=m: F.adaptive_avg_pool2d(x, m.output_size)
             elif isinstance(m, IDENTITY):
                 m.forward = lambda x: x
     return model
 
 
-# activations (torch.nn.modules.activation) and normalisations with statistics over the map
-IDENTITY = tuple(getattr(torch.nn, n) for n in torch.nn.modules.activation.__all__ if n != "MultiheadAttention") + (
+# activations (torch.nn.modules.activation) and normalisations with statistics over the map; the
+# sigmoid stays (its gradient is never 0, and it keeps squeeze-and-excitation gates below 1: as the
+# identity, EfficientNet's gates square the values block after block until float32 overflows)
+IDENTITY = tuple(getattr(torch.nn, n) for n in torch.nn.modules.activation.__all__
+                 if n not in ("MultiheadAttention", "Sigmoid")) + (
     torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.InstanceNorm2d)
 
 
@@ -342,12 +348,13 @@ def _phase_slack(analysis) -> dict[str, Fraction]:
     return {l.name: slack[l.node.id] for l in analysis.layers}
 
 
-def check_fields(analysis, layers: list[str]) -> None:
+def check_fields(analysis, layers: list[str], context_from_pools: bool = True) -> None:
     """Local fields (global paths cut) equal the static RF, clipped to the input; maps marked
-    'global context' see every input pixel when the paths are not cut."""
+    'global context' see every input pixel when the paths are not cut (``context_from_pools``: the
+    context comes from a global pool, not from a normalisation's statistics, made identity here)."""
     h, w = analysis.input_shape[1:]
     local = measured_fields(analysis, layers, cut_global=True)
-    context = [n for n in layers if analysis.layer(n).rf.context]
+    context = [n for n in layers if analysis.layer(n).rf.context] if context_from_pools else []
     full = measured_fields(analysis, context, cut_global=False) if context else {}
     slack = _phase_slack(analysis)
     for name in layers:
@@ -364,8 +371,8 @@ def check_fields(analysis, layers: list[str]) -> None:
 
 def _spatial_layers(analysis, limit: int = 5) -> list[str]:
     """Up to ``limit`` registered layers with a local C×H×W output, evenly spread, and the final one."""
-    names = [l.name for l in analysis.layers
-             if l.node.registered and len(l.shape) == 3 and l.rf is not None and not l.rf.global_]
+    names = [l.name for l in analysis.layers if l.node.registered and not l.node.op.bare_parameter
+             and len(l.shape) == 3 and is_standard(l.shape) and l.rf is not None and not l.rf.global_]
     step = max(1, len(names) // limit)
     picked = names[::step][:limit]
     final = analysis.final_rf_node
@@ -395,8 +402,7 @@ def test_efficientnet_style_blocks_match_gradients():
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.cnn")), ids=lambda p: p.name)
 def test_shipped_specs_fields_match_gradients(path):
     a = cnndsl.analyze(path)
-    if len(a.input_shape) != 3:
-        pytest.skip("vector input: no receptive field")          # pragma: no cover - none shipped
+    assert len(a.input_shape) == 3, "every shipped spec takes an image (a vector input has no receptive field)"
     check_fields(a, _spatial_layers(a))
     twin = path.with_suffix(".yaml")
     if twin.exists():
@@ -405,7 +411,7 @@ def test_shipped_specs_fields_match_gradients(path):
 
 def test_group_and_instance_norm_give_context():
     a = cnndsl.analyze("network N { input 3x32x32  c: conv(4, k=3)  groupnorm(2)  d: conv(4, k=3)  "
-                       "layernorm(dims=1)  instancenorm  head: conv(2, k=1) }")
+                       "layernorm  instancenorm  head: conv(2, k=1) }")
     assert a.layer("c").rf.context is None and a.layer("d").rf.context == "1"
     assert a.layer("3").rf.context == "1" and a.layer("head").rf.size == (5, 5)
     assert not [w for w in a.warnings if "never sees the whole" in w.message]

@@ -127,13 +127,42 @@ NAME_PLACES = {
 MODULE_PLACES = ("layer", "group", "shortcut")
 
 
+QUOTED_OK = ("1a", "a-b")  # quoted names (issue 9): fine where a name is a module path part, nowhere else
+PATH_PLACES = (*MODULE_PLACES, "reference")
+
+
 @pytest.mark.parametrize("place, name", [(p, n) for p in sorted(NAME_PLACES) for n in BAD_SPELLINGS
-                                         if not (p == "reference" and n == "a.b")])  # a path there
+                                         if not (p == "reference" and n == "a.b")  # a path there
+                                         and not (p in PATH_PLACES and n in QUOTED_OK)])
 def test_yaml_names_must_be_identifiers(place, name):
     err = refused(NAME_PLACES[place](name), "yaml")
     d = err.diagnostics[0]
     assert "invalid" in d.message and d.span is not None and d.hint, d.message
     assert "\x00" not in err.render() and "\x1b" not in err.render()
+
+
+@pytest.mark.parametrize("place", MODULE_PLACES)
+@pytest.mark.parametrize("name", QUOTED_OK)
+def test_quoted_names_are_module_names_in_yaml(place, name):
+    model = cnndsl.build(cnndsl.parse(NAME_PLACES[place](name), format="yaml"))
+    assert any(k.startswith(name + ".") for k in model.state_dict()) or name in dict(model.named_modules())
+
+
+@pytest.mark.parametrize("text", [
+    'network N {{ input 3x8x8  "{n}": conv(4, k=1) }}',
+    'network N {{ input 3x8x8  g: {{ "{n}": relu }} }}',
+    'network N {{ input 3x8x8  residual {{ relu }} shortcut "{n}" {{ relu }} }}',
+    'network N {{ input 3x8x8  "{n}{{i}}": relu x2 as i }}',
+])
+@pytest.mark.parametrize("name", ["a.b", "a b", "a\\nb", "a\x01b", "é", "a'b", "a\\\"b", "", "7",
+                                  "forward", "__x", "input"])
+def test_quoted_cnn_names_outside_the_rule_are_refused(text, name):
+    """Quoted names hold letters, digits, '_' and '-' only: no dots, spaces, quotes, control
+    characters or escapes, no positions, no module attributes."""
+    if "{i}" in text and name in ("forward", "input", "7"):
+        text = text.replace("{n}{{i}}", "{n}")  # forward0, input1, 70 are fine computed names
+    err = refused(text.format(n=name), "cnn")
+    assert err.span is not None and "\x01" not in err.render()
 
 
 @pytest.mark.parametrize("place", MODULE_PLACES)
@@ -240,10 +269,12 @@ def assert_emitter_shape(source: str) -> None:
 ANY_TEXT = st.text(max_size=12)
 NAME_FIELDS = ("net", "layer", "group", "shortcut", "param", "index", "kwarg", "block")
 IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
+QUOTED = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,5}", fullmatch=True)  # module names may be quoted ones
 
 
 @PROPERTY
-@given(names=st.fixed_dictionaries({f: IDENT for f in NAME_FIELDS}), bad=st.sampled_from((None, *NAME_FIELDS)),
+@given(names=st.fixed_dictionaries({f: QUOTED if f in ("layer", "group", "shortcut") else IDENT
+                                    for f in NAME_FIELDS}), bad=st.sampled_from((None, *NAME_FIELDS)),
        bad_text=ANY_TEXT, value=ANY_TEXT, glob=ANY_TEXT, imp=ANY_TEXT, train=ANY_TEXT, path=ANY_TEXT)
 def test_any_text_in_any_string_field_is_refused_or_emits_safe_source(names, bad, bad_text, value, glob, imp,
                                                                        train, path):

@@ -125,3 +125,12 @@ def test_check_does_not_scan_installed_packages_for_pydantic_plugins():
     r = subprocess.run([sys.executable, "-c", SCAN_PROBE], capture_output=True, text=True, timeout=120, cwd=ROOT)
     data = json.loads(r.stdout.strip().splitlines()[-1])
     assert data == {"code": 0, "scans": 0}, r.stdout + r.stderr
+
+
+def test_the_parser_does_not_import_the_training_api():
+    """``cnndsl.train`` is callable (``cnndsl.train(spec)``), but registering ``cnndsl train`` with
+    the parser must not import the API behind it (it costs ≈ 10 ms of every ``--version``)."""
+    r = subprocess.run([sys.executable, "-c", PROBE.format(argv=["--version"])], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    modules = set(json.loads(r.stdout.strip().splitlines()[-1])["modules"])
+    assert "cnndsl.train.cli" in modules and "cnndsl.train.api" not in modules

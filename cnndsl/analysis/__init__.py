@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import Diagnostic, warning
 from ..graph import Graph, Node
-from .cost import Cost, costs
+from .cost import Cost, costs, param_key
 from .receptive_field import RF, final_receptive_field, receptive_fields
 
 
@@ -70,6 +70,9 @@ class Analysis:
     def activations(self) -> int:
         return sum(l.cost.activations for l in self.layers)
 
+    def graph_node(self, path: str) -> Node:
+        return next(n for n in self.graph.nodes if n.path == path)
+
     def layer(self, name: str) -> LayerInfo:
         for l in self.layers:
             if l.name == name:
@@ -83,7 +86,7 @@ class Analysis:
             if not l.node.registered and not (l.cost.param_shapes or l.cost.buffer_shapes):
                 continue  # implicit merges; a traced model's parameters outside modules do count
             for n, s in {**l.cost.param_shapes, **l.cost.buffer_shapes}.items():
-                out[f"{l.name}.{n}"] = s
+                out[param_key(l.name, n)] = s
         return out
 
     def totals(self) -> dict[str, Any]:
@@ -109,7 +112,7 @@ def _partial_views(graph: Graph, rfs: list[RF | None]) -> list[Diagnostic]:
     out = []
     for nid in dict.fromkeys(graph.outputs):
         rf, node = rfs[nid], graph.nodes[nid]
-        if rf is None or rf.sees_all or (rf.size[0] >= h and rf.size[1] >= w):
+        if rf is None or rf.lost or rf.sees_all or (rf.size[0] >= h and rf.size[1] >= w):
             continue
         size = rf.text() if "×" in rf.text() else f"{rf.text()}×{rf.text()}"
         out.append(warning(

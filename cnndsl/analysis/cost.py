@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .. import globs
 from ..errors import Diagnostic, warning
@@ -26,6 +27,12 @@ class Cost:
     frozen: tuple[str, ...]                # names of this node's frozen parameters
 
 
+def param_key(path: str, name: str) -> str:
+    """The state_dict key of parameter ``name`` of the layer at ``path`` ("" for a bare parameter,
+    registered under the layer's own name: ``layer_scale``)."""
+    return f"{path}.{name}" if name else path
+
+
 def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
     out: list[Cost | None] = [None]
     names: list[str] = []
@@ -34,7 +41,7 @@ def costs(graph: Graph) -> tuple[list[Cost | None], list[Diagnostic]]:
         ins = [graph.nodes[i].shape for i in node.inputs]
         pshapes = node.op.param_shapes(ins, node.shape)
         bshapes = node.op.buffer_shapes(ins, node.shape)
-        full = {pname: f"{node.path}.{pname}" for pname in pshapes}
+        full = {pname: param_key(node.path, pname) for pname in pshapes}
         names += full.values()
         frozen = [pname for pname in pshapes if globs.frozen(full[pname], freeze, unfreeze)]
         params = sum(math.prod(s) for s in pshapes.values())
@@ -64,4 +71,21 @@ def freeze_warnings(graph: Graph, names: list[str]) -> list[Diagnostic]:
                 found.append(warning(f"unfreeze '{pattern}' has no effect: no freeze pattern matches the "
                                      "parameters it matches", span,
                                      "unfreeze makes exceptions to freeze; parameters are trainable unless frozen"))
+            elif kind == "unfreeze" and (later := _later_freeze(span, hits, graph.freeze)):
+                found.append(warning(f"unfreeze '{pattern}' is written before freeze '{later}', but still "
+                                     "applies after it: these parameters stay trainable", span,
+                                     "every unfreeze makes exceptions to every freeze, whatever the order "
+                                     "(YAML's freeze and unfreeze lists have none); write the unfreeze after "
+                                     "the freeze, or narrow the freeze pattern to re-freeze them"))
     return found
+
+
+def _later_freeze(span: Any, hits: list[str], freezes: Any) -> str | None:
+    """A ``freeze`` written after this ``unfreeze`` in the same file, matching what it unfreezes."""
+    if span is None or span.line < 1:
+        return None
+    for pattern, fspan in freezes:
+        if (fspan is not None and fspan.file == span.file and (fspan.line, fspan.col) > (span.line, span.col)
+                and any(globs.matches(n, pattern) for n in hits)):
+            return pattern
+    return None

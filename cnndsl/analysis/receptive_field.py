@@ -10,6 +10,13 @@ Transposed convolutions and upsampling divide the jump (fractions are kept exact
 paths merge the largest field wins, and branches whose jump or start differ are reported as
 misaligned. Nodes after a dense layer or a global pool see the whole input (``global_``).
 
+The fields follow the H and W axes wherever ``permute`` moves them (a per-position ``linear`` on a
+channels-last map is pointwise). A ``reshape`` to a vector keeps each value's field (as ``flatten``
+does), and so does reshaping such a vector back to the C×H×W map it came from; any other reshape,
+or a linear along H or W, mixes positions in a way no window describes: from that node on the
+field is *lost* (``n/a`` in the summary, with the node named) until a dense layer or a global pool
+makes it global again.
+
 A global path merged into a spatial one (a squeeze-and-excitation gate, ``multiply { | global_avgpool
 … sigmoid }``), or a normalisation with statistics over the whole map, does not change the spatial
 path's geometry: the field keeps its size, stride and start, and is marked ``context`` — each
@@ -25,7 +32,8 @@ from typing import Callable
 
 from ..errors import Diagnostic, warning
 from ..graph import Graph, Node
-from ..ops.base import Adaptive, Dense, Merge, Pointwise, Transposed, Unknown, Upsample, Window
+from ..layout import axes_of, is_standard, spatial_extent
+from ..ops.base import Adaptive, Dense, Lost, Merge, Pointwise, Reshape, Transposed, Unknown, Upsample, Window
 
 Pair = tuple[Fraction, Fraction]
 
@@ -38,15 +46,22 @@ class RF:
     extent: tuple[int, int]   # H×W of the feature map this field belongs to (kept through flatten)
     global_: bool = False     # every output sees the whole input
     context: str | None = None  # where whole-input context joined a local field (a gate, a norm)
+    lost: str | None = None   # the node whose reshape / mixing lost the spatial structure: no field
+    flat: str | None = None   # for a vector: the axes of the map its values were flattened from
 
     def as_json(self) -> dict:
         def num(pair: Pair):
             vals = [int(v) if v.denominator == 1 else round(float(v), 4) for v in pair]
             return vals[0] if vals[0] == vals[1] else vals
+        if self.lost:
+            return {"size": None, "stride": None, "start": None, "global": False, "global_context": self.context,
+                    "spatial_structure_lost": self.lost}
         return {"size": num(self.size), "stride": num(self.jump), "start": num(self.start),
                 "global": self.global_, "global_context": self.context}
 
     def text(self, what: str = "size") -> str:
+        if self.lost:
+            return "n/a"
         pair = getattr(self, what if what != "stride" else "jump")
         vals = [str(int(v)) if v.denominator == 1 else f"{float(v):.3g}" for v in pair]
         return vals[0] if vals[0] == vals[1] else "×".join(vals)
@@ -71,11 +86,12 @@ def receptive_fields(graph: Graph) -> tuple[list[RF | None], list[Diagnostic]]:
     warnings: list[Diagnostic] = []
     for node in graph.layers():
         ins = [out[i] for i in node.inputs]
-        rule = node.op.rf([graph.nodes[i].shape for i in node.inputs])
+        shapes = [graph.nodes[i].shape for i in node.inputs]
+        rule = node.op.rf(shapes)
         if isinstance(rule, Unknown) or any(rf is None for rf in ins):
             out.append(None)   # an opaque node of a traced backbone: unknown from here on, not guessed
             continue
-        extent = tuple(node.shape[1:]) if len(node.shape) == 3 else ins[0].extent
+        extent = spatial_extent(node.shape) or ins[0].extent
         if isinstance(rule, Merge):
             out.append(_merge(node, ins, graph, warnings))
             continue
@@ -83,18 +99,46 @@ def receptive_fields(graph: Graph) -> tuple[list[RF | None], list[Diagnostic]]:
         if src.global_:
             out.append(replace(src, extent=extent))
             continue
-        rf = _RULES[type(rule)](rule, src, extent)
+        rf = _RULES[type(rule)](rule, src, _Step(node, shapes[0], extent))
         if rf.context is None and getattr(rule, "context", False) and not rf.global_:
             rf = replace(rf, context=node.path)
+        if src.lost and not rf.global_:
+            rf = replace(rf, lost=src.lost)
         out.append(rf)
     return out, warnings
 
 
-def _pointwise(rule: Pointwise, src: RF, extent) -> RF:
-    return replace(src, extent=extent)
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Where a rule applies: the node, the shape of its (first) input, the H×W of its output."""
+
+    node: Node
+    in_shape: tuple[int, ...]
+    extent: tuple[int, int]
 
 
-def _window(rule: Window, src: RF, extent) -> RF:
+def _pointwise(rule: Pointwise, src: RF, at: _Step) -> RF:
+    return replace(src, extent=at.extent)
+
+
+def _reshape(rule: Reshape, src: RF, at: _Step) -> RF:
+    """To a vector: each value keeps its field. Back to the C×H×W map a vector was flattened from
+    (or to the same map): so does each position. Anything else: the spatial structure is lost."""
+    out, inp = at.node.shape, at.in_shape
+    if len(out) == 1:
+        return replace(src, extent=at.extent, flat=src.flat if len(inp) == 1 else axes_of(inp))
+    restored = (src.flat == "CHW") if len(inp) == 1 else (inp == out and is_standard(inp))
+    if len(out) == 3 and is_standard(out) and restored and tuple(out[1:]) == tuple(src.extent):
+        return replace(src, extent=at.extent, flat=None)
+    return _lost(Lost(), src, at)
+
+
+def _lost(rule: Lost, src: RF, at: _Step) -> RF:
+    return replace(src, extent=at.extent, lost=src.lost or at.node.path, flat=None)
+
+
+def _window(rule: Window, src: RF, at: _Step) -> RF:
+    extent = at.extent
     k = _map(lambda k, d: Fraction(d * (k - 1) + 1), rule.kernel, rule.dilation)
     return replace(src, size=_map(lambda r, k, j: r + (k - 1) * j, src.size, k, src.jump),
                    jump=_map(lambda j, s: j * s, src.jump, rule.stride),
@@ -102,7 +146,8 @@ def _window(rule: Window, src: RF, extent) -> RF:
                    extent=extent)
 
 
-def _transposed(rule: Transposed, src: RF, extent) -> RF:
+def _transposed(rule: Transposed, src: RF, at: _Step) -> RF:
+    extent = at.extent
     k = _map(lambda k, d: d * (k - 1) + 1, rule.kernel, rule.dilation)
     return replace(src, size=_map(lambda r, k, s, j: r + (math.ceil(k / s) - 1) * j, src.size, k, rule.stride,
                                   src.jump),
@@ -112,7 +157,8 @@ def _transposed(rule: Transposed, src: RF, extent) -> RF:
                    extent=extent)
 
 
-def _upsample(rule: Upsample, src: RF, extent) -> RF:
+def _upsample(rule: Upsample, src: RF, at: _Step) -> RF:
+    extent = at.extent
     f = _map(lambda o, i: Fraction(o, i), rule.out, rule.inp)
     grow = _map(lambda j: j if rule.smooth else Fraction(0), src.jump)
     return replace(src, size=_map(lambda r, g: r + g, src.size, grow), jump=_map(lambda j, f: j / f, src.jump, f),
@@ -120,7 +166,8 @@ def _upsample(rule: Upsample, src: RF, extent) -> RF:
                    extent=extent)
 
 
-def _adaptive(rule: Adaptive, src: RF, extent) -> RF:
+def _adaptive(rule: Adaptive, src: RF, at: _Step) -> RF:
+    extent = at.extent
     if rule.out == (1, 1):
         return _whole(src, extent)
     size, jump, start = [], [], []
@@ -132,8 +179,8 @@ def _adaptive(rule: Adaptive, src: RF, extent) -> RF:
     return replace(src, size=tuple(size), jump=tuple(jump), start=tuple(start), extent=extent)
 
 
-def _dense(rule: Dense, src: RF, extent) -> RF:
-    return _whole(src, extent)
+def _dense(rule: Dense, src: RF, at: _Step) -> RF:
+    return _whole(src, at.extent)
 
 
 def _whole(src: RF, extent) -> RF:
@@ -145,14 +192,18 @@ def _whole(src: RF, extent) -> RF:
 
 
 _RULES: dict[type, Callable[..., RF]] = {Pointwise: _pointwise, Window: _window, Transposed: _transposed,
-                                         Upsample: _upsample, Adaptive: _adaptive, Dense: _dense}
+                                         Upsample: _upsample, Adaptive: _adaptive, Dense: _dense,
+                                         Reshape: _reshape, Lost: _lost}
 
 
 def _merge(node: Node, ins: list[RF], graph: Graph, warnings: list[Diagnostic]) -> RF:
     """Local inputs decide the geometry (the largest field); a global input — a gate broadcast over
     the map — adds context, never its own stride."""
     local = [(i, rf) for i, rf in zip(node.inputs, ins) if not rf.global_]
-    extent = tuple(node.shape[1:]) if len(node.shape) == 3 else None
+    extent = spatial_extent(node.shape)
+    lost = next((rf.lost for _, rf in local if rf.lost), None)
+    if lost:
+        return replace(next(rf for _, rf in local if rf.lost), extent=extent or local[0][1].extent)
     if not local:
         best = max(ins, key=lambda rf: rf.size)
         return replace(best, size=_map(lambda *v: max(v), *[rf.size for rf in ins]), extent=extent or best.extent)

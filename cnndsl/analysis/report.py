@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..errors import printable
+from ..layout import axes_of, is_standard
 from . import Analysis
 from .rows import Row, summary_rows
 
@@ -19,7 +20,8 @@ def human(n: float) -> str:
 
 
 def _shape(s: tuple[int, ...]) -> str:
-    return "×".join(map(str, s))
+    """``16×8×8``; a permuted or reshaped layout is named: ``8×8×16 (HWC)``."""
+    return "×".join(map(str, s)) + ("" if is_standard(s) else f" ({axes_of(s)})")
 
 
 TRACED = "†"   # marks rows that come from a traced model
@@ -51,7 +53,11 @@ def _totals_lines(a: Analysis) -> list[str]:
     lines = [f"params: {a.params:,} (trainable {a.trainable_params:,}, frozen {frozen:,})",
              f"MACs: {human(a.macs)} per sample ({a.macs:,})",
              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
-    if a.final_rf is not None:
+    if a.final_rf is not None and a.final_rf.lost:
+        lost = a.graph_node(a.final_rf.lost)
+        lines.append(f"receptive field: n/a: spatial structure lost at '{printable(lost.path, False)}' ({lost.kind}), "
+                     "which mixes positions in a way no window describes")
+    elif a.final_rf is not None:
         ctx = f", plus global context from '{printable(a.final_rf.context, False)}'" if a.final_rf.context else ""
         lines.append(f"receptive field: {a.final_rf.text('size')} (stride {a.final_rf.text('stride')}) "
                      f"at '{printable(a.final_rf_node, False)}'{ctx}")

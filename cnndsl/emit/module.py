@@ -168,13 +168,31 @@ def _build_modules(root: nn.Module, analysis: Analysis, inplace: set[int]) -> di
         if node.id in inplace and (getattr(node.op, "can_inplace", False) or isinstance(module, Add)):
             module.inplace = True
         for pname in info.cost.frozen:
-            getattr(module, pname).requires_grad_(False)
-        if node.registered:
+            getattr(module, pname or "weight").requires_grad_(False)
+        if node.op.bare_parameter:   # the parameter lives on the container, under the layer's name
+            parent_path, _, attr = node.path.rpartition(".")
+            parent = _parent(root, parent_path, graph)
+            parent.register_parameter(attr, module.weight)
+            functions[node.id] = _BareParameter(parent, attr, type(module).function)
+        elif node.registered:
             parent_path, _, attr = node.path.rpartition(".")
             _parent(root, parent_path, graph).add_module(attr, module)
         else:  # an implicit merge (the sum of a residual): a plain function, not a submodule
             functions[node.id] = module.forward
     return functions
+
+
+class _BareParameter:
+    """The step of a layer whose parameter is registered on its container (``layer_scale``): calls
+    the op's function with the parameter as the container holds it now."""
+
+    __slots__ = ("owner", "name", "function")
+
+    def __init__(self, owner: nn.Module, name: str, function: Callable):
+        self.owner, self.name, self.function = owner, name, function
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x, self.owner._parameters[self.name])
 
 
 def _parent(root: nn.Module, path: str, graph: Graph) -> nn.Module:
@@ -200,7 +218,7 @@ def _make_plan(graph: Graph, scope: Scope, functions: dict[int, Callable]) -> _P
             program.append((callee, step.inputs, step.outputs))
         else:
             node = graph.nodes[step]
-            callee = node.path.rpartition(".")[2] if node.registered else functions[step]
+            callee = functions[step] if step in functions else node.path.rpartition(".")[2]
             program.append((callee, list(node.inputs), [step]))
         for v in program[-1][2]:
             slot.setdefault(v, len(slot))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import error
+from ..layout import axes_text, is_standard
 from . import viz
 from .subject import Subject, chosen_input, load_subject
 
@@ -55,11 +56,16 @@ def spatial_node(subject: Subject, layer: str | None, why: str = "a receptive fi
         layer = a.final_rf_node
     nid = resolve_node(a, layer)
     node = a.graph.nodes[nid]
-    if len(node.shape) != 3 or nid == 0:
-        spatial = [n.path for n in a.graph.layers() if len(n.shape) == 3]
-        raise error(f"--layer: '{layer}' outputs {'a vector' if len(node.shape) == 1 else 'the input'} "
-                    f"({'×'.join(map(str, node.shape))}); {why}", None,
+    if len(node.shape) != 3 or nid == 0 or not is_standard(node.shape):
+        spatial = [n.path for n in a.graph.layers() if len(n.shape) == 3 and is_standard(n.shape)]
+        what = ("a vector" if len(node.shape) == 1 else "the input" if nid == 0
+                else f"a map whose axes are {axes_text(node.shape)}")
+        raise error(f"--layer: '{layer}' outputs {what} ({'×'.join(map(str, node.shape))}); {why}", None,
                     "pick a layer with a C×H×W output, e.g. " + ", ".join(f"'{p}'" for p in spatial[-3:]))
+    field = next(info.rf for info in a.layers if info.node.id == nid)
+    if field is not None and field.lost:
+        raise error(f"--layer: '{layer}' has no receptive field: the spatial structure was lost at "
+                    f"'{field.lost}'", None, "pick a layer before it")
     return layer, nid
 
 
@@ -102,7 +108,7 @@ def depth_profile(analysis: Any) -> list[tuple[str, float, float, bool]]:
     rows = []
     for nid in reversed(path):
         node, field = graph.nodes[nid], rf[nid]
-        if field is not None and len(node.shape) == 3:
+        if field is not None and len(node.shape) == 3 and not field.lost:
             rows.append((node.path, float(field.size[0]), float(field.jump[0]), field.global_))
     return rows
 

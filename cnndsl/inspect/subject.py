@@ -84,7 +84,7 @@ def _train_config(spec: Any, overrides: dict[str, Any]) -> Any:
     """The spec's train config, or None when it has none (inspection needs no dataset)."""
     if not getattr(spec, "train", None):
         return None
-    from ..train.commands import config_of
+    from ..train.run import config_of
 
     return config_of(spec, overrides)
 

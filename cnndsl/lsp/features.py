@@ -29,6 +29,8 @@ def shape(s: tuple[int, ...]) -> str:
 def _rf(info: "LayerInfo") -> str:
     if info.rf is None:
         return "-"
+    if info.rf.lost:
+        return f"n/a (spatial structure lost at '{info.rf.lost}')"
     if info.rf.global_:
         return "global"
     context = f", plus global context from '{info.rf.context}'" if info.rf.context else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Alpha, Gain, Op, ShapeError, register
+from .base import Alpha, Gain, Op, ShapeError, need_standard, register
 
 
 class Activation(Op):
@@ -36,7 +36,8 @@ _SIMPLE = {
 for _name, (_module, _inplace, _summary) in _SIMPLE.items():
     register(type(_name.title().replace("_", ""), (Activation,), {
         "__doc__": _summary, "__module__": __name__, "__annotations__": {},
-        "name": _name, "module": _module, "can_inplace": _inplace, "summary": f"{_summary} (nn.{_module})"}))
+        "name": _name, "module": _module, "can_inplace": _inplace, "summary": f"{_summary} (nn.{_module})",
+        "example": _name}))
 
 
 @register
@@ -45,6 +46,7 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
     summary = "leaky ReLU (nn.LeakyReLU)"
+    example = "leaky_relu(0.1)"
     positional = ("slope",)
     slope: Gain = 0.01
 
@@ -65,6 +67,7 @@ class GELU(Activation):
 
     name = "gelu"
     summary = "Gaussian error linear unit (nn.GELU)"
+    example = "gelu(approximate=tanh)"
     approximate: Literal["none", "tanh"] = "none"
 
     def build(self, ins, out):
@@ -77,6 +80,7 @@ class GELU(Activation):
 class ELU(Activation):
     name = "elu"
     summary = "exponential linear unit (nn.ELU)"
+    example = "elu(2.0)"
     positional = ("alpha",)
     alpha: Alpha = 1.0
 
@@ -90,6 +94,7 @@ class ELU(Activation):
 class CELU(Activation):
     name = "celu"
     summary = "continuously differentiable ELU (nn.CELU)"
+    example = "celu(0.5)"
     positional = ("alpha",)
     alpha: Alpha = 1.0
 
@@ -105,8 +110,14 @@ class PReLU(Activation):
 
     name = "prelu"
     summary = "parametric ReLU (nn.PReLU)"
+    example = "prelu(per_channel=true)"
     per_channel: bool = False
     init: Gain = 0.25
+
+    def infer(self, ins):
+        if self.per_channel:   # nn.PReLU's weights follow dimension 1
+            need_standard(self.name, ins[0], "channels first (a C×H×W map or a vector) with per_channel=true")
+        return ins[0]
 
     def _n(self, ins) -> int:
         return ins[0][0] if self.per_channel else 1
@@ -126,6 +137,7 @@ class Softmax(Activation):
 
     name = "softmax"
     summary = "softmax over a dimension (nn.Softmax)"
+    example = "softmax(dim=1)"
     positional = ("dim",)
     dim: int = 1
 
@@ -146,6 +158,7 @@ class Softmax(Activation):
 class LogSoftmax(Softmax):
     name = "log_softmax"
     summary = "log-softmax over a dimension (nn.LogSoftmax)"
+    example = "log_softmax(2)"
 
     def build(self, ins, out):
         from torch import nn

@@ -1,9 +1,12 @@
 """The op protocol and registry.
 
 Each op is ONE class registered under its name. Its annotated attributes are the argument schema
-(validated by a pydantic model built on first use); its methods are the rules that the passes call: ``infer`` (output shape), ``rf`` (receptive-field
-rule), ``param_shapes``/``buffer_shapes`` (parameters), ``macs`` (cost) and ``build`` (the torch
-module). Adding an op touches one file. torch is imported only inside ``build``.
+(validated by a pydantic model built on first use); its methods are the rules that the passes
+call: ``infer`` (output shape), ``rf`` (receptive-field rule), ``param_shapes``/``buffer_shapes``
+(parameters), ``macs`` (cost), ``build`` (the torch module) and ``source`` (how ``--emit python``
+writes a stateless op inline). ``example`` and ``example_input`` feed the test over every op
+(tests/test_ops.py) and the docs. Adding an op touches one file (see docs/contributing.md).
+torch is imported only inside ``build``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..expr import format_shape
+from ..layout import axes_of, axes_text, is_standard, to_standard
 
 if TYPE_CHECKING:
     from torch import nn
@@ -107,11 +111,23 @@ class Merge:
 
 
 @dataclass(frozen=True, slots=True)
+class Reshape:
+    """A reshape: to a vector, each value keeps its field (like flatten); back to the C×H×W map a
+    vector was flattened from, too; any other reshape loses the spatial structure (see Lost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Values are mixed along H or W in a way no window describes (a linear over a spatial axis):
+    from here on the receptive field is reported as n/a, with the node where this happened."""
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """Not known (an opaque node of a traced model): this node and what follows have no field."""
 
 
-RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge, Unknown]
+RFRule = Union[Window, Transposed, Upsample, Pointwise, Adaptive, Dense, Merge, Reshape, Lost, Unknown]
 
 
 # ----------------------------------------------------------------------------- the op base class
@@ -138,6 +154,12 @@ class Op(metaclass=_OpMeta):
     arity: ClassVar[int] = 1                      # number of inputs; -1: two or more
     inplace_safe: ClassVar[bool] = False          # output may be overwritten by a following in-place op
     summary: ClassVar[str] = ""                   # one line for docs and `cnndsl ops`
+    variadic: ClassVar[bool] = False              # the last positional argument takes all the rest
+    bare_parameter: ClassVar[bool] = False        # its one parameter is registered on the enclosing
+    #   module under the layer's own name (state_dict key `block.layer_scale`, no submodule); its
+    #   param_shapes has the single key "", its module a `weight` and a static `function(x, weight)`
+    example: ClassVar[str] = ""                   # layers ending with this op, for tests and docs
+    example_input: ClassVar[tuple[int, ...]] = (8, 6, 6)   # the input shape of `example`
 
     def __init__(self, **values: Any):
         validated = type(self).schema().model_validate(values)
@@ -208,11 +230,27 @@ class Op(metaclass=_OpMeta):
     def build(self, ins: list[Shape], out: Shape) -> "nn.Module":
         raise NotImplementedError(self.name)
 
+    def source(self, args: list[str], ref: str) -> str | None:
+        """The expression ``--emit python`` writes for this layer in ``forward``, given its inputs'
+        variables and ``ref``, the expression for its module (or bare parameter); None: call the
+        module (``{ref}(x)``), which is then constructed in ``__init__``."""
+        return None
+
+    def parameter_source(self, ins: list[Shape]) -> str:
+        """For a ``bare_parameter`` op: its initial value as ``--emit python`` writes it
+        (``nn.Parameter(torch.full((96, 1, 1), 1e-06))``)."""
+        raise NotImplementedError(self.name)
+
     # ---- helpers
     def describe(self) -> str:
         """``conv(64, 3, padding=1)`` — the arguments that differ from the defaults."""
         fields = self.model_dump(exclude_defaults=True)
-        pos = [repr(fields.pop(p)) for p in self.positional if p in fields]
+        pos: list[str] = []
+        for p in self.positional:
+            if p in fields:
+                value = fields.pop(p)
+                spread = self.variadic and p == self.positional[-1]      # permute(0, 2, 3, 1)
+                pos += [repr(v) for v in value] if spread else [repr(value)]
         return f"{self.name}(" + ", ".join(pos + [f"{k}={v!r}" for k, v in fields.items()]) + ")"
 
 
@@ -256,8 +294,31 @@ def register(cls: type[Op]) -> type[Op]:
 def need_map(op: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(f"{op} needs a C×H×W feature map, but its input is a {format_shape(shape)}",
-                         "a layer that works on images cannot follow 'flatten' or 'linear'")
+                         "a layer that works on images cannot follow 'flatten' or 'linear'"
+                         if len(shape) == 1 else layout_hint(shape))
+    need_standard(op, shape, "a C×H×W feature map")
     return shape  # type: ignore[return-value]
+
+
+def need_standard(op: str, shape: Shape, what: str) -> None:
+    """Refuse a permuted or reshaped layout that ``op`` would misread."""
+    if not is_standard(shape):
+        raise ShapeError(f"{op} needs {what}, but its input is {format_shape(shape)}", layout_hint(shape))
+
+
+def layout_hint(shape: Shape) -> str:
+    back = to_standard(shape)
+    if back is not None:
+        return f"permute back first: permute({', '.join(map(str, back))})"
+    return "reshape it to C×H×W first, e.g. reshape(C, H, W)"
+
+
+def same_layout(op: str, ins: list[Shape]) -> None:
+    """Inputs combined elementwise must have their axes in the same order."""
+    for i, s in enumerate(ins[1:], 2):
+        if axes_of(s) != axes_of(ins[0]):
+            raise ShapeError(f"{op} combines inputs whose axes differ: input 1 is {format_shape(ins[0])}, "
+                             f"input {i} is {format_shape(s)}", layout_hint(s if axes_text(s) else ins[0]))
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:

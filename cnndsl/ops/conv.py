@@ -45,6 +45,7 @@ class Conv(Op):
 
     name = "conv"
     summary = "2-D convolution (nn.Conv2d)"
+    example = "conv(12, k=3, s=2, p=1, bias=false)"
     positional = ("out", "kernel")
     aliases = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
     inplace_safe = True
@@ -128,6 +129,7 @@ class DepthwiseConv(Conv):
 
     name = "dwconv"
     summary = "depthwise 2-D convolution (nn.Conv2d with groups = input channels)"
+    example = "dwconv(3, p=1, m=2)"
     positional = ("kernel",)
     aliases = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "m": "multiplier"}
 
@@ -160,6 +162,7 @@ class ConvTranspose(Op):
 
     name = "conv_transpose"
     summary = "transposed 2-D convolution (nn.ConvTranspose2d)"
+    example = "conv_transpose(4, k=2, s=2)"
     positional = ("out", "kernel")
     aliases = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "groups",
                "op": "output_padding"}

@@ -37,6 +37,8 @@ def type_text(annotation: Any, metadata: Any = ()) -> str:
         return text + (" or none" if type(None) in get_args(annotation) else "")
     if origin is Literal:
         return "one of " + ", ".join(map(str, get_args(annotation)))
+    if origin is tuple and len(get_args(annotation)) == 2 and get_args(annotation)[1] is Ellipsis:
+        return "numbers (" + type_text(get_args(annotation)[0]) + ") or a list of them"
     if origin is tuple:
         inner = dict.fromkeys(type_text(a) for a in get_args(annotation))
         return "[h, w] of " + " / ".join(inner) if len(inner) == 1 else "[" + ", ".join(inner) + "]"
@@ -74,9 +76,12 @@ def field_docs(cls: type[Op]) -> dict[str, str]:
 
 
 def examples(cls: type[Op]) -> list[str]:
-    """Calls quoted in the op's docstring, else one made from its required arguments."""
+    """The op's ``example`` and the calls quoted in its docstring, else one made from its required
+    arguments."""
     doc = cls.__doc__ or ""
-    found = [e for e in re.findall(r"``([^`]+)``", doc) if e.startswith(cls.name)]
+    found = [e for e in re.findall(r"``([^`]+)``", doc) if e.startswith(cls.name + "(") or e == cls.name]
+    if cls.example:
+        found = list(dict.fromkeys([cls.example.split("  ")[-1], *found]))
     if found:
         return found
     fields = cls.model_fields
@@ -133,6 +138,41 @@ def listing() -> str:
         if shown:
             out.append(f"{'':18s}   {', '.join(shown)}")
     return "\n".join(out)
+
+
+MERGES_ROW = ("| `add`, `concat`, `multiply` | merges: see [§12](#12-parallel-branches-concat--add--multiply) and "
+              "[§13](#13-skip-merges-by-name) | — | — |")
+
+
+def _md_value(value: Any) -> str:
+    return _shown(value) if not isinstance(value, str) else value
+
+
+def _md_argument(cls: type[Op], name: str, info: Any, short: dict[str, str], doc: str) -> str:
+    label = name + (f" ({short[name]})" if name in short else "")
+    if info.is_required():
+        return f"**{label}**"
+    if info.default is None and doc:
+        return f"{label} ({doc})"
+    text = f"{label}={_md_value(info.default)}"
+    inner = get_args(info.annotation) if get_origin(info.annotation) in (Union, types.UnionType) else (info.annotation,)
+    choices = [str(c) for a in inner if get_origin(a) is Literal for c in get_args(a) if c != info.default]
+    return text + (f" (or {', '.join(f'`{c}`' for c in choices)})" if choices else "")
+
+
+def markdown() -> str:
+    """The op table of docs/language.md (``cnndsl ops --markdown``): one row per op."""
+    rows = ["| op | what | positional | arguments (alias) = default |", "|---|---|---|---|"]
+    for name, cls in sorted(REGISTRY.items()):
+        if name in HIDDEN:
+            continue
+        short, docs = {v: k for k, v in cls.aliases.items()}, field_docs(cls)
+        args = [_md_argument(cls, f, info, short, docs.get(f, "")) for f, info in cls.model_fields.items()
+                if not docs.get(f, "").startswith("ignored")]
+        positional = ", ".join(cls.positional) + (", …" if cls.variadic else "") or "—"
+        summary = re.sub(r"\b((?:torchvision|torch|nn)\.[\w.]*\w(?:\(\d\))?)", r"`\1`", cls.summary)
+        rows.append(f"| `{name}` | {summary} | {positional} | {', '.join(args) or '—'} |")
+    return "\n".join(rows + [MERGES_ROW])
 
 
 def lookup(name: str) -> type[Op]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..expr import format_shape
-from .base import Merge, Op, ShapeError, register
+from .base import Merge, Op, ShapeError, need_standard, register, same_layout
 
 
 class _MergeOp(Op):
@@ -20,8 +20,10 @@ class Add(_MergeOp):
     name = "add"
     summary = "elementwise sum of inputs"
     inplace_safe = True
+    example = "add { identity | conv(8, k=3, p=1) }"
 
     def infer(self, ins):
+        same_layout(self.name, ins)
         first = ins[0]
         for i, s in enumerate(ins[1:], 1):
             if s != first:
@@ -35,6 +37,9 @@ class Add(_MergeOp):
 
         return AddModule()
 
+    def source(self, args, ref):
+        return " + ".join(args)
+
 
 @register
 class Concat(_MergeOp):
@@ -42,8 +47,11 @@ class Concat(_MergeOp):
 
     name = "concat"
     summary = "concatenation along channels"
+    example = "concat { identity | conv(4, k=1) }"
 
     def infer(self, ins):
+        for s in ins:
+            need_standard(self.name, s, "C×H×W maps or vectors (it joins along channels)")
         first = ins[0]
         for i, s in enumerate(ins[1:], 1):
             if len(s) != len(first) or s[1:] != first[1:]:
@@ -57,6 +65,9 @@ class Concat(_MergeOp):
 
         return ConcatModule()
 
+    def source(self, args, ref):
+        return f"torch.cat([{', '.join(args)}], dim=1)"
+
 
 @register
 class Multiply(_MergeOp):
@@ -64,17 +75,25 @@ class Multiply(_MergeOp):
 
     name = "multiply"
     summary = "elementwise product (broadcasting C×1×1 over C×H×W)"
+    example = "multiply { identity | global_avgpool  conv(8, k=1)  sigmoid }"
 
     def infer(self, ins):
+        same_layout(self.name, ins)
         out = list(ins[0])
         for i, s in enumerate(ins[1:], 1):
             if len(s) != len(out) or any(a != b and 1 not in (a, b) for a, b in zip(out, s)):
+                vec, other = (s, out) if len(s) == 1 else (out, s)
+                hint = (f"turn the vector into a {vec[0]}×1×1 map first: reshape({vec[0]}, 1, 1)"
+                        if len(vec) == 1 and len(other) == 3 and vec[0] == other[0] else None)
                 raise ShapeError(f"multiply needs broadcastable shapes: {format_shape(tuple(out))} and "
-                                 f"{format_shape(s)} (input {i + 1})")
+                                 f"{format_shape(s)} (input {i + 1})", hint)
             out = [max(a, b) for a, b in zip(out, s)]
-        return tuple(out)
+        return ins[0] if tuple(out) == ins[0] else tuple(out)
 
     def build(self, ins, out):
         from ..nn import Multiply as MultiplyModule
 
         return MultiplyModule()
+
+    def source(self, args, ref):
+        return " * ".join(args)

@@ -14,7 +14,7 @@ class _Pool(Op):
     inplace_safe = True
 
     kernel: PosPair
-    stride: Optional[PosPair] = None   # default: the kernel size (as in PyTorch)
+    stride: Optional[PosPair] = None   # default: the kernel size, as in PyTorch
     padding: NonNegPair = 0
     ceil_mode: bool = False
 
@@ -47,6 +47,7 @@ class MaxPool(_Pool):
 
     name = "maxpool"
     summary = "max pooling (nn.MaxPool2d)"
+    example = "maxpool(3, s=2, p=1)"
     aliases = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation"}
     dilation: PosPair = 1
 
@@ -66,6 +67,8 @@ class AvgPool(_Pool):
 
     name = "avgpool"
     summary = "average pooling (nn.AvgPool2d)"
+    example = "avgpool(2, ceil_mode=true)"
+    example_input = (8, 7, 7)
     count_include_pad: bool = True
 
     def build(self, ins, out):
@@ -94,6 +97,7 @@ class AdaptiveAvgPool(_Adaptive):
 
     name = "adaptive_avgpool"
     summary = "adaptive average pooling (nn.AdaptiveAvgPool2d)"
+    example = "adaptive_avgpool([2, 3])"
 
     def build(self, ins, out):
         from torch import nn
@@ -107,6 +111,7 @@ class AdaptiveMaxPool(_Adaptive):
 
     name = "adaptive_maxpool"
     summary = "adaptive max pooling (nn.AdaptiveMaxPool2d)"
+    example = "adaptive_maxpool(2)"
 
     def build(self, ins, out):
         from torch import nn
@@ -131,6 +136,7 @@ class GlobalAvgPool(_Global):
 
     name = "global_avgpool"
     summary = "global average pooling (nn.AdaptiveAvgPool2d(1))"
+    example = "global_avgpool"
 
     def build(self, ins, out):
         from torch import nn
@@ -144,6 +150,7 @@ class GlobalMaxPool(_Global):
 
     name = "global_maxpool"
     summary = "global max pooling (nn.AdaptiveMaxPool2d(1))"
+    example = "global_maxpool"
 
     def build(self, ins, out):
         from torch import nn

@@ -15,7 +15,7 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import CnnError, Source, error
-from .examples import SYNTAX_EXAMPLES
+from .examples import POSITION_HINT, SYNTAX_EXAMPLES
 from .grammar import parser
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
 
@@ -135,6 +135,8 @@ def syntax_error(exc: UnexpectedInput, source: Source, expression: bool = False)
                          if expression else
                          f"the file ends inside the '{opener[0]}' opened on line {opener[1]}: "
                          f"is it truncated, or is a '{closer}' missing?")
+        elif label == POSITION_HINT:
+            message = f"'{tok.value}' is a position: items are referred to by name"
         else:
             message = f"unexpected {_describe_token(tok)}"
         hint = label or _expected_hint(getattr(exc, "accepts", None) or getattr(exc, "expected", set()))

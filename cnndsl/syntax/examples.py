@@ -4,7 +4,22 @@ Lark's ``UnexpectedInput.match_examples`` re-parses these and picks the label wh
 matches the user's error. The same snippets are golden tests (tests/test_diagnostics.py).
 """
 
+# refs by position: the message says so too (cnndsl.syntax.diagnose)
+POSITION_HINT = ("name the item you mean (skip: conv(64, k=3)) and refer to that name (concat(skip)); "
+                 "positions only reach inside a named scope (layer1.0)")
+
 SYNTAX_EXAMPLES: dict[str, list[str]] = {
+    POSITION_HINT: [
+        "network N { input 3x8x8 relu concat(1) }",
+        "network N { input 3x8x8 relu concat(a, 1) }",
+        "network N { input 3x8x8 relu from 0 }",
+        "network N { input 3x8x8 relu output 1 }",
+        "network N { input 3x8x8 relu output a, 1 }",
+    ],
+    "a name holding '-' is written quoted: \"block1-0\": conv(64, k=3)": [
+        "network N { input 3x8x8 block1-0: conv(8) }",
+        "network N { input 3x8x8 g: { block1-0: conv(8) } }",
+    ],
     "separate arguments with ',', e.g. conv(64, k=3, p=1)": [
         "network N { input 3x8x8 conv(8 k=3) }",
         "network N { input 3x8x8 conv(8, k=3 p=1) }",

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..backbone.syntax import options
 from ..ir import Spec
-from .spelling import ITEM_KEYWORDS, expr_text, located, model_text, name, plain_text, ref_text
+from .spelling import ITEM_KEYWORDS, expr_text, label_text, located, model_text, name, plain_text, ref_text
 from .trivia import Comment, Notes, attach
 
 INDENT = "    "
@@ -165,7 +165,7 @@ class ItemWriter:
     def render(self, it: Any, ind: str, inline: bool) -> list[str]:
         core = getattr(self, f"_item_{it.kind}")(it, ind, inline)
         label = getattr(it, "name", None)
-        lines = [ind + (f"{name(label, 'item', ITEM_KEYWORDS)}: " if label is not None else "") + core[0], *core[1:]]
+        lines = [ind + (f"{label_text(label)}: " if label is not None else "") + core[0], *core[1:]]
         n = self.notes.of(it)
         if len(lines) > 1 and n.header:
             lines[0] = self.commented(lines[0], n.header[0], self.ext(it), len(ind))
@@ -211,6 +211,11 @@ class ItemWriter:
             raise ValueError(f"a {it.merge}(...) merge with no references")
         return self.call(it.merge, [ref_text(r.path) for r in it.refs], ind, inline)
 
+    def _item_split(self, it: Any, ind: str, inline: bool) -> list[str]:
+        """``x1, x2: chunk(2)``: the part names take the label's place."""
+        names = ", ".join(label_text(n, "part") for n in it.names)
+        return [f"{names}: {it.how}(" + ", ".join(expr_text(a) for a in it.args) + ")"]
+
     def _item_from(self, it: Any, ind: str, inline: bool) -> list[str]:
         return [f"from {ref_text(it.ref.path)}"]
 
@@ -248,13 +253,13 @@ class ItemWriter:
     def _item_residual(self, it: Any, ind: str, inline: bool) -> list[str]:
         quiet, ext, sc = inline and self.quiet(it), self.ext(it), it.shortcut
         # the first line gets the item's indentation and label later: widths and columns are absolute
-        lead = len(ind) + (len(it.name) + 2 if it.name is not None else 0)
+        lead = len(ind) + (len(label_text(it.name)) + 2 if it.name is not None else 0)
         main_line = ext is not None and all(self.ext(x) is not None and self.ext(x).end_line == ext.line
                                             for x in it.body)
         main = self.one_line(it, it.body, ind, main_line) if quiet else None
         head = ""
         if sc is not None:
-            head = "shortcut" + ("" if sc.name is None else " " + name(sc.name, "shortcut", {"when"}))
+            head = "shortcut" + ("" if sc.name is None else " " + label_text(sc.name, "shortcut", {"when"}))
             head += "" if sc.when is None else " when " + self.condition(sc.when)
         if main is not None and lead + len(f"residual {{ {main} }} {head} {{") > self.width:
             main = None

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..ir import BlockDef, Init, NetworkDef, Spec
 from .format_yaml_items import YamlItems
-from .spelling import located, name, ref_text
+from .spelling import located, name, ref_path
 from .trivia import Comment, attach
 from .yaml_text import comment_text, flow, keyed, yaml_data, yexpr, yparams
 
@@ -162,7 +162,7 @@ class _YamlWriter(YamlItems):
         init = (net.init,) if net.init is not None else ()
         # out_col: where the first node's extent is written (in the list after `key: [`; init: at its key)
         for key, nodes, value, out_col in (
-                ("outputs", net.outputs, [ref_text(r.path) for r in net.outputs], len("outputs") + 5),
+                ("outputs", net.outputs, [ref_path(r.path) for r in net.outputs], len("outputs") + 5),
                 ("freeze", net.freeze, [p.glob for p in net.freeze], len("freeze") + 5),
                 ("unfreeze", net.unfreeze, [p.glob for p in net.unfreeze], len("unfreeze") + 5),
                 ("init", init, _init_value(net.init), 2)):

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..backbone.syntax import options
-from .spelling import located, name, ref_text
+from .spelling import located, module_name, name, ref_path
 from .yaml_text import flow, yargs, yexpr
 
 _YAML_RESERVED = frozenset({"name", "repeat", "as", "when", "shortcut", "merge", "group", "residual", "parallel",
-                            "from", "concat", "add", "multiply", "backbone"})
+                            "from", "concat", "add", "multiply", "backbone", "names"})
 
 
 class YamlItems:
@@ -57,7 +57,7 @@ class YamlItems:
     def meta(self, it: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {}
         if it.name is not None:
-            meta["name"] = name(it.name, "item")
+            meta["name"] = module_name(it.name, "item")
         if it.repeat is not None:
             meta["repeat"] = yexpr(it.repeat.count)
             if it.repeat.index is not None:
@@ -67,7 +67,7 @@ class YamlItems:
         return meta
 
     def _yitem_from(self, it: Any, ind: str | None) -> Any:
-        return {"from": ref_text(it.ref.path)}
+        return {"from": ref_path(it.ref.path)}
 
     def _yitem_layer(self, it: Any, ind: str | None) -> Any:
         meta, args = self.meta(it), yargs(it)
@@ -85,10 +85,17 @@ class YamlItems:
         meta = self.meta(it)
         if not it.refs:
             raise ValueError(f"a {it.merge}(...) merge with no references")
-        refs = [ref_text(r.path) for r in it.refs]
+        refs = [ref_path(r.path) for r in it.refs]
         d = {"name": meta.pop("name")} if "name" in meta else {}
         d[it.merge] = refs[0] if len(refs) == 1 else refs
         return {**d, **meta}
+
+    def _yitem_split(self, it: Any, ind: str | None) -> Any:
+        """``{names: [x1, x2], chunk: 2}`` / ``{names: [a, b], split: [16, 48]}``."""
+        meta = self.meta(it)
+        args = [yexpr(a) for a in it.args]
+        return {"names": [module_name(n, "part") for n in it.names],
+                it.how: args[0] if len(args) == 1 and not isinstance(args[0], list) else args, **meta}
 
     def _yitem_backbone(self, it: Any, ind: str | None) -> Any:
         """``{name: features, backbone: resnet18}``, or the options in a mapping: ``backbone: {model:
@@ -126,7 +133,7 @@ class YamlItems:
             sc = it.shortcut
             value = {**self.meta(it), "residual": [self.value(x) for x in it.body]}
             if sc is not None:
-                value["shortcut"] = {**({} if sc.name is None else {"name": name(sc.name, "shortcut")}),
+                value["shortcut"] = {**({} if sc.name is None else {"name": module_name(sc.name, "shortcut")}),
                                      **({} if sc.when is None else {"when": yexpr(sc.when)}),
                                      **({"layers": [self.value(x) for x in sc.body]} if sc.body else {})}
             return value
@@ -136,7 +143,7 @@ class YamlItems:
         if sc is not None:
             fields = []
             if sc.name is not None:
-                fields.append(f"{ind}    name: " + flow(name(sc.name, "shortcut")))
+                fields.append(f"{ind}    name: " + flow(module_name(sc.name, "shortcut")))
             if sc.when is not None:
                 fields.append(f"{ind}    when: " + flow(yexpr(sc.when)))
             at = None

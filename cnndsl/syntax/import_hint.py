@@ -24,12 +24,12 @@ def _defines(text: str, name: str, yaml: bool) -> bool:
 
 
 def _candidates(base: Path) -> list[Path]:
-    """Spec files to search, nearest first."""
+    """Spec files to search, nearest first; of the shipped ones, the block libraries first."""
     from ..library import specs_dir
 
     shipped = specs_dir()
     out: list[Path] = []
-    folders = (base, base / "lib") + ((shipped, shipped / "lib") if shipped is not None else ())
+    folders = (base, base / "lib") + ((shipped / "lib", shipped) if shipped is not None else ())  # libraries first
     for folder in folders:
         try:
             entries = sorted(folder.iterdir())

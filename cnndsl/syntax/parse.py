@@ -12,11 +12,12 @@ from .. import expr as E
 from ..backbone.syntax import backbone_item, init_item
 from ..errors import Source, Span, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
-from ..names import check_module_name
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split, SPLITS)
+from ..names import check_module_name, is_template, template_pieces
 from .diagnose import check_brackets, check_depth, syntax_error
 from .grammar import COMMENTS, parser
 from .limits import check_text, check_tokens, number_literal
+from .parse_exprs import ExprRules, unquote
 from .trivia import cnn_trivia
 
 
@@ -60,7 +61,7 @@ def parse_expr(text: str, filename: str, offset: tuple[int, int] = (0, 0), sourc
 # ----------------------------------------------------------------------------- tree → IR
 
 
-class _ToSpec:
+class _ToSpec(ExprRules):
     """Bottom-up: each method, named after its rule, gets the meta (positions) and the transformed
     children. The walk is iterative (deep trees cannot overflow the stack) and calls the methods
     directly: lark's Transformer with ``v_args`` costs several times more per node, which is most of
@@ -122,7 +123,7 @@ class _ToSpec:
                     path=self.source.name, train_spans=train_spans)
 
     def import_stmt(self, meta, children):
-        return "import", Import(path=_unquote(children[0]), span=self.sp(meta))
+        return "import", Import(path=unquote(children[0]), span=self.sp(meta))
 
     def params(self, meta, children):
         params = [c for c in children if c is not None]
@@ -216,29 +217,55 @@ class _ToSpec:
         return "output", list(children), self.sp(meta)
 
     def freeze_stmt(self, meta, children):
-        return "freeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+        return "freeze", [Pattern(glob=unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
 
     def unfreeze_stmt(self, meta, children):
-        return "unfreeze", [Pattern(glob=_unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
+        return "unfreeze", [Pattern(glob=unquote(t), span=self.tsp(t)) for t in children], self.sp(meta)
 
     def init_stmt(self, meta, children):
         _, source, arglist = children
-        return "init", init_item(_unquote(source), arglist, self.sp(meta)), self.sp(meta)
+        return "init", init_item(unquote(source), arglist, self.sp(meta)), self.sp(meta)
 
     def from_stmt(self, meta, children):
         return From(ref=children[0], span=self.sp(meta))
 
     def ref(self, meta, children):
-        return Ref(path=tuple(str(c) for c in children), span=self.sp(meta))
+        return Ref(path=tuple(unquote(c) if c.type == "STRING" else str(c) for c in children), span=self.sp(meta))
 
     # ---- items
     def item(self, meta, children):
         label, (cls, fields, span), repeat, when = children
+        if label is not None and len(label) > 1:
+            return self.split_item(label, cls, fields, span, repeat, when, meta)
         if label is not None:
-            fields["name"] = check_module_name(str(label), self.tsp(label))
+            fields["name"] = self.label_name(label[0])
         return cls(**fields, repeat=repeat, when=when, span=span, extent=self.sp(meta))
 
+    def split_item(self, label, cls, fields, span, repeat, when, meta) -> Split:
+        """``x1, x2: chunk(2)``: several names label the parts of a chunk or split."""
+        if cls is not Layer or fields["op"] not in SPLITS:
+            raise error("several names label the parts of a chunk or split", self.tsp(label[1]),
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48); other items take one name")
+        if fields["kwargs"]:
+            raise error(f"{fields['op']} takes no keyword arguments", fields["kwargs"][0].span,
+                        "e.g. x1, x2: chunk(2) or a, b: split(16, 48)")
+        names = tuple(self.label_name(t, "part name", template=False) for t in label)
+        return Split(names=names, how=fields["op"], args=fields["args"], repeat=repeat, when=when, span=span,
+                     extent=self.sp(meta))
+
     def label(self, meta, children):
+        return children
+
+    def label_name(self, tok: Token, what: str = "layer name", template: bool = True) -> str:
+        """A label's name: plain, quoted (``"block1-0"``) or a template (``denselayer{i + 1}``,
+        its expressions checked now and written in their normal form)."""
+        text = unquote(tok) if tok.type == "STRING" else str(tok)
+        quote = 1 if tok.type == "STRING" else 0
+        if template and is_template(text):
+            text = normal_template(text, self.source, (tok.line - 1, tok.column - 1 + quote), self.offset)
+        return check_module_name(text, self.tsp(tok), what, template=template)
+
+    def sc_name(self, meta, children):
         return children[0]
 
     def repeat(self, meta, children):
@@ -290,7 +317,8 @@ class _ToSpec:
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
         if name is not None:
-            name = check_module_name(str(name), self.tsp(name), "shortcut name")
+            name = check_module_name(unquote(name) if name.type == "STRING" else str(name), self.tsp(name),
+                                     "shortcut name")
         return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta), extent=self.sp(meta))
 
     def parallel(self, meta, children):
@@ -307,72 +335,27 @@ class _ToSpec:
     def backbone(self, meta, children):
         keyword, model, arglist = children
         if isinstance(model, Token):
-            model = (_unquote(model), self.tsp(model))
+            model = (unquote(model), self.tsp(model))
         return Backbone, backbone_item(*model, arglist, self.tsp(keyword)), self.tsp(keyword)
 
     def bb_name(self, meta, children):
         return ".".join(str(c) for c in children), self.sp(meta)
 
-    # ---- expressions
-    def number(self, meta, children):
-        (tok,) = children
-        return E.Num(number_literal(str(tok), self.tsp(tok)), self.tsp(tok))
 
-    def string(self, meta, children):
-        return E.Str(_unquote(children[0]), self.tsp(children[0]))
-
-    def true(self, meta, children):
-        return E.Bool(True, self.sp(meta))
-
-    def false(self, meta, children):
-        return E.Bool(False, self.sp(meta))
-
-    def name(self, meta, children):
-        return E.Name(str(children[0]), self.tsp(children[0]))
-
-    def inshape(self, meta, children):
-        return E.InShape(str(children[0]), self.sp(meta))
-
-    def funcall(self, meta, children):
-        name, (args, kwargs) = children
-        return E.Call(str(name), tuple(args), tuple((k.name, k.value) for k in kwargs), self.sp(meta))
-
-    def list(self, meta, children):
-        return E.ListExpr(tuple(c for c in children if c is not None), self.sp(meta))
-
-    def mapping(self, meta, children):
-        entries = [c for c in children if c is not None]
-        seen: dict[str, Span] = {}
-        for key, _, span in entries:
-            if key in seen:
-                raise error(f"key '{key}' is given twice", span, notes=[(seen[key], "first given here")])
-            seen[key] = span
-        return E.MapExpr(tuple((k, v) for k, v, _ in entries), self.sp(meta), tuple(s for _, _, s in entries))
-
-    def entry(self, meta, children):
-        key, value = children
-        return str(key), value, self.tsp(key)
-
-    def binop(self, meta, children):
-        left, op, right = children
-        return E.BinOp(str(op), left, right, self.sp(meta))
-
-    def or_(self, meta, children):
-        return E.BinOp("or", children[0], children[1], self.sp(meta))
-
-    def and_(self, meta, children):
-        return E.BinOp("and", children[0], children[1], self.sp(meta))
-
-    def not_(self, meta, children):
-        return E.Unary("not", children[0], self.sp(meta))
-
-    def unary(self, meta, children):
-        op, operand = children
-        return E.Unary(str(op), operand, self.sp(meta))
-
-    def ifexp(self, meta, children):
-        body, test, orelse = children
-        return E.IfExp(test, body, orelse, self.sp(meta))
+def normal_template(text: str, source: Source, at: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> str:
+    """A name template with each ``{expr}`` parsed (errors point into it) and written normally
+    (``{i+1}`` → ``{i + 1}``); ``at``: where ``text`` starts (0-based line and column in the source)."""
+    out, col = [], at[1]
+    for piece, is_expr in template_pieces(text):
+        if is_expr:
+            e = parse_expr(piece, source.name, (at[0] + offset[0], col + 1 + (offset[1] if at[0] == 0 else 0)),
+                           source)
+            out.append("{" + E.format_expr(e) + "}")
+            col += len(piece) + 2
+        else:
+            out.append(piece)
+            col += len(piece)
+    return "".join(out)
 
 
 def _split_def(children: list) -> tuple[Any, Any, Any]:
@@ -391,14 +374,6 @@ def _plain_data(v: Any) -> Any:
     if isinstance(v, E.Symbol):
         return str(v)
     return v
-
-
-def _unquote(tok: Any) -> str:
-    """A STRING token's text; a NAME token (``freeze all``) as it is."""
-    if getattr(tok, "type", "STRING") == "NAME":
-        return str(tok)
-    s = str(tok)[1:-1]
-    return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s
 
 
 def _collect_spans(e: Any, path: tuple, out: dict) -> None:

@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import expr as E
+from ..names import spelling_problem
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+BARE_TEMPLATE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\{[^{}\n\"]*\}[A-Za-z0-9_]*)+\Z")  # the grammar's TEMPLATE
 
 # words the .cnn lexer reads as keywords in some position: never written as bare names in data
 KEYWORDS = frozenset({
@@ -100,17 +102,46 @@ def key(k: str) -> str:
     return name(k, "key")
 
 
+def label_text(text: str, what: str = "item", reserved: Iterable[str] = ITEM_KEYWORDS) -> str:
+    """A layer, group or shortcut name in ``.cnn``: bare when it reads back as itself (an identifier,
+    or a template of identifier pieces, that is no keyword), else quoted (``"block1-0"``)."""
+    problem = spelling_problem(text, quoted=True, template=True)
+    if problem is not None:
+        raise ValueError(f"the {what} name {text!r} cannot be written: {problem}")
+    if (IDENT.match(text) or BARE_TEMPLATE.match(text)) and text not in reserved:
+        return text
+    return quote(text)
+
+
+def module_name(text: str, what: str = "item") -> str:
+    """A layer, group or shortcut name as a YAML value (any valid name: quoted, computed)."""
+    problem = spelling_problem(text, quoted=True, template=True)
+    if problem is not None:
+        raise ValueError(f"the {what} name {text!r} cannot be written: {problem}")
+    return text
+
+
 def ref_text(path: tuple[str, ...]) -> str:
-    """A reference (``a.b.0``): identifiers and indices joined by dots."""
+    """A reference (``a.b.0``): names (quoted where they must be) and indices joined by dots."""
     if not path:
         raise ValueError("an empty reference")
     head, *rest = path
-    if head != "input":
-        name(head, "reference", ITEM_KEYWORDS)
-    for part in rest:
-        if not (part.isascii() and part.isdigit()):
-            name(part, "reference")
+    parts = [head if head == "input" else _ref_part(head, ITEM_KEYWORDS)]
+    parts += [part if part.isascii() and part.isdigit() else _ref_part(part, ()) for part in rest]
+    return ".".join(parts)
+
+
+def ref_path(path: tuple[str, ...]) -> str:
+    """A reference as a YAML value: its parts joined by dots (a quoted name needs no quotes there)."""
+    ref_text(path)  # the same check
     return ".".join(path)
+
+
+def _ref_part(part: str, reserved: Iterable[str]) -> str:
+    problem = spelling_problem(part, quoted=True)
+    if problem is not None:
+        raise ValueError(f"the reference {part!r} cannot be written: {problem}")
+    return part if IDENT.match(part) and part not in reserved else quote(part)
 
 
 def plain_text(v: Any) -> str:

@@ -13,151 +13,35 @@ from typing import Any
 import yaml
 
 import math
-import re
 
 from .. import expr as E
 from ..backbone.syntax import read_yaml_backbone, read_yaml_init
 from ..errors import Source, Span, did_you_mean, error
 from ..ir import (Backbone, BlockDef, From, Group, Import, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
-                  Pattern, Ref, Repeat, Residual, Shortcut, Spec)
-from ..names import check_module_name, check_name
-from .limits import MAX_NESTING, MAX_TOKENS, check_text, number_literal
-from .parse import parse_expr
+                  Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split)
+from ..names import check_module_name, check_name, is_template
+from .limits import check_text, number_literal
+from .yaml_guard import STD_TAGS, LOADER, mark_span, prescan, scan_events, short_tag, yaml_error
+from .parse import normal_template, parse_expr
 from .trivia_yaml import extent, yaml_trivia
 
-MAX_YAML_DEPTH = 2 * MAX_NESTING  # each structural level of a spec is two YAML levels
-MAX_YAML_NODES = MAX_TOKENS       # scalars, lists and mappings in one document
 YAML_NEWLINES = "\r\n|[\n\r\x85\u2028\u2029]"  # the line breaks PyYAML counts (its marks' lines)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STD_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 _SCALARS = yaml.SafeLoader("")  # used only to construct plain scalars (int, float, bool, null, str)
 
 
 def parse_yaml(text: str, filename: str = "<string>") -> Spec:
     source = Source(filename, text, YAML_NEWLINES)
     check_text(text, source)
-    _prescan(source)
-    _scan_events(source)
+    prescan(source)
+    scan_events(source)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=LOADER)
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, source) from None
+        raise yaml_error(exc, source) from None
     if root is None:
         raise error("the YAML document is empty", source.span(1, 1))
     spec = _SpecBuilder(source).spec(root)
     return spec.model_copy(update={"trivia": yaml_trivia(text, filename, root)})
-
-
-# ----------------------------------------------------------------------------- guards
-
-
-# a comment, a quoted string (to its closing quote, lines included) or one flow bracket
-_FLOW_SCAN = re.compile(r"#[^\n]*|\"[^\"]*\"?|'[^']*'?|[\[\]{}]")
-
-
-def _prescan(source: Source) -> None:
-    """Cheap flow-bracket depth check, so no parser ever sees absurd nesting (one regex pass)."""
-    depth, text = 0, source.text
-    for m in _FLOW_SCAN.finditer(text):
-        ch = m.group()
-        if ch in ("[", "{"):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
-                at = m.start()
-                raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}",
-                            source.span(text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)),
-                            "specs never need this much nesting")
-        elif ch in ("]", "}"):
-            depth -= 1
-
-
-def _scan_events(source: Source) -> None:
-    """Refuse tags, anchors, several documents, deep nesting and too many nodes, event by event
-    (before any node tree is composed)."""
-    depth, docs, nodes = 0, 0, 0
-    try:
-        for ev in yaml.parse(source.text, Loader=_Loader):
-            if isinstance(ev, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                nodes += 1
-                if nodes > MAX_YAML_NODES:
-                    raise error(f"spec too long: more than {MAX_YAML_NODES:,} YAML values",
-                                _mark(ev.start_mark, source),
-                                "a network this size is written with blocks and repeats, not item by item")
-            tag = getattr(ev, "tag", None)
-            if tag is not None and tag not in _STD_TAGS and tag != "!":
-                raise error(f"YAML tag {_short_tag(tag)} is not allowed", _mark(ev.start_mark, source),
-                            "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
-            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-                raise error("YAML anchors/aliases are not allowed in cnndsl specs", _mark(ev.start_mark, source),
-                            "write the repeated part out, or define a block and call it")
-            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise error(f"YAML nesting depth > {MAX_YAML_DEPTH}", _mark(ev.start_mark, source))
-            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-            elif isinstance(ev, yaml.DocumentStartEvent):
-                docs += 1
-                if docs > 1:
-                    raise error("the YAML stream holds more than one document", _mark(ev.start_mark, source),
-                                "a spec is a single YAML document")
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, source) from None
-
-
-def _mark(mark: Any, source: Source) -> Span:
-    return source.span(mark.line + 1, mark.column + 1)
-
-
-def _yaml_error(exc: yaml.YAMLError, source: Source):
-    text = source.text
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    context_mark = getattr(exc, "context_mark", None)
-    lines = source.lines
-    span = _mark(mark, source) if mark else source.span(1, 1)
-    if text.splitlines() and span.line > len(text.splitlines()):  # at the end of the stream: after the last text
-        last = len(text.rstrip().splitlines()) or 1
-        span = source.span(last, len(lines[last - 1].rstrip()) + 1)
-    line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
-    if line[span.col - 1:span.col] == "\t" or (problem and "tab" in problem.lower()):
-        hint = "YAML indentation must use spaces, not tabs"
-    elif _misindented(lines, span.line):
-        hint = _misindented(lines, span.line)
-    else:
-        hint = "check the indentation, the ':' after each key and the closing brackets and quotes"
-    notes = []
-    if context_mark is not None and context and _mark(context_mark, source) != span:
-        notes.append((_mark(context_mark, source), f"{context}: it starts here"))
-    return error(f"invalid YAML: {problem}", span, hint, notes)
-
-
-def _misindented(lines: list[str], lineno: int) -> str | None:
-    """A hint naming the indentation when line ``lineno`` starts at a column no open block allows."""
-    def indent(text: str) -> int:
-        return len(text) - len(text.lstrip(" "))
-
-    if not 0 < lineno <= len(lines) or not lines[lineno - 1].strip():
-        return None
-    me, allowed, floor, prev = indent(lines[lineno - 1]), set(), None, None
-    for text in reversed(lines[:lineno - 1]):
-        if not text.strip() or text.lstrip().startswith("#"):
-            continue
-        ind = indent(text)
-        if prev is None:
-            prev = text
-        if floor is None or ind < floor:  # an enclosing line (or the one just before)
-            floor = ind
-            allowed.add(ind)
-            if text.lstrip().startswith("- "):
-                allowed.add(ind + 2)
-    if prev is None or me in allowed or (prev.rstrip().endswith(":") and me > indent(prev)):
-        return None
-    levels = ", ".join(str(i) for i in sorted(allowed))
-    spaces = f"{me} space" + ("" if me == 1 else "s")
-    return (f"indentation: line {lineno} starts at column {me + 1} ({spaces}), but the lines above open "
-            f"blocks at {levels} spaces; indent it like the key or list item it belongs to")
 
 
 # ----------------------------------------------------------------------------- node → IR
@@ -165,7 +49,10 @@ def _misindented(lines: list[str], lineno: int) -> str | None:
 _TOP = ("imports", "blocks", "network", "train")
 _NET = ("name", "params", "extends", "input", "layers", "outputs", "freeze", "unfreeze", "init")
 _META = ("name", "repeat", "as", "when")
-_COMPOUND = ("group", "residual", "parallel", "from", "concat", "add", "multiply")
+
+# the construct a head key reads as (any other key: a layer, op or block call; `names`: a split)
+_HEAD_KINDS = {"group": "group", "residual": "residual", "parallel": "parallel", "from": "from",
+               "backbone": "backbone", "concat": "merge", "add": "merge", "multiply": "merge"}
 
 
 class _SpecBuilder:
@@ -173,7 +60,7 @@ class _SpecBuilder:
         self.source = source
 
     def sp(self, node: yaml.Node) -> Span:
-        return _mark(node.start_mark, self.source)
+        return mark_span(node.start_mark, self.source)
 
     def ext(self, node: yaml.Node, key: yaml.Node | None = None) -> Span:
         """Where the construct sits (from its key), for the formatter (cnndsl.syntax.trivia)."""
@@ -188,8 +75,8 @@ class _SpecBuilder:
         if node.tag == "tag:yaml.org,2002:merge":
             raise error("YAML merge keys ('<<') are not allowed in cnndsl specs", self.sp(node),
                         "write the keys out, or define a block and call it")
-        if node.tag not in _STD_TAGS:
-            raise error(f"YAML tag {_short_tag(node.tag)} is not allowed", self.sp(node),
+        if node.tag not in STD_TAGS:
+            raise error(f"YAML tag {short_tag(node.tag)} is not allowed", self.sp(node),
                         "cnndsl specs hold plain data (mappings, lists, numbers, strings); remove the tag")
         try:
             value = _SCALARS.construct_object(node)
@@ -207,11 +94,19 @@ class _SpecBuilder:
     def name(self, node: yaml.Node, what: str, module: bool = False) -> str:
         """A name written as a YAML value (``name: conv1``), checked against the name rule here,
         so the error points at the value."""
+        if module and isinstance(node, yaml.MappingNode) and node.flow_style:
+            raise error(f"invalid {what}: expected a name, got a mapping", self.sp(node),
+                        "YAML reads '{...}' as a mapping: quote a computed name, e.g. name: '{i}_conv'")
         value = self.scalar(node)
         if not isinstance(value, str):
             raise error(f"invalid {what}: expected a name, got {value!r}", self.sp(node),
                         "names are letters, digits and '_' (quote a name YAML would read as a number)")
-        return (check_module_name if module else check_name)(value, self.sp(node), what)
+        if not module:
+            return check_name(value, self.sp(node), what)
+        if is_template(value):
+            shift = 1 if node.style in ("'", '"') else 0
+            value = normal_template(value, self.source, (node.start_mark.line, node.start_mark.column + shift))
+        return check_module_name(value, self.sp(node), what, template=what == "layer name")
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -364,7 +259,7 @@ class _SpecBuilder:
                             "a layer is an op name ('relu') or a mapping ('conv: {out: 64, k: 3}')")
             return Layer(op=op, span=self.sp(node), extent=self.ext(node))
         m = self.mapping(node, "a layer item")
-        heads = [k for k in m if k not in _META and k != "shortcut" and k != "merge"]
+        heads = [k for k in m if k not in _META and k not in ("shortcut", "merge", "names")]
         if len(heads) != 1:
             raise error("a layer item needs exactly one op key" + (f"; found {', '.join(heads)}" if heads else ""),
                         self.sp(node), "use one list item per layer, e.g. '- conv: {out: 64, k: 3}'")
@@ -380,33 +275,58 @@ class _SpecBuilder:
             meta["repeat"] = Repeat(count=self.expr(m["repeat"][1]), index=index, span=self.sp(m["repeat"][0]))
         elif "as" in m:
             raise error("'as' names the index of a repeat; add 'repeat: N'", self.sp(m["as"][0]))
-        for extra in ("shortcut", "merge"):
-            if extra in m and not (head, extra) in (("residual", "shortcut"), ("parallel", "merge")):
-                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]))
-        if head == "group":
-            return Group(body=self.items(value), **meta)
-        if head == "residual":
-            shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
-            return Residual(body=self.items(value), shortcut=shortcut, **meta)
-        if head == "parallel":
-            if "merge" not in m:
-                raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
-            merge = self.scalar(m["merge"][1])
-            if merge not in ("concat", "add", "multiply"):
-                raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
-            branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
-            return Parallel(merge=merge, branches=branches, **meta)
-        if head == "from":
-            if len(m) > 1:
-                raise error("'from' stands alone in its item", self.sp(key))
-            return From(ref=self.ref(value), span=self.sp(key), extent=meta["extent"])
-        if head == "backbone":
-            return Backbone(**read_yaml_backbone(self, value, self.sp(key)), **meta)
-        if head in ("concat", "add", "multiply"):
-            refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
-            return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+        for extra in ("shortcut", "merge", "names"):
+            if extra in m and (head, extra) not in (("residual", "shortcut"), ("parallel", "merge"),
+                                                    ("chunk", "names"), ("split", "names")):
+                raise error(f"'{extra}' does not belong to '{head}'", self.sp(m[extra][0]),
+                            "'names' labels the parts of a chunk or split: {names: [x1, x2], chunk: 2}"
+                            if extra == "names" else None)
+        kind = "split" if "names" in m else _HEAD_KINDS.get(head, "layer")
+        return getattr(self, f"yaml_{kind}")(m, head, value, meta)
+
+    # One ``yaml_<kind>`` per construct (an IR item kind), found by name: ``m`` is the item's
+    # mapping, ``head`` its construct key (``group``, ``conv``, ...) with ``value``; ``meta`` holds
+    # the name, repeat and condition already read (and the spans).
+    def yaml_group(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Group:
+        return Group(body=self.items(value), **meta)
+
+    def yaml_residual(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Residual:
+        shortcut = self.shortcut(*m["shortcut"][::-1]) if "shortcut" in m else None
+        return Residual(body=self.items(value), shortcut=shortcut, **meta)
+
+    def yaml_parallel(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Parallel:
+        key = m[head][0]
+        if "merge" not in m:
+            raise error("parallel needs 'merge: concat' (or add, multiply)", self.sp(key))
+        merge = self.scalar(m["merge"][1])
+        if merge not in ("concat", "add", "multiply"):
+            raise error(f"merge must be concat, add or multiply, got {merge!r}", self.sp(m["merge"][1]))
+        branches = tuple(self.items(b) if not _is_null(b) else () for b in self.sequence(value, "parallel"))
+        return Parallel(merge=merge, branches=branches, **meta)
+
+    def yaml_from(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> From:
+        if len(m) > 1:
+            raise error("'from' stands alone in its item", meta["span"])
+        return From(ref=self.ref(value), span=meta["span"], extent=meta["extent"])
+
+    def yaml_backbone(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Backbone:
+        return Backbone(**read_yaml_backbone(self, value, meta["span"]), **meta)
+
+    def yaml_merge(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Merge:
+        refs = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Merge(merge=head, refs=tuple(self.ref(r) for r in refs), **meta)
+
+    def yaml_layer(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Layer:
         args, kwargs = self.call_args(value)
         return Layer(op=head, args=args, kwargs=kwargs, **meta)
+
+    def yaml_split(self, m: dict, head: str, value: yaml.Node, meta: dict[str, Any]) -> Split:
+        """``{names: [x1, x2], chunk: 2}``: the parts of a chunk or split, named."""
+        if "name" in m:
+            raise error("the parts of a split are named with 'names', not the split with 'name'", self.sp(m["name"][0]))
+        names = tuple(self.name(n, "part name", module=True) for n in self.sequence(m["names"][1], "names"))
+        args = self.sequence(value, head) if isinstance(value, yaml.SequenceNode) else [value]
+        return Split(names=names, how=head, args=tuple(self.expr(a) for a in args), **meta)
 
     def shortcut(self, node: yaml.Node, key: yaml.Node | None = None) -> Shortcut:
         m = self.mapping(node, "shortcut", ("name", "when", "layers"))
@@ -433,10 +353,6 @@ class _SpecBuilder:
     def kwargs(self, node: yaml.Node) -> tuple:
         return tuple(Kwarg(name=k, value=self.expr(v), span=self.sp(kn))
                      for k, (kn, v) in self.mapping(node, "arguments").items())
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def _is_null(node: yaml.Node) -> bool:

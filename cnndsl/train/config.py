@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cnndsl.errors import CnnError, error
+from .stopping import EarlyStop, parse_duration
 
 
 def as_call(value: Any) -> Any:
@@ -327,6 +328,10 @@ class TrainConfig(Strict):
     log_every: int = Field(50, ge=1)  # steps between progress updates (host syncs)
     checkpoint_every: int = Field(0, ge=0)  # steps between mid-epoch checkpoints; 0 = per epoch only
     val_every: int = Field(1, ge=1)  # epochs between validations
+    early_stop: EarlyStop | None = None  # stop when early_stop.metric stops improving
+    target_acc: float | None = Field(None, gt=0, le=1)  # stop when val_acc reaches this
+    max_time: Annotated[float | None, BeforeValidator(parse_duration)] = Field(
+        None, gt=0, allow_inf_nan=False)  # wall-clock budget of one invocation: seconds, "15m", "1h30m"
     runs_dir: str = "runs"  # runs go to <runs_dir>/<spec-stem>/<timestamp>/
 
     @field_validator("device")

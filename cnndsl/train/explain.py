@@ -214,7 +214,7 @@ def diagnose(exc: Any, raw: dict, spec: Any = None, overrides: dict[str, Any] | 
     for err in exc.errors()[:5]:
         path = _span_path(raw, tuple(err["loc"]))
         span = None
-        if spec is not None and hasattr(spec, "train_span"):
+        if spec is not None:
             for cut in range(len(path), -1, -1):  # the closest key that has a position
                 span = spec.train_span(path[:cut]) if cut else None
                 if span is not None:

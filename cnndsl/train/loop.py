@@ -1,14 +1,13 @@
-"""The training loop: one function, :func:`fit`, from a validated config, a model and data to a run.
+"""The training loop: :func:`fit`, from a validated config, a model and data to a run.
 
 Per step there is no host synchronisation on accelerators: loss sums, correct counts, the first
-non-finite step and the last finite loss accumulate on the device and are read every ``log_every``
-steps (every step on the CPU, where reading is free) and before every checkpoint, so no checkpoint
-is ever written after a non-finite loss.
+non-finite step and the last finite loss accumulate on the device (:class:`S.Meters`) and are read
+every ``log_every`` steps (every step on the CPU, where reading is free) and before every
+checkpoint, so no checkpoint is ever written after a non-finite loss.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -23,14 +22,14 @@ from torch import nn
 from cnndsl import globs
 from cnndsl.emit.frozen import hold_frozen_norms
 from cnndsl.errors import error
-from cnndsl.files import file_span, writing
-from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R
-from .stages import Stages, groups_mismatch
+from cnndsl.files import writing
+from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R, state as S
 from .data import Data
-from .evaluate import compute_loss, evaluate, init_whitening, outputs
+from .evaluate import compute_loss, evaluate, init_whitening
 from .loader import make_loader
 from .metrics import Progress, RunLogger
 from .augment import eval_images, mix_batch, mix_seed, norm_stats
+from .stopping import Stop, Stopper
 
 
 @dataclass
@@ -46,20 +45,26 @@ class RunOptions:
     progress: bool = True
     detect_anomaly: bool = False
     stop_after_steps: int | None = None  # testing aid: stop (as if interrupted) after N steps
+    on_epoch: Callable[[dict[str, Any]], Any] | None = None  # called with each epoch's record; False stops
+    started: float | None = None  # time.perf_counter() when the run started (max_time counts from it)
 
 
 @dataclass
 class Result:
-    run_dir: Path
-    status: str
-    epochs: int
-    steps: int
-    seconds: float
-    images_per_s: float
-    val_acc: float | None
-    best_val_acc: float | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    model: nn.Module | None = None  # the trained (unwrapped) model
+    """What :func:`cnndsl.train` returns: the trained model, its history and where the run was written."""
+
+    run_dir: Path  # config.json, metrics.jsonl/csv, last.pt, best.pt, summary.json
+    status: str  # completed | stopped (max_time; resumable) | interrupted | failed
+    epochs: int  # epochs completed
+    steps: int  # optimizer steps taken
+    seconds: float  # wall-clock time of the loop (this invocation)
+    images_per_s: float  # training throughput over every process
+    val_acc: float | None  # the last validation's accuracy
+    best_val_acc: float | None  # the best validation accuracy (the weights of best.pt)
+    ended_by: str = "completed"  # completed | target_acc | early_stop | on_epoch | max_time | interrupted | failed
+    reason: str = ""  # one line, as in summary.json
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch (metrics.jsonl)
+    model: nn.Module | None = None  # the trained (unwrapped) model, on the device it trained on
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,13 +82,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise error("device 'cuda' requested but CUDA is not available", hint="use --device cpu or auto")
     return dev
-
-
-def autocast_factory(device: torch.device, precision: str) -> Callable[[], Any] | None:
-    if precision == "fp32":
-        return None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 class _Interrupt:
@@ -124,6 +122,49 @@ def ended_by(exc: BaseException) -> dict[str, Any]:
     return {"reason": f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__,
             "error": {"type": type(exc).__name__, "message": text}}
 
+
+def _freeze(model: nn.Module, cfg: C.TrainConfig, epoch: int) -> None:
+    """Timed freezing: ``freeze_after`` rules whose epoch has come stop their parameters' training."""
+    for rule in cfg.freeze_after:
+        if epoch >= rule.epochs:
+            pats = globs.as_list(rule.match)
+            for n, p in model.named_parameters():
+                if globs.match_any(n, pats):
+                    p.requires_grad_(False)
+
+
+def _end_of_epoch(parts: S.Parts, meters: S.Meters, pos: S.Position, cfg: C.TrainConfig, data: Data,
+                  val_loader: Any, dist: D.Dist, *, seen: int, seconds: float, last: bool) -> dict[str, Any]:
+    """The epoch's record: train loss and accuracy over every process, lr, speed, and validation
+    (with the EMA weights when there are some) when it is due."""
+    train_loss, train_acc = meters.totals(dist)
+    record: dict[str, Any] = {
+        "epoch": pos.epoch + 1, "step": pos.step, "train_loss": train_loss, "train_acc": train_acc,
+        "lr": parts.opt.param_groups[0]["lr"], "images_per_s": seen * dist.world / max(seconds, 1e-9),
+        "seconds": seconds}
+    if val_loader is not None and ((pos.epoch + 1) % cfg.val_every == 0 or last):
+        ema, model = parts.ema, parts.model
+        saved = ema.swap(model) if ema is not None and cfg.ema.type == "ema" else None
+        ev = evaluate(model, val_loader, cfg.loss, data.num_classes, tta=cfg.tta, autocast=parts.autocast,
+                      reduce=lambda t: D.all_reduce_sum(t, dist))
+        if saved is not None:
+            ema.restore(model, saved)
+        record.update(val_loss=ev["loss"], val_acc=ev["acc"])
+        if not math.isfinite(ev["loss"]):
+            raise error(f"validation loss is {ev['loss']} after epoch {pos.epoch + 1}; stopping",
+                        hint="the weights diverged; lower the learning rate")
+    return record
+
+
+def _epoch_line(record: dict[str, Any], num_epochs: int) -> str:
+    msg = (f"epoch {record['epoch']}/{num_epochs}: train loss {record['train_loss']:.4f} "
+           f"acc {record['train_acc']:.2%}")
+    if "val_acc" in record:
+        msg += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
+    return msg + f", {record['images_per_s']:,.0f} img/s, {record['seconds']:.1f}s"
+
+
+# ----------------------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         device: torch.device | None = None, dist: D.Dist | None = None) -> Result:
@@ -166,41 +207,14 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
         _, resume_path, resume_state = R.open_resume(opts.resume, opts.spec_hash, opts.force)
     if resume_state is None and data.train.images is not None:
         init_whitening(model, eval_images(data.train.images[:5000], cfg.augment, mean, std))
+    parts = S.build_parts(model, cfg, device, dist, total_steps, spe)
+    meters = S.Meters(device)
+    pos = S.resume(resume_state, resume_path, parts, meters) if resume_state is not None else S.Position()
+    if resume_state is not None and parts.stages.applied and (dist.enabled or cfg.compile):
+        parts.train_model = S.wrap(model, cfg, dist, device)   # the replayed stages changed what trains
+    stopper = Stopper(cfg, opts.on_epoch, opts.started)
+    stopper.load(pos.stopping)
 
-    def wrapped() -> nn.Module:  # again after a stage changes what trains (DDP registers trainable parameters)
-        out = D.wrap(model, dist, device)
-        if cfg.compile:
-            out = torch.compile(out, mode=None if cfg.compile is True or cfg.compile == "default" else cfg.compile)
-        return out
-    opt = O.build_optimizer(model, cfg)
-    sched = O.build_scheduler(opt, cfg, total_steps, spe)
-    stages = Stages(model, cfg, opt, sched)
-    model.bn_policy = cfg.bn
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16" and device.type == "cuda")
-    ema = O.EMA(model, cfg.ema, total_steps) if cfg.ema else None
-    autocast = autocast_factory(device, cfg.precision)
-
-    # state
-    epoch, start_batch, step, best = 0, 0, 0, None
-    acc_loss = torch.zeros((), device=device, dtype=torch.float64)
-    acc_correct = torch.zeros((), device=device, dtype=torch.int64)
-    acc_count = torch.zeros((), device=device, dtype=torch.int64)
-    history: list[dict[str, Any]] = []
-    if resume_state is not None:
-        stages.replay(int(resume_state.get("stage", 0)), int(resume_state["global_step"]))
-        why = groups_mismatch(opt, resume_state["optimizer"])
-        if why:
-            raise error(f"cannot resume {opts.resume}: the optimizer state does not fit this run: {why} "
-                        "(the spec's freezing or param_groups changed)", file_span(resume_path),
-                        hint="--resume continues the same run; to start a new run from these weights "
-                             f"(a new stage, a changed spec) use --init-from {opts.resume}")
-        pos = R.restore(resume_state, resume_path, model=model, opt=opt, sched=sched, scaler=scaler, ema=ema,
-                        accum=(acc_loss, acc_correct, acc_count))
-        epoch, start_batch, step, best, history = pos.epoch, pos.batch, pos.step, pos.best, pos.history
-
-    train_model = wrapped()
-    bad_step = torch.full((), -1, device=device, dtype=torch.int64)
-    last_finite = torch.full((), float("nan"), device=device, dtype=torch.float64)
     logger = RunLogger(run_dir, enabled=main)
     progress = Progress(quiet=opts.quiet, enabled=main and opts.progress)
     if main:
@@ -208,167 +222,129 @@ def fit(model: nn.Module, cfg: C.TrainConfig, data: Data, opts: RunOptions, *,
                                           "world_size": dist.world, "steps_per_epoch": spe,
                                           "total_steps": total_steps, "spec_hash": opts.spec_hash})
     sync_every = 1 if device.type == "cpu" else cfg.log_every
-    status = "completed"
+    time_every = cfg.log_every if dist.enabled else 1  # processes agree on running out of time at a sync
+    stop: Stop | None = None
     train_time, train_images = 0.0, 0
     t_run = time.perf_counter()
 
-    def check_finite(cur_epoch: int) -> None:
-        bs = int(bad_step)
-        if bs >= 0:
-            lf = float(last_finite)
-            raise error(f"non-finite loss at step {bs + 1} (epoch {cur_epoch + 1}); last finite loss "
-                        f"{'none' if math.isnan(lf) else f'{lf:.6g}'}; stopped without writing a checkpoint "
-                        "after that step", hint="lower the learning rate, set grad_clip, or rerun with "
-                                                 "--detect-anomaly to find the operation")
-
-    def state(ep: int, batch_idx: int) -> dict[str, Any]:
-        return {"format_version": ckpt.FORMAT_VERSION, "cnndsl_version": ckpt.cnndsl_version(),
-                "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash,
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "ema": ema.state_dict() if ema else {}, "rng": ckpt.rng_state(),
-                "epoch": ep, "global_step": step, "batch_idx": batch_idx,
-                "sampler": {"epoch": ep, "seed": cfg.seed, "position": batch_idx * cfg.batch_size},
-                "accum": {"loss": acc_loss.clone(), "correct": acc_correct.clone(), "count": acc_count.clone()},
-                "best": best, "config": json.dumps(cfg.model_dump(mode="json")),
-                "history": json.dumps(history), "stage": stages.applied}
-
-    def save(name: str, ep: int, batch_idx: int) -> None:
-        check_finite(ep)
+    def save(name: str) -> None:
+        meters.check_finite(pos.epoch)
         if not main:
             return
-        st = state(ep, batch_idx)
+        pos.stopping = stopper.state()
+        st = S.checkpoint_state(parts, pos, meters, cfg, opts)
         bad = ckpt.non_finite({"model": st["model"]})
         if bad:
-            raise error(f"non-finite value in {bad} at step {step} (epoch {ep + 1}); checkpoint not written")
+            raise error(f"non-finite value in {bad} at step {pos.step} (epoch {pos.epoch + 1}); "
+                        "checkpoint not written")
         ckpt.save_atomic(st, run_dir / name)
 
-    reason: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
     anomaly = torch.autograd.detect_anomaly() if opts.detect_anomaly else nullcontext()
+    p = parts
     try:
         if resume_state is None:
-            save("last.pt", 0, 0)  # a run killed before its first epoch ends can still be resumed
+            save("last.pt")  # a run killed before its first epoch ends can still be resumed
         with _Interrupt() as interrupt, anomaly:
-            while epoch < num_epochs and step < total_steps:
-                for rule in cfg.freeze_after:
-                    for n, p in model.named_parameters():
-                        if epoch >= rule.epochs and globs.match_any(n, globs.as_list(rule.match)):
-                            p.requires_grad_(False)
-                for line in stages.advance(epoch, step):
+            while pos.epoch < num_epochs and pos.step < total_steps:
+                _freeze(model, cfg, pos.epoch)
+                for line in p.stages.advance(pos.epoch, pos.step):
                     progress.line(line)
-                    train_model = wrapped() if dist.enabled or cfg.compile else train_model
+                    if dist.enabled or cfg.compile:   # DDP registers the trainable parameters
+                        p.train_model = S.wrap(model, cfg, dist, device)
                 model.train()
                 hold_frozen_norms(model)  # any module: frozen norm layers keep their statistics
-                n_batches = min(spe, total_steps - epoch * spe)
-                progress.start_epoch(epoch, num_epochs, n_batches, start_batch)
+                n_batches = min(spe, total_steps - pos.epoch * spe)
+                progress.start_epoch(pos.epoch, num_epochs, n_batches, pos.batch)
                 t0, seen = time.perf_counter(), 0
-                stopped = False
-                for b, (x, y) in enumerate(train_loader.epoch(epoch, start_batch), start_batch):
+                for b, (x, y) in enumerate(train_loader.epoch(pos.epoch, pos.batch), pos.batch):
                     if b >= n_batches:
                         break
                     target = y
                     if cfg.mixup or cfg.cutmix:
                         x, target = mix_batch(x, y, data.num_classes, cfg.mixup, cfg.cutmix,
-                                              mix_seed(cfg.seed, step, 0x313))
-                    with autocast() if autocast else nullcontext():
-                        out = train_model(x)
+                                              mix_seed(cfg.seed, pos.step, 0x313))
+                    with p.autocast() if p.autocast else nullcontext():
+                        out = p.train_model(x)
                     loss = compute_loss(out, target, cfg.loss)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                    p.opt.zero_grad(set_to_none=True)
+                    p.scaler.scale(loss).backward()
                     if cfg.grad_clip:
-                        scaler.unscale_(opt)
+                        p.scaler.unscale_(p.opt)
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    step += 1
-                    if ema is not None:
-                        ema.update(model, step)
-                    # device-side bookkeeping
-                    ld = loss.detach().double()
-                    fin = torch.isfinite(ld)
-                    bad_step.copy_(torch.where(~fin & (bad_step < 0), step - 1, bad_step))
-                    last_finite.copy_(torch.where(fin & (bad_step < 0), ld, last_finite))
-                    first = outputs(out)[0].detach()
-                    acc_loss.add_(ld if cfg.loss.reduction == "sum" else ld * y.shape[0])
-                    acc_correct.add_((first.argmax(1) == y).sum())
-                    acc_count.add_(y.numel())
+                    p.scaler.step(p.opt)
+                    p.scaler.update()
+                    p.sched.step()
+                    pos.step += 1
+                    if p.ema is not None:
+                        p.ema.update(model, pos.step)
+                    meters.add(loss, out, y, pos.step, cfg.loss.reduction)
                     seen += y.shape[0]
-                    if step % sync_every == 0:
-                        check_finite(epoch)
-                    if main and (step % cfg.log_every == 0 or b + 1 == n_batches):
-                        cnt = max(int(acc_count), 1)
-                        ips = seen / max(time.perf_counter() - t0, 1e-9)
-                        progress.update(b + 1, float(acc_loss) / cnt, int(acc_correct) / cnt, ips)
+                    if pos.step % sync_every == 0:
+                        meters.check_finite(pos.epoch)
                     last_batch = b + 1 == n_batches
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_batch:
-                        save("last.pt", epoch, b + 1)
-                    if (interrupt.flag or (opts.stop_after_steps and step >= opts.stop_after_steps)) \
-                            and not last_batch:
-                        save("last.pt", epoch, b + 1)
-                        status, stopped = "interrupted", True
+                    if main and (pos.step % cfg.log_every == 0 or last_batch):
+                        progress.update(b + 1, *meters.running(), seen / max(time.perf_counter() - t0, 1e-9))
+                    pos.batch = b + 1
+                    if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and not last_batch:
+                        save("last.pt")
+                    if last_batch:
+                        continue
+                    if interrupt.flag or (opts.stop_after_steps and pos.step >= opts.stop_after_steps):
+                        stop = Stop("interrupted", f"interrupted at step {pos.step}; resumable from last.pt")
+                    elif stopper.max_time and pos.step % time_every == 0 and \
+                            D.broadcast_object(stopper.out_of_time(), dist):
+                        stop = stopper.time_stop(pos.step, pos.epoch, False)
+                    if stop is not None:
+                        save("last.pt")
                         break
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 dt = time.perf_counter() - t0
-                check_finite(epoch)
-                if stopped:
+                meters.check_finite(pos.epoch)
+                if stop is not None:
                     break
                 train_time += dt
                 train_images += seen * dist.world
-                if ema is not None and cfg.ema.type == "lookahead" and step >= total_steps:
-                    ema.update(model, step, final=True)
-                tot = D.all_reduce_sum(torch.stack([acc_loss, acc_correct.double(), acc_count.double()]), dist)
-                record: dict[str, Any] = {
-                    "epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2].clamp_min(1)),
-                    "train_acc": float(tot[1] / tot[2].clamp_min(1)), "lr": opt.param_groups[0]["lr"],
-                    "images_per_s": seen * dist.world / max(dt, 1e-9), "seconds": dt}
-                if val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == num_epochs):
-                    saved = ema.swap(model) if ema is not None and cfg.ema.type == "ema" else None
-                    ev = evaluate(model, val_loader, cfg.loss, data.num_classes, tta=cfg.tta, autocast=autocast,
-                                  reduce=lambda t: D.all_reduce_sum(t, dist))
-                    if saved is not None:
-                        ema.restore(model, saved)
-                    record.update(val_loss=ev["loss"], val_acc=ev["acc"])
-                    if not math.isfinite(ev["loss"]):
-                        raise error(f"validation loss is {ev['loss']} after epoch {epoch + 1}; stopping",
-                                    hint="the weights diverged; lower the learning rate")
-                history.append(record)
+                if p.ema is not None and cfg.ema.type == "lookahead" and pos.step >= total_steps:
+                    p.ema.update(model, pos.step, final=True)
+                record = _end_of_epoch(p, meters, pos, cfg, data, val_loader, dist, seen=seen, seconds=dt,
+                                       last=pos.epoch + 1 == num_epochs)
+                pos.history.append(record)
                 logger.log_epoch(record)
-                msg = (f"epoch {epoch + 1}/{num_epochs}: train loss {record['train_loss']:.4f} "
-                       f"acc {record['train_acc']:.2%}")
-                if "val_acc" in record:
-                    msg += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
-                progress.line(msg + f", {record['images_per_s']:,.0f} img/s, {dt:.1f}s")
-                acc_loss.zero_(), acc_correct.zero_(), acc_count.zero_()
-                epoch, start_batch = epoch + 1, 0
-                is_best = "val_acc" in record and (best is None or record["val_acc"] > best)
+                progress.line(_epoch_line(record, num_epochs))
+                meters.reset()
+                pos.epoch, pos.batch = pos.epoch + 1, 0
+                is_best = "val_acc" in record and (pos.best is None or record["val_acc"] > pos.best)
                 if is_best:
-                    best = record["val_acc"]
-                save("last.pt", epoch, 0)
-                if is_best:
-                    save("best.pt", epoch, 0)
+                    pos.best = record["val_acc"]
                 if interrupt.flag:
-                    status = "interrupted"
+                    stop = Stop("interrupted", f"interrupted after epoch {pos.epoch}; resumable from last.pt")
+                else:  # every process takes the main one's decision (on_epoch runs everywhere)
+                    stop = D.broadcast_object(stopper.after_epoch(record), dist)
+                save("last.pt")
+                if is_best:
+                    save("best.pt")
+                if stop is not None:
                     break
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        reason = ended_by(exc)
+        failure = ended_by(exc)
+        stop = Stop("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", failure["reason"])
         raise
     finally:
         progress.close()
         seconds = time.perf_counter() - t_run
-        last = history[-1] if history else {}
-        result = Result(run_dir, status, epoch, step, seconds, train_images / max(train_time, 1e-9),
-                        last.get("val_acc"), best, history, model)
+        last = pos.history[-1] if pos.history else {}
+        stop = stop or Stop("completed", f"finished {pos.epoch} epoch(s), {pos.step} steps")
+        result = Result(run_dir, stop.status, pos.epoch, pos.step, seconds, train_images / max(train_time, 1e-9),
+                        last.get("val_acc"), pos.best, stop.ended_by, stop.reason, pos.history, model)
         if main:
-            if reason is None:
-                reason = {"completed": {"reason": f"finished {epoch} epoch(s), {step} steps"},
-                          "interrupted": {"reason": f"interrupted at step {step}; resumable from last.pt"}}.get(status)
             logger.write_json("summary.json", {
-                "status": status, **(reason or {}), "epochs_completed": epoch, "steps": step, "total_steps": total_steps,
-                "seconds": seconds, "train_seconds": train_time, "images_per_s": result.images_per_s,
-                "val_acc": result.val_acc, "best_val_acc": best, "final": last, "device": str(device),
-                "world_size": dist.world, "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash})
+                "status": stop.status, "ended_by": stop.ended_by, "reason": stop.reason,
+                **({"error": failure["error"]} if failure else {}), "epochs_completed": pos.epoch, "steps": pos.step,
+                "total_steps": total_steps, "seconds": seconds, "train_seconds": train_time,
+                "images_per_s": result.images_per_s, "val_acc": result.val_acc, "best_val_acc": pos.best,
+                "final": last, "device": str(device), "world_size": dist.world,
+                "torch_version": str(torch.__version__), "spec_hash": opts.spec_hash})
             logger.close()
     return result

@@ -72,7 +72,7 @@ def _span(spec: Any, key: tuple, overrides: dict[str, Any] | None) -> tuple[Span
     flag = C.override_flag(".".join(map(str, key)), overrides)
     if flag:
         return C.written_span(spec, key), f" (from {flag})"
-    return (spec.train_span(key) if hasattr(spec, "train_span") else None), ""
+    return (spec.train_span(key) if spec is not None else None), ""
 
 
 def _input_note(spec: Any) -> list[tuple[Span | None, str]]:
@@ -157,11 +157,9 @@ def _class_hint(spec: Any, analysis: Any, width: int, classes: int) -> str:
 # ----------------------------------------------------------------------------------- checks
 
 def check_fit(spec: Any, cfg: C.TrainConfig, analysis: Any, info: DataInfo,
-              overrides: dict[str, Any] | None = None, input_shape: Sequence[int] | None = None
-              ) -> list[Diagnostic]:
+              overrides: dict[str, Any] | None = None) -> list[Diagnostic]:
     """Refuse data the network cannot be trained on (raises CnnError); return warnings.
-    ``info`` comes from the dataset's name (check time) or from the data read (train time);
-    ``input_shape``: the network's input when there is no analysis (a hand-built model)."""
+    ``info`` comes from the dataset's name (check time) or from the data read (train time)."""
     found: list[Diagnostic] = []
     data_span, data_from = _span(spec, ("data",), overrides)
     aug_span, aug_from = _span(spec, ("augment",), overrides)
@@ -188,7 +186,7 @@ def check_fit(spec: Any, cfg: C.TrainConfig, analysis: Any, info: DataInfo,
         span, frm = _span(spec, ("batch_size",), overrides)
         raise error(f"batch_size {cfg.batch_size} is larger than the training set ({info.num_train} images)"
                     f"{frm}", span or data_span, "lower batch_size, or set drop_last: false")
-    net = tuple(analysis.input_shape) if analysis is not None else tuple(input_shape or ())
+    net = tuple(analysis.input_shape) if analysis is not None else ()
     if not net:
         return found
     after = "" if (channels, size) == (info.channels, info.size) else \

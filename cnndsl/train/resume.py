@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import numbers
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ _OPTIONAL: dict[str, tuple[str, Any]] = {
     "ema": ("an EMA state_dict", lambda v: isinstance(v, dict)),
     "best": ("a number or none", lambda v: v is None or isinstance(v, numbers.Real) and not isinstance(v, bool)),
     "history": ("a JSON list", lambda v: isinstance(v, str)),
+    "stopping": ("early stopping's state or none", lambda v: v is None or isinstance(v, dict)),
     "stage": ("a whole number ≥ 0", _IS_INT),
 }
 
@@ -84,19 +84,8 @@ def open_resume(resume: str | Path, spec_hash: str, force: bool) -> tuple[Path, 
     return path.parent, path, state
 
 
-@dataclass
-class Position:
-    """Where a restored run continues."""
-
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-    best: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
 def restore(state: dict[str, Any], path: Path, *, model: Any, opt: Any, sched: Any, scaler: Any, ema: Any,
-            accum: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Position:
+            accum: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
     """Load a checked training state into the run's objects (after a --force, the optimizer state may
     not fit the network: that is a diagnostic too)."""
     ckpt.load_weights(model, state["model"], path)
@@ -119,5 +108,3 @@ def restore(state: dict[str, Any], path: Path, *, model: Any, opt: Any, sched: A
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise error(f"this checkpoint's RNG states cannot be restored ({exc})", file_span(path),
                     "the file is damaged") from None
-    return Position(state["epoch"], state["batch_idx"], state["global_step"], state.get("best"),
-                    json.loads(state.get("history", "[]")))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cnndsl.errors import error
+from cnndsl.ir import Spec
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -25,19 +26,19 @@ class Recorded:
     """A spec and checkpoint to evaluate, with what the run recorded about them."""
 
     checkpoint: str  # a checkpoint file, or a run directory (its last.pt)
-    spec: Any  # the Spec to build
+    spec: Spec  # the Spec to build
     params: dict[str, Any] = field(default_factory=dict)  # network parameters: recorded, then --set
     train: dict[str, Any] | None = None  # the train config the run resolved (config.json)
     run_dir: Path | None = None
 
 
-def write_run_json(run_dir: Path, spec: Any, params: dict[str, Any], overrides: dict[str, Any] | None,
+def write_run_json(run_dir: Path, spec: Spec, params: dict[str, Any], overrides: dict[str, Any] | None,
                    spec_hash: str) -> None:
     """Record how the run was started (not rewritten when a run is resumed)."""
     path = run_dir / "run.json"
     if path.exists():
         return
-    src = getattr(spec, "path", None)
+    src = spec.path
     record = {"spec": os.path.abspath(src) if src else None,
               "spec_copy": ("spec" + Path(src).suffix) if src else None,
               "params": params, "train_overrides": overrides or {}, "spec_hash": spec_hash}
@@ -56,7 +57,7 @@ def _is_run(path: Path) -> bool:
     return path.is_dir() or path.suffix in CHECKPOINT_SUFFIXES
 
 
-def recorded_spec(run_dir: Path, run: dict[str, Any] | None) -> Any:
+def recorded_spec(run_dir: Path, run: dict[str, Any] | None) -> Spec:
     """The spec a run trained: its copy in the run directory, with imports resolved from where the
     original lived (else the original file)."""
     from cnndsl.syntax.source import parse_text, read_file, resolve_imports
@@ -73,17 +74,18 @@ def recorded_spec(run_dir: Path, run: dict[str, Any] | None) -> Any:
                 hint="name the spec as well: cnndsl eval SPEC --checkpoint RUN_DIR")
 
 
-def resolve(args: Any, command: str = "eval") -> Recorded:
+def resolve(target: str | os.PathLike | Spec, checkpoint: str | os.PathLike | None = None,
+            params_given: dict[str, Any] | None = None, command: str = "eval") -> Recorded:
     """The spec, checkpoint, parameters and train config for ``eval`` / ``predict``.
 
-    ``args.spec`` may be a spec file, a run directory or a checkpoint file; ``args.checkpoint`` a run
-    directory or a checkpoint file. ``args.params`` (``--set``) win over recorded parameters."""
-    target = Path(args.spec)
-    ckpt = getattr(args, "checkpoint", None)
-    spec_path = None if _is_run(target) else args.spec
-    if spec_path is None and ckpt is None:
-        ckpt = args.spec
-    spec = None
+    ``target`` may be a spec (file or :class:`Spec`), a run directory or a checkpoint file;
+    ``checkpoint`` a run directory or a checkpoint file. ``params_given`` (``--set``) win over
+    recorded parameters."""
+    spec = target if isinstance(target, Spec) else None
+    ckpt = checkpoint
+    spec_path = None if spec is not None or _is_run(Path(target)) else target
+    if spec is None and spec_path is None and ckpt is None:
+        ckpt = target
     if spec_path is not None:
         import cnndsl
         spec = cnndsl.load(spec_path)  # a missing path is reported as such first
@@ -99,7 +101,7 @@ def resolve(args: Any, command: str = "eval") -> Recorded:
     if spec is None:
         spec = recorded_spec(run_dir, run)
     params = dict((run or {}).get("params") or data.get("params") or {})
-    params.update(getattr(args, "params", None) or {})
+    params.update(params_given or {})
     config = _json(run_dir / "config.json") or {}
     return Recorded(str(ckpt), spec, params, config.get("train"), run_dir)
 

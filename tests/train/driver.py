@@ -9,9 +9,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import FakeSpec, Tiny, synthetic_train  # noqa: E402
+from helpers import synthetic_train, tiny_spec  # noqa: E402
 
-from cnndsl.train.commands import run_train  # noqa: E402
+import cnndsl  # noqa: E402
+from cnndsl.train.run import run_train  # noqa: E402
 
 
 def main() -> int:
@@ -24,29 +25,28 @@ def main() -> int:
     ap.add_argument("--epochs", type=float, default=3)
     ap.add_argument("--checkpoint-every", type=int, default=3)
     args = ap.parse_args()
-    calls = {"n": 0}
+    signals = {args.kill_at: signal.SIGKILL, args.interrupt_at: signal.SIGINT}
+    signals.pop(0, None)
+    real_build = cnndsl.build
 
-    def build(spec, **kw):
-        model = Tiny()
-        orig = model.forward
+    def build(*a, **kw):  # the model signals itself at its n-th training forward
+        model = real_build(*a, **kw)
+        calls = {"n": 0}
 
-        def forward(x):
-            if model.training:
+        def hook(module, inputs):
+            if module.training:
                 calls["n"] += 1
-                if calls["n"] == args.kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if calls["n"] == args.interrupt_at:
-                    os.kill(os.getpid(), signal.SIGINT)
-            return orig(x)
-        model.forward = forward
+                if calls["n"] in signals:
+                    os.kill(os.getpid(), signals[calls["n"]])
+        model.register_forward_pre_hook(hook)
         return model
+    cnndsl.build = build
 
     train = synthetic_train(epochs=args.epochs, deterministic=True, checkpoint_every=args.checkpoint_every,
                             loader=args.loader, augment=["hflip", {"type": "random_crop", "padding": 1},
                                                          {"type": "cutout", "size": 2}],
                             schedule={"type": "onecycle", "pct_start": 0.3})
-    spec = FakeSpec(train)
-    res = run_train(spec, build=build, run_dir=args.run_dir, resume=args.run_dir if args.resume else None,
+    res = run_train(tiny_spec(train), run_dir=args.run_dir, resume=args.run_dir if args.resume else None,
                     quiet=True, progress=False)
     dump = os.environ.get("DDP_DUMP")
     if dump:

@@ -9,7 +9,7 @@ from torch import nn
 
 from cnndsl.train import augment as A, config as C, optim as O
 from cnndsl.train.evaluate import evaluate, init_whitening
-from helpers import Tiny
+from helpers import tiny_model
 
 
 def _cfg(**kw):
@@ -50,7 +50,7 @@ def test_scheduler_steps_lr_each_iteration():
 
 
 def test_param_groups_by_glob_and_no_decay_on_norm_and_bias():
-    m = Tiny()
+    m = tiny_model()
     m.conv.weight.requires_grad_(False)  # frozen parameters are left out
     cfg = _cfg(optimizer={"type": "sgd", "lr": 0.1, "weight_decay": 1e-3, "decay_norm_and_bias": False},
                param_groups=[{"match": "bn.*", "lr_scale": 64}, {"match": "fc", "lr": 0.5, "weight_decay": 0.2}])
@@ -63,7 +63,7 @@ def test_param_groups_by_glob_and_no_decay_on_norm_and_bias():
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
 def test_optimizers(name):
-    opt = O.build_optimizer(Tiny(), _cfg(optimizer={"type": name, "lr": 0.01}))
+    opt = O.build_optimizer(tiny_model(), _cfg(optimizer={"type": name, "lr": 0.01}))
     assert type(opt).__name__.lower() == name
 
 

@@ -2,9 +2,10 @@
 
 import pytest
 
+import cnndsl
 from cnndsl.errors import CnnError
 from cnndsl.train import config as C
-from helpers import FakeSpec
+from helpers import spec_text
 
 
 def test_calls_bare_names_and_positional_args():
@@ -32,21 +33,23 @@ def test_yaml_twin_equals_cnn_form():
     assert a.loss == b.loss and a.data == b.data and a.optimizer == b.optimizer
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"data": "digits", "epochz": 3}, "epochz"),
-    ({"data": "digits", "optimizer": {"type": "sgd", "lr": 0.1, "momentun": 0.9}}, "momentun"),
-    ({"data": "digits", "optimizer": {"type": "sgdd", "lr": 0.1}}, "sgdd"),
-    ({"data": "digits", "batch_size": 0}, "batch_size"),
-    ({"data": "imagenet"}, "imagenet"),
-    ({"data": "digits", "augment": [{"type": "cutout", "args": [1, 2]}]}, "positional"),
+@pytest.mark.parametrize("raw, fragment, line", [
+    ({"data": "digits", "epochz": 3}, "epochz", "epochz: 3"),
+    ({"data": "digits", "optimizer": {"type": "sgd", "lr": 0.1, "momentun": 0.9}}, "momentun", "momentun"),
+    ({"data": "digits", "optimizer": {"type": "sgdd", "lr": 0.1}}, "sgdd", "sgdd"),
+    ({"data": "digits", "batch_size": 0}, "batch_size", "batch_size: 0"),
+    ({"data": "imagenet"}, "imagenet", "data: imagenet"),
+    ({"data": "digits", "augment": [{"type": "cutout", "args": [1, 2]}]}, "positional", "cutout(1, 2)"),
 ])
-def test_errors_name_the_key_and_point_into_the_spec(raw, fragment):
-    spec = FakeSpec(raw)
+def test_errors_name_the_key_and_point_into_the_spec(raw, fragment, line):
+    spec = cnndsl.parse(spec_text(raw), filename="fake.cnn")
     with pytest.raises(CnnError) as ei:
-        C.validate(raw, spec)
+        C.validate(spec.train, spec)
     text = ei.value.render()
     assert fragment in text
-    assert ei.value.span is not None and ei.value.span.file == "fake.cnn"
+    span = ei.value.span
+    assert span is not None and span.file == "fake.cnn"
+    assert line in spec_text(raw).splitlines()[span.line - 1]  # the line that holds the bad value
 
 
 def test_missing_train_section():
@@ -68,7 +71,7 @@ def test_overrides_parse_values_and_expand_bare_calls():
 def test_cli_flags_become_overrides():
     from argparse import Namespace
     from cnndsl.cli import prepare
-    from cnndsl.train.commands import collect_overrides, network_params
+    from cnndsl.train.cli import collect_overrides, network_params
     args = Namespace(set=["train.optimizer.lr=0.5", "width=32"], epochs=3.0, batch_size=None, device="cpu",
                      seed=None, runs_dir=None)
     prepare(args)
@@ -85,7 +88,7 @@ def test_cli_flags_become_overrides():
 ])
 def test_unknown_keys_and_kinds_get_did_you_mean(raw, message, hint):
     with pytest.raises(CnnError) as info:
-        C.validate(raw, FakeSpec(raw))
+        C.validate(raw, _spec(raw))
     d = info.value.diagnostics[0]
     assert message in d.message and hint in (d.hint or "")
 
@@ -94,4 +97,8 @@ def test_errors_from_overrides_say_so():
     raw = {"data": "synthetic", "optimizer": {"type": "sgd", "lr": 0.1}}
     over = {"optimizer.lr": "-1"}
     with pytest.raises(CnnError, match=r"\(from --set train.optimizer.lr=-1\)"):
-        C.validate(C.apply_overrides(raw, over), FakeSpec(raw), over)
+        C.validate(C.apply_overrides(raw, over), _spec(raw), over)
+
+
+def _spec(raw):
+    return cnndsl.parse(spec_text(raw), filename="fake.cnn")

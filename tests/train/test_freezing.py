@@ -60,7 +60,7 @@ def test_freeze_after_and_param_groups_match_like_the_spec(tmp_path):
                                      "    param_groups: [{match: layer1, lr_scale: 0.5}]")
     spec = cnndsl.load(path)
     model = cnndsl.build(spec)
-    from cnndsl.train.commands import config_of
+    from cnndsl.train.run import config_of
 
     groups = param_groups(model, config_of(spec))
     scaled = next(g for g in groups if g["lr_scale"] == 0.5)
@@ -152,6 +152,8 @@ def test_param_groups_api_follows_the_runner(tmp_path):
 CHECK_CASES = [
     ('freeze "layr1"', "", "freeze 'layr1' matches no parameter", "did you mean 'layer1'"),
     ("freeze stem\n    freeze layer1\n    unfreeze all", "", "freeze 'stem' has no effect", "narrow the unfreeze"),
+    # written in the wrong order: the unfreeze still makes its exception (YAML's two lists have no order)
+    ("unfreeze head\n    freeze all", "", "unfreeze 'head' is written before freeze 'all'", "write the unfreeze after"),
     ("", "param_groups: [{match: laer1, lr: 0.01}]", "param_groups[0].match 'laer1' matches no parameter",
      "did you mean 'layer1'"),
     ("", "freeze_after: [{match: [head, stm], epochs: 1}]", "freeze_after[0].match 'stm' matches no parameter",

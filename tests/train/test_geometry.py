@@ -8,7 +8,7 @@ import torch
 import cnndsl
 from cnndsl.train import augment as A
 from cnndsl.train import config as C
-from cnndsl.train.commands import run_train
+from cnndsl.train.run import run_train
 from cnndsl.train.data import Split
 from cnndsl.train.loader import make_loader
 

@@ -4,16 +4,15 @@ bit depth and mode converted by its meaning, or refused; FIFOs and devices refus
 import os
 import struct
 import zlib
-from argparse import Namespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from cnndsl.errors import CnnError
-from cnndsl.train.commands import run_predict, run_train
+from cnndsl.train.run import run_predict, run_train
 from cnndsl.train.images import read_image
-from helpers import FakeSpec, build_tiny, synthetic_train
+from helpers import synthetic_train, tiny_spec
 
 
 def png16(path, array: np.ndarray) -> None:
@@ -100,13 +99,11 @@ def test_fifo_and_devices_are_refused_at_once(tmp_path):
 
 def test_predict_on_a_16_bit_png_agrees_with_its_8_bit_version(tmp_path):
     """The top class of a 16-bit image and of the same image in 8 bits are the same."""
-    spec = FakeSpec(synthetic_train(epochs=1))
-    run_train(spec, build=build_tiny, run_dir=str(tmp_path / "run"), progress=False)
+    spec = tiny_spec(synthetic_train(epochs=1))
+    run_train(spec, run_dir=str(tmp_path / "run"), progress=False)
     a = (np.random.default_rng(1).integers(0, 65536, (8, 8))).astype(np.uint16)  # grey, as in the report
     png16(tmp_path / "x16.png", a)
     Image.fromarray(to8(a), "L").save(tmp_path / "x8.png")
-    args = Namespace(checkpoint=str(tmp_path / "run"), images=[str(tmp_path / "x16.png"), str(tmp_path / "x8.png")],
-                     top_k=4, ema=False, set=[])
-    r16, r8 = run_predict(spec, args, build=build_tiny)
+    r16, r8 = run_predict(spec, tmp_path / "run", [tmp_path / "x16.png", tmp_path / "x8.png"], top_k=4)
     assert [t["class"] for t in r16["top"]] == [t["class"] for t in r8["top"]]
     assert [t["prob"] for t in r16["top"]] == pytest.approx([t["prob"] for t in r8["top"]], abs=0.02)

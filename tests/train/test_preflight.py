@@ -141,7 +141,7 @@ def test_fp16_on_the_cpu_warns_and_suggests_bf16(cli, tmp_path):
 def test_train_gives_the_same_diagnostic_as_check(cli, tmp_path):
     """One code path: the runner refuses the spec before reading any data, with check's words."""
     import cnndsl
-    from cnndsl.train.commands import run_train
+    from cnndsl.train.run import run_train
     path = spec_file(tmp_path, "data: mnist5k\noptimizer: adam(lr = 1e-3, momentum = 0.9)")
     _, _, err = cli("check", path)
     with pytest.raises(CnnError) as info:
@@ -175,7 +175,7 @@ def test_fp16_on_the_cpu_warns_at_train_start_too(tmp_path, capsys):
     """The runner warns from the device it resolved, before reading data (here: a folder that is
     missing, so the test does not pay for fp16 steps on the CPU)."""
     import cnndsl
-    from cnndsl.train.commands import run_train
+    from cnndsl.train.run import run_train
     path = spec_file(tmp_path, f'data: imagefolder("{tmp_path}/missing", channels = 1)\nprecision: fp16\ndevice: cpu')
     with pytest.raises(CnnError, match="does not exist"):
         run_train(cnndsl.load(path), run_dir=str(tmp_path / "run"), progress=False)

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,15 @@ import torch
 
 from cnndsl.errors import CnnError
 from cnndsl.train import checkpoint as ckpt
-from cnndsl.train.commands import run_eval, run_train
-from helpers import FakeSpec, build_tiny, synthetic_train
+from cnndsl.train.run import run_eval, run_train
+from helpers import synthetic_train, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(tmp_path, name="run", **kw):
-    spec = FakeSpec(synthetic_train(epochs=1, **kw))
-    return spec, run_train(spec, build=build_tiny, run_dir=str(tmp_path / name), progress=False)
+    spec = tiny_spec(synthetic_train(epochs=1, **kw))
+    return spec, run_train(spec, run_dir=str(tmp_path / name), progress=False)
 
 
 def _listing(root: Path) -> dict[str, bytes]:
@@ -39,13 +38,13 @@ def test_a_failed_resume_writes_nothing(tmp_path):
     spec, _ = _train(tmp_path)
     before = _listing(tmp_path)
     with pytest.raises(CnnError, match="cannot load checkpoint") as ei:
-        run_train(spec, build=build_tiny, resume=str(tmp_path / "run" / "data.json"), progress=False)
+        run_train(spec, resume=str(tmp_path / "run" / "data.json"), progress=False)
     assert ei.value.span.file == str(tmp_path / "run" / "data.json")
     with pytest.raises(CnnError, match="checkpoint does not exist"):
-        run_train(spec, build=build_tiny, resume=str(tmp_path / "nonexistent" / "run"), progress=False)
-    changed = FakeSpec(synthetic_train(epochs=1, batch_size=8))
+        run_train(spec, resume=str(tmp_path / "nonexistent" / "run"), progress=False)
+    changed = tiny_spec(synthetic_train(epochs=1, batch_size=8))
     with pytest.raises(CnnError, match="spec changed"):
-        run_train(changed, build=build_tiny, resume=str(tmp_path / "run"), progress=False)
+        run_train(changed, resume=str(tmp_path / "run"), progress=False)
     assert _listing(tmp_path) == before and not (tmp_path / "nonexistent").exists()
 
 
@@ -123,7 +122,7 @@ def test_resume_force_with_a_malformed_checkpoint_says_what_is_missing(tmp_path,
     bad = tmp_path / "bad.pt"
     torch.save(content(ckpt.load(tmp_path / "run" / "last.pt")), bad)
     with pytest.raises(CnnError) as ei:
-        run_train(spec, build=build_tiny, resume=str(bad), force=True, progress=False)
+        run_train(spec, resume=str(bad), force=True, progress=False)
     assert words in ei.value.render() and ei.value.span.file == str(bad)
 
 
@@ -147,11 +146,11 @@ def test_a_run_killed_at_its_first_step_resumes_bitwise_equal(tmp_path):
 
 
 def test_a_run_killed_before_any_checkpoint_says_so(tmp_path):
-    spec = FakeSpec(synthetic_train(epochs=1))
+    spec = tiny_spec(synthetic_train(epochs=1))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data.json").write_text("{}")
     with pytest.raises(CnnError) as ei:
-        run_train(spec, build=build_tiny, resume=str(tmp_path / "run"), progress=False)
+        run_train(spec, resume=str(tmp_path / "run"), progress=False)
     text = ei.value.render()
     assert "no checkpoint yet" in text and "checkpoints/last.pt" not in text
     assert ei.value.span.file == str(tmp_path / "run")
@@ -161,7 +160,7 @@ def test_stale_temp_files_of_a_killed_save_are_removed_on_resume(tmp_path):
     spec, _ = _train(tmp_path)
     dead = tmp_path / "run" / ".last.pt.99999999.tmp"
     dead.write_bytes(b"")
-    run_train(FakeSpec(synthetic_train(epochs=2)), build=build_tiny, resume=str(tmp_path / "run"), force=True,
+    run_train(tiny_spec(synthetic_train(epochs=2)), resume=str(tmp_path / "run"), force=True,
               progress=False)
     assert not dead.exists()
 
@@ -171,9 +170,8 @@ def test_nan_weights_are_refused_by_eval_and_predict(tmp_path):
     state = ckpt.load(tmp_path / "run" / "last.pt")
     state["model"]["fc.weight"][0, 0] = float("nan")
     torch.save(state, tmp_path / "nan.pt")
-    args = Namespace(checkpoint=str(tmp_path / "nan.pt"), split="val", tta=None, ema=False, data_root=None, set=[])
     with pytest.raises(CnnError, match="non-finite weights .*fc.weight") as ei:
-        run_eval(spec, args, build=build_tiny)
+        run_eval(spec, tmp_path / "nan.pt")
     assert ei.value.span.file == str(tmp_path / "nan.pt")
 
 
@@ -181,16 +179,16 @@ def test_nan_weights_are_refused_by_eval_and_predict(tmp_path):
 
 
 @pytest.mark.parametrize("override, words", [
-    ({"data.num_train": "1000000000000"}, "≤ 10000000"),
-    ({"data.num_classes": "1000000000"}, "≤ 100000"),
-    ({"num_workers": "100000"}, "≤ 128"),
+    ({"data.num_train": "1000000000000"}, "num_train must be ≤ 10000000"),
+    ({"data.num_classes": "1000000000"}, "num_classes must be ≤ 100000"),
+    ({"num_workers": "100000"}, "num_workers must be ≤ 128"),
     ({"epochs": "inf"}, "finite number"),
     ({"device": "meta"}, "'meta' is not a device"),
 ])
 def test_sizes_are_bounded_before_anything_is_allocated(tmp_path, override, words):
-    spec = FakeSpec(synthetic_train())
+    spec = tiny_spec(synthetic_train())
     with pytest.raises(CnnError, match=words):
-        run_train(spec, build=build_tiny, overrides=override, run_dir=str(tmp_path / "r"), progress=False)
+        run_train(spec, overrides=override, run_dir=str(tmp_path / "r"), progress=False)
     assert not (tmp_path / "r").exists()
 
 

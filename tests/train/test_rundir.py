@@ -9,7 +9,7 @@ import pytest
 
 import cnndsl
 from cnndsl.errors import CnnError
-from cnndsl.train.commands import run_train
+from cnndsl.train.run import run_train
 
 BLOCKS = """block Stem(c) {
     conv(c, k=3, p=1) batchnorm relu

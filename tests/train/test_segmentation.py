@@ -7,7 +7,7 @@ import pytest
 
 import cnndsl
 from cnndsl.errors import CnnError
-from cnndsl.train.commands import run_train
+from cnndsl.train.run import run_train
 
 SPEC = textwrap.dedent("""
     network TinySeg(num_classes = 3) {

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from cnndsl.train.commands import run_train
-from helpers import FakeSpec, build_tiny, synthetic_train
+from cnndsl.train.run import run_train
+from helpers import synthetic_train, tiny_spec
 
 
 def _run(tmp_path, **switches):
-    spec = FakeSpec(synthetic_train(epochs=2, **switches))
-    return run_train(spec, build=build_tiny, run_dir=str(tmp_path / "r"), quiet=True, progress=False)
+    spec = tiny_spec(synthetic_train(epochs=2, **switches))
+    return run_train(spec, run_dir=str(tmp_path / "r"), quiet=True, progress=False)
 
 
 def test_bf16_autocast_and_channels_last_train(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 cnndsl = pytest.importorskip("cnndsl")
 from cnndsl.train import checkpoint as ckpt  # noqa: E402
-from cnndsl.train.commands import config_of, run_train  # noqa: E402
+from cnndsl.train.run import config_of, run_train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
