@@ -16,7 +16,7 @@ from itertools import combinations
 from typing import Any
 
 from . import py_text as T
-from .py_parts import EMPTY, Arg, Call, Instance, Leaf, Part, Raw, Seq
+from .py_parts import EMPTY, Arg, Call, Instance, Leaf, Param, Part, Raw, Seq
 
 _FACTORS = (2, 3, 4, 6, 8, 16)
 
@@ -57,6 +57,8 @@ def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = 
             out.append(f"{a} * {b}")
         if va + vb == value:
             out.append(f"{a} + {b}")
+    if not reads_input:  # a layer not fed by the class's input: expressions of its size last
+        out = sorted(out, key=lambda e: any(w.startswith("in_") for w in e.split()))
     return out
 
 
@@ -93,7 +95,7 @@ class Classes:
         s = self.sigs.get(id(inst))
         if s is None:
             s = (inst.kind, inst.label, inst.sequential, self._children_sig(inst.children),
-                 tuple(t for t, _ in inst.forward), inst.head[0], tuple(inst.names), inst.in_name)
+                 tuple(tuple(t.pieces) for t, _ in inst.forward), inst.head[0], tuple(inst.names), inst.in_name)
             self.sigs[id(inst)] = s
         return s
 
@@ -102,6 +104,8 @@ class Classes:
         for key, part in children:
             if isinstance(part, Leaf):
                 out.append((key, "leaf", part.cls, tuple(a.name for a in part.args)))
+            elif isinstance(part, Param):
+                out.append((key, "param", tuple(part.pieces)))
             elif isinstance(part, Seq):
                 out.append((key, "seq", self._children_sig(part.children)))
             elif isinstance(part, Raw):
@@ -141,7 +145,7 @@ class Classes:
     def _finish(self, c: ClassDef) -> None:
         insts = c.instances
         columns = [list(_instance_slots(self, i)) for i in insts]
-        defaults = [d for *_, d in _instance_defaults(self, insts[0])]
+        defaults = [d for *_, d in _instance_slots(self, insts[0])]
         columns = [[c[:4] for c in col] for col in columns]
         used: set[str] = set()
         extras: dict[str, list[Any]] = {}
@@ -161,7 +165,7 @@ class Classes:
                 extras[extra] = values
                 text, symbolic = extra, True
             if symbolic:
-                used.update(text.replace("*", " ").replace("/", " ").replace("+", " ").split())
+                used |= T.names_in(text)
             slots.append((text, symbolic))
         first = insts[0]
         params = [(n, d) for n, d in first.params]
@@ -178,6 +182,12 @@ class Classes:
 
     def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str, reads: bool,
                 default: Any) -> str | None:
+        first = values[0]
+        if isinstance(first, tuple) and first and all(isinstance(v, tuple) and len(v) == len(first) for v in values):
+            items = [self._render([v[k] for v in values], names, arg, reads, EMPTY) for k in range(len(first))]
+            if any(i is None for i in items):
+                return None
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"   # (dim,): LayerNorm's shape
         common = candidates(values[0], names[0], arg, reads)
         for v, ns in zip(values[1:], names[1:]):
             here = set(candidates(v, ns, arg, reads))
@@ -209,18 +219,18 @@ def call_args(classes: Classes, inst: Instance) -> list[tuple[str, Any, Any]]:
 
 
 def _instance_slots(classes: Classes, inst: Instance):
-    """(child key, argument, value) for every value the class of ``inst`` writes, in order."""
+    """(key, argument, value, fed by the class input, default) for every value the class of
+    ``inst`` writes, in order: its children's, then the numbers in its ``forward``."""
     yield from _walk_slots(classes, inst.children)
-
-
-def _instance_defaults(classes: Classes, inst: Instance):
-    yield from _walk_slots(classes, inst.children)
+    for stmt, _ in inst.forward:
+        for a in stmt.args:
+            yield "forward", a.name, a.value, False, EMPTY
 
 
 def _walk_slots(classes: Classes, children: list[tuple[str, Part]]):
     """(child key, argument, value, fed by the class input, default) for every value, in order."""
     for key, part in children:
-        if isinstance(part, Leaf):
+        if isinstance(part, (Leaf, Param)):
             for a in part.args:
                 yield key, a.name, a.value, part.reads_input, a.default
         elif isinstance(part, Seq):

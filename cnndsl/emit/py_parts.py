@@ -2,17 +2,15 @@
 
 Every module scope of :mod:`cnndsl.emit.scopes` becomes an :class:`Instance` (the network, a
 block instance, a stage that is not a plain chain) or an inline :class:`Seq` (a stage that is a
-chain: ``nn.Sequential``). An instance lists its children — torch layers as :class:`Leaf` (the
-class and every ``__init__`` argument read back from the module the op builds, so any op that
-builds a torch.nn module is written without a hand list), sub-instances as :class:`Call` — and
-its ``forward`` statements, which follow the container rule (inputs in first-read order; returns
+chain: ``nn.Sequential``). An instance lists its children — layers as :class:`Leaf` and bare
+parameters as :class:`Param` (:mod:`cnndsl.emit.py_leaf`), sub-instances as :class:`Call` — and
+its ``forward`` statements (ops with an ``Op.source`` written inline), which follow the container rule (inputs in first-read order; returns
 ``(output, *values read outside)``). :mod:`cnndsl.emit.py_classes` turns the instances of one
 block into one class with symbolic values.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -21,34 +19,18 @@ from torch import nn
 
 from ..analysis import Analysis
 from ..graph import Graph, Node
-from ..nn import Add, Concat, Multiply, Scale
 from . import py_text as T
+from .py_leaf import EMPTY, Arg, Leaf, Param, Template, bare_parameter, leaf, template
 from .scopes import Scope, inplace_nodes, module_scopes
 
-EMPTY = inspect.Parameter.empty
-_PAIRS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size", "scale_factor",
-          "size"}
-_KEYWORD_ONLY = {"kernel_size"}          # written kernel_size=3, as torchvision does
-_INLINE = (Add, Concat, Multiply, Scale)  # stateless merges written as expressions
+__all__ = ["EMPTY", "Arg", "Call", "GraphParts", "Instance", "Leaf", "Param", "Part", "Raw", "Seq", "Template",
+           "inline", "python_name", "shape_text"]
 
 
-@dataclass
-class Arg:
-    """One constructor argument: its value in this instance, its default (EMPTY: required)."""
-
-    name: str
-    value: Any
-    default: Any = EMPTY
-    positional: bool = True               # may be written by position while it is required
-    same_as: str | None = None            # omitted when equal to this argument (pools: stride = kernel)
-
-
-@dataclass
-class Leaf:
-    cls: str                              # "nn.Conv2d"
-    args: list[Arg]
-    shape: tuple[int, ...] = ()           # its output shape (in the first instance: comments)
-    reads_input: bool = False             # fed by its class's input (may take in_channels)
+def inline(node: Node) -> bool:
+    """A layer ``forward`` writes as an expression (its op's ``source``: merges, scale, permute,
+    narrow, a bare parameter's use), not as a call of a submodule."""
+    return node.op.source(["x"] * max(1, len(node.inputs)), "self.p") is not None
 
 
 @dataclass
@@ -77,7 +59,7 @@ class Call:
     reads_input: bool = False
 
 
-Part = Union[Leaf, Seq, Call, Raw]
+Part = Union[Leaf, Param, Seq, Call, Raw]
 
 
 @dataclass(eq=False)
@@ -91,46 +73,10 @@ class Instance:
     params: list[tuple[str, Any]]         # declared parameters (python name, default or EMPTY)
     children: list[tuple[str, Part]]
     head: tuple[str, str]                 # ("def forward(self, x):", shape comment)
-    forward: list[tuple[str, str]]        # (statement, shape comment)
+    forward: list[tuple[Template, str]]   # (statement, shape comment); numbers of inline ops are values
     sequential: bool = False              # an nn.Sequential subclass (chain of children named 0, 1, ...)
     in_name: str | None = None            # "in_channels" / "in_features" where the class may take it
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def _collapse(v: Any) -> Any:
-    if isinstance(v, (tuple, list)) and len(v) > 0 and len(set(v)) == 1:
-        return v[0]
-    return v
-
-
-def leaf(module: nn.Module) -> Leaf:
-    """The class and every ``__init__`` argument of a torch.nn module, read back from its
-    attributes of the same names (the writer leaves out those at their defaults)."""
-    cls = type(module)
-    if getattr(nn, cls.__name__, None) is not cls:
-        raise NotImplementedError(f"no source rendering for module class {cls.__module__}.{cls.__qualname__}")
-    params = inspect.signature(cls.__init__).parameters
-    args: list[Arg] = []
-    for name, p in params.items():
-        if name in ("self", "device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if name == "bias" and (module.bias is None or isinstance(module.bias, torch.Tensor)):
-            value: Any = module.bias is not None
-            if not value and (getattr(module, "affine", True) is False
-                              or getattr(module, "elementwise_affine", True) is False):
-                continue  # a norm without affine parameters has no bias anyway
-        elif hasattr(module, name):
-            value = getattr(module, name)
-        else:
-            raise NotImplementedError(f"nn.{cls.__name__}: cannot read back the argument {name!r}")
-        if isinstance(value, torch.Tensor):
-            raise NotImplementedError(f"nn.{cls.__name__}: argument {name!r} is a tensor")
-        if name in _PAIRS:
-            value = _collapse(value)
-        default = _collapse(p.default) if name in _PAIRS and p.default is not EMPTY else p.default
-        same_as = "kernel_size" if name == "stride" and p.default is None and "kernel_size" in params else None
-        args.append(Arg(name, value, default, name not in _KEYWORD_ONLY, same_as))
-    return Leaf(f"nn.{cls.__name__}", args)
 
 
 def _literal_default(expr: Any) -> Any:
@@ -196,7 +142,7 @@ class GraphParts:
                 prev = step.outputs[0]
             else:
                 node = self.graph.nodes[step]
-                if not node.registered or isinstance(self.modules[step], _INLINE) or node.inputs != (prev,):
+                if not node.registered or inline(node) or node.inputs != (prev,):
                     return False
                 prev = step
         return prev == scope.outputs[0]
@@ -219,17 +165,16 @@ class GraphParts:
                 return Call(self._instance(step, "block", c.label, names, params), shape, reads)
             reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
             return Call(self._instance(step, "stage", self._key(step.path), {}, []), shape, reads)
-        module = self.modules[step]
-        if isinstance(module, _INLINE) or not self.graph.nodes[step].registered:
+        node = self.graph.nodes[step]
+        if not node.registered or (inline(node) and not node.op.bare_parameter):
             return None
-        op = self.graph.nodes[step].op
-        if op.name == "backbone":
+        if node.op.name == "backbone":
             from .py_backbone import backbone_expression
 
-            return Raw(backbone_expression(op.desc), op.desc.source, self.graph.nodes[step].shape)
-        part = leaf(module)
-        part.shape = self.graph.nodes[step].shape
-        part.reads_input = self.graph.nodes[step].inputs[0] in self._inputs[-1]
+            return Raw(backbone_expression(node.op.desc), node.op.desc.source, node.shape)
+        part = bare_parameter(self.graph, node) if node.op.bare_parameter else leaf(self.modules[step])
+        part.shape = node.shape
+        part.reads_input = node.inputs[0] in self._inputs[-1]
         return part
 
     def _instance(self, scope: Scope, kind: str, label: str, names: dict[str, Any],
@@ -274,7 +219,7 @@ class ForwardWriter:
         base = f"out{key}" if key.isascii() and key.isdigit() else T.identifier(key, "out")
         return base + "_" if base in T.RESERVED else base
 
-    def write(self) -> tuple[tuple[str, str], list[tuple[str, str]]]:
+    def write(self) -> tuple[tuple[str, str], list[tuple[Template, str]]]:
         """Variables: ``x`` in, a chain reuses the variable of a value that dies (``x = f(x)``),
         a value read later or twice gets the name of the step that made it (``enc1``)."""
         g, scope = self.graph, self.scope
@@ -302,19 +247,19 @@ class ForwardWriter:
         for k, v in enumerate(scope.inputs):
             var[v] = "x" if k == 0 else fresh(self._var_base(v), -1)
             holds[var[v]] = v
-        stmts: list[tuple[str, str]] = []
+        stmts: list[tuple[Template, str]] = []
         for k, step in enumerate(scope.steps):
             ins = reads[k]
             args = ", ".join(var[v] for v in ins)
             if isinstance(step, Scope):
                 key = step.path.rpartition(".")[2]
-                expr = f"{T.child('self', key, self.sequential)}({args})"
+                expr = Template([f"{T.child('self', key, self.sequential)}({args})"], [])
                 made = list(step.outputs)
             else:
                 node = g.nodes[step]
                 key = node.path.rpartition(".")[2]
                 made = [step]
-                expr = self._expression(node, self.parts.modules[step], [var[v] for v in ins])
+                expr = self._expression(node, [var[v] for v in ins])
             targets = []
             for j, v in enumerate(made):
                 u = uses.get(v, [])
@@ -330,24 +275,20 @@ class ForwardWriter:
                 var[v] = name
                 holds[name] = v
                 targets.append(name)
-            stmts.append((f"{', '.join(targets)} = {expr}", shape_text(g.nodes[made[0]].shape)))
-        stmts.append(("return " + ", ".join(var[v] for v in scope.outputs), ""))
+            expr.pieces[0] = f"{', '.join(targets)} = {expr.pieces[0]}"
+            stmts.append((expr, shape_text(g.nodes[made[0]].shape)))
+        stmts.append((Template(["return " + ", ".join(var[v] for v in scope.outputs)], []), ""))
         head = ("def forward(self, " + ", ".join(var[v] for v in scope.inputs) + "):",
                 shape_text(g.nodes[scope.inputs[0]].shape))
         return head, stmts
 
-    def _expression(self, node: Node, module: nn.Module, ins: list[str]) -> str:
-        if isinstance(module, Add):
-            return " + ".join(ins)
-        if isinstance(module, Multiply):
-            return " * ".join(ins)
-        if isinstance(module, Concat):
-            return f"torch.cat([{', '.join(ins)}], dim=1)"
-        if isinstance(module, Scale):
-            return f"{ins[0]} * {module.factor!r}"
-        if node.op.name == "pick":  # one output of a backbone
-            return ins[0] if node.op.key is None else f"{ins[0]}[{T.literal(node.op.key)}]"
-        if not node.registered:  # pragma: no cover - implicit nodes are merges
-            raise NotImplementedError(f"{node.path}: implicit {node.kind}")
-        key = node.path.rpartition(".")[2]
-        return f"{T.child('self', key, self.sequential)}({', '.join(ins)})"
+    def _expression(self, node: Node, ins: list[str]) -> Template:
+        """The op's own rendering (``Op.source``, given ``self.<name>`` for a bare parameter) with
+        its numbers as values, else a call of the submodule."""
+        ref = T.child("self", node.path.rpartition(".")[2], self.sequential)
+        expr = node.op.source(ins, ref)
+        if expr is not None:
+            return template(expr, node.op)
+        if not node.registered:
+            raise NotImplementedError(f"{node.path}: implicit {node.kind} without a source rendering")
+        return Template([f"{ref}({', '.join(ins)})"], [])

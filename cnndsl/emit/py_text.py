@@ -47,6 +47,14 @@ def literal(v: Any) -> str:
     raise NotImplementedError(f"cannot write {type(v).__name__} value {v!r} as a literal")
 
 
+NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")   # a parameter's name in a value's expression
+
+
+def names_in(expression: str) -> set[str]:
+    """The parameter names a value's expression reads (``(dim, 1, 1)`` → ``{"dim"}``)."""
+    return set(NAME.findall(expression))
+
+
 def is_identifier(name: str) -> bool:
     return name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
 

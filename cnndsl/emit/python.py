@@ -26,6 +26,7 @@ spec can add a statement. Nothing here executes generated code.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -33,9 +34,10 @@ from ..analysis import Analysis
 from . import py_text as T
 from .py_classes import ClassDef, Classes, NoUnify, call_args
 from .py_layout import CallExpr, Expr, KwArg, lay_out
-from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Part, Raw, Seq, python_name, shape_text
+from .py_leaf import RUNTIME_NAMES
+from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, python_name, shape_text
 
-__all__ = ["python_source"]
+__all__ = ["RUNTIME_NAMES", "python_source"]
 
 
 def python_source(analysis: Analysis, *, class_name: str | None = None, source: str | None = None,
@@ -113,14 +115,14 @@ class _Writer:
         self.main = GraphParts(analysis, free)
         self.parts = [self.main] + [GraphParts(a, free) for a in others]
         net = T.class_name(class_name or self.graph.name or "Network", "Network")
-        if net in T.RESERVED:
+        if net in T.RESERVED or net in RUNTIME_NAMES:
             net += "Net"
         self.class_name = net
         span = self.graph.input.span
         self.source = source if source is not None else (span.file if span is not None else None)
 
     def classes_only(self) -> Classes:
-        classes = Classes(set())
+        classes = Classes(set(RUNTIME_NAMES))
         classes.taken.add(self.class_name)
         for p in self.parts:
             p.root.label = self.class_name
@@ -137,7 +139,7 @@ class _Writer:
         used: set[str] = set()
         for text, symbolic in root.slots:
             if symbolic:
-                used.update(text.replace("*", " ").replace("/", " ").replace("+", " ").split())
+                used |= T.names_in(text)
         return used
 
     def run(self) -> str:
@@ -149,10 +151,18 @@ class _Writer:
         self.needs = " and ".join(["torch", *sorted(sources)])
         plain, froms = imports(sources)
         out = self._header() + ["import torch", *plain, "from torch import nn", *froms, "", ""]
+        for cls in self._copied():
+            out += inspect.getsource(cls).splitlines() + ["", ""]
         for c in self.classes.order:
             out += self._class(c) + ["", ""]
         out += self._main()
         return "\n".join(out) + "\n"
+
+    def _copied(self) -> list[type]:
+        """The cnndsl.nn classes the file uses, in order of first use: their source goes in the file."""
+        found = [p.copy for c in self.classes.order for i in c.instances[:1] for _, p in _walk(i.children)
+                 if isinstance(p, Leaf) and p.copy is not None]
+        return list(dict.fromkeys(found))
 
     # ---- header
     def _header(self) -> list[str]:
@@ -193,17 +203,34 @@ class _Writer:
             lines += lay_out(8, "", call)
             return lines
         lines.append("        super().__init__()")
+        stored = self._stored(c)
+        lines += [f"        self.{attr} = {name}" for name, attr in stored.items()]
         for key, part in first.children:
             e = self._expr(part, slots)
             if T.attribute_ok(key):
                 lines += lay_out(8, f"self.{key} = ", e)
             else:
-                lines += lay_out(8, "self.add_module", CallExpr("", [T.string(key), e]))
+                register = "self.register_parameter" if isinstance(part, Param) else "self.add_module"
+                lines += lay_out(8, register, CallExpr("", [T.string(key), e]))
         if c.kind == "network":
             lines += self._init_calls() + self._freeze()
         lines.append("")
-        lines += self._forward(first)
+        lines += self._forward(first, slots, stored)
         return lines
+
+    def _stored(self, c: ClassDef) -> dict[str, str]:
+        """Parameters ``forward`` computes with (``x.narrow(1, 0, self.out // 2)``): name → the
+        attribute ``__init__`` keeps it in, clear of the class's submodules and nn.Module's names."""
+        count = sum(len(stmt.args) for stmt, _ in c.first.forward)
+        texts = [text for text, symbolic in c.slots[len(c.slots) - count:] if symbolic] if count else []
+        keys = {k for k, _ in c.first.children}
+        stored: dict[str, str] = {}
+        for name in (n for text in texts for n in T.NAME.findall(text)):
+            attr = name
+            while not T.attribute_ok(attr) or attr in keys:
+                attr += "_"
+            stored.setdefault(name, attr)
+        return stored
 
     def _doc(self, c: ClassDef) -> str:
         first = c.first
@@ -227,6 +254,8 @@ class _Writer:
         if isinstance(part, Leaf):
             texts = [next(slots) for _ in part.args]
             return CallExpr(part.cls, _args(part.args, texts))
+        if isinstance(part, Param):
+            return part.render([next(slots)[0] for _ in part.args])
         if isinstance(part, Raw):
             return part.expr
         if isinstance(part, Seq):
@@ -249,10 +278,15 @@ class _Writer:
         return CallExpr(cls.name, out)
 
     # ---- forward
-    def _forward(self, inst: Instance) -> list[str]:
+    def _forward(self, inst: Instance, slots, stored: dict[str, str]) -> list[str]:
+        """``forward``, the numbers of inline ops taken from ``slots``, a parameter read from its
+        attribute (``x.narrow(1, 0, self.out // 2)``)."""
+        def value(text: str, symbolic: bool) -> str:
+            return T.NAME.sub(lambda m: "self." + stored[m.group()], text) if symbolic else text
+
         lines = [_with_comment(4, inst.head[0], inst.head[1])]
         for stmt, shape in inst.forward:
-            lines.append(_with_comment(8, stmt, shape))
+            lines.append(_with_comment(8, stmt.render([value(*next(slots)) for _ in stmt.args]), shape))
         return lines
 
     # ---- network-level extras: initialisation and frozen parameters
