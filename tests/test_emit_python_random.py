@@ -34,6 +34,10 @@ BLOCKS = {
             "shortcut proj when s != 1 or in.channels != out { conv(out, k=1, s=s) }  relu"),
     "Mix": "concat { conv(out, k=1, s=s) | { conv(out // 2 + 1, k=1)  c: conv(out, k=3, s=s, p=1) } }",
     "Wide": "conv(in.channels * 2, k=1)  relu  conv(out, k=3, s=s, p=1)",
+    # main's residual and split ops: copied cnndsl.nn classes, a bare parameter, narrow in forward
+    "Scaled": ("conv(out, k=3, s=s, p=1)  residual { dwconv(3, p=1)  layernorm2d  ls: layer_scale(0.5) "
+               "stochastic_depth(0.1) }"),
+    "Shuffle": "conv(2 * out, k=1, s=s)  { x1, x2: chunk(2)  conv(out, k=1)  concat(x1) }  channel_shuffle(2)",
 }
 
 
