@@ -60,7 +60,8 @@ def test_emitted_class_is_torchvisions_model(stem):
 
 def test_convnext_layer_scale_is_a_parameter_of_the_block_class():
     """``layer_scale: layer_scale(scale)`` is ``self.layer_scale = nn.Parameter(...)`` on CNBlock,
-    its shape written from the block's parameters; the network's ``layer_scale`` sets its value."""
+    its shape written from the block's parameters; the network's ``layer_scale`` sets its value;
+    the module tree is torchvision's."""
     src, ns = _emitted("convnext_tiny", size=SIZE)
     assert "self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), scale))" in src
     assert "out = out * self.layer_scale" in src
@@ -72,6 +73,11 @@ def test_convnext_layer_scale_is_a_parameter_of_the_block_class():
     model = ns["ConvNeXtTiny"](layer_scale=0.25)
     assert model.features[1][0].layer_scale.shape == (96, 1, 1)
     assert torch.all(model.features[5][8].layer_scale == 0.25)
+    # the block is torchvision's nn.Sequential (its permutes as modules): the same module tree
+    assert type(model.features[1][0].block[1]).__name__ == "Permute"
+    with torch.device("meta"):
+        ref = torchvision.models.convnext_tiny()
+    assert [n for n, _ in model.named_modules()] == [n for n, _ in ref.named_modules()]
 
 
 def test_shufflenet_split_is_one_class_over_its_stages():

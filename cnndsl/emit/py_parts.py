@@ -20,7 +20,7 @@ from torch import nn
 from ..analysis import Analysis
 from ..graph import Graph, Node
 from . import py_text as T
-from .py_leaf import EMPTY, Arg, Leaf, Param, Template, bare_parameter, leaf, template
+from .py_leaf import EMPTY, Arg, Leaf, Param, Template, bare_parameter, is_runtime, leaf, template
 from .scopes import Scope, inplace_nodes, module_scopes
 
 __all__ = ["EMPTY", "Arg", "Call", "GraphParts", "Instance", "Leaf", "Param", "Part", "Raw", "Seq", "Template",
@@ -142,19 +142,27 @@ class GraphParts:
                 prev = step.outputs[0]
             else:
                 node = self.graph.nodes[step]
-                if not node.registered or inline(node) or node.inputs != (prev,):
+                if not node.registered or (inline(node) and not self._modular(node)) or node.inputs != (prev,):
                     return False
                 prev = step
         return prev == scope.outputs[0]
 
-    def _part(self, step: int | Scope) -> Part | None:
+    def _modular(self, node: Node) -> bool:
+        """An inline op that can also be a module in an ``nn.Sequential`` (``Permute``, as in
+        torchvision's ConvNeXt): one input, no bare parameter, a torch.nn or cnndsl.nn module."""
+        cls = type(self.modules[node.id])
+        return len(node.inputs) == 1 and not node.op.bare_parameter and (is_runtime(cls) or getattr(nn, cls.__name__, None) is cls)
+
+    def _part(self, step: int | Scope, chain: bool = False) -> Part | None:
+        """The child ``step`` gives (None: written inline in ``forward``); in a ``chain`` (an
+        ``nn.Sequential``) an inline op with a module is that module."""
         if isinstance(step, Scope):
             c = step.container
             shape = self.graph.nodes[step.outputs[0]].shape
             keys = [self._key(s.path if isinstance(s, Scope) else self.graph.nodes[s].path) for s in step.steps]
             if c is not None and c.kind != "block" and self._is_chain(step) \
                     and keys == [str(i) for i in range(len(keys))]:
-                return Seq([(k, self._part(s)) for k, s in zip(keys, step.steps)], shape)
+                return Seq([(k, self._part(s, chain=True)) for k, s in zip(keys, step.steps)], shape)
             if c is not None and c.kind == "block":
                 block = c.block
                 declared = [p.name for p in block.params] if block is not None else list(c.args)
@@ -166,7 +174,7 @@ class GraphParts:
             reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
             return Call(self._instance(step, "stage", self._key(step.path), {}, []), shape, reads)
         node = self.graph.nodes[step]
-        if not node.registered or (inline(node) and not node.op.bare_parameter):
+        if not node.registered or (inline(node) and not node.op.bare_parameter and not chain):
             return None
         if node.op.name == "backbone":
             from .py_backbone import backbone_expression
@@ -179,18 +187,17 @@ class GraphParts:
 
     def _instance(self, scope: Scope, kind: str, label: str, names: dict[str, Any],
                   params: list[tuple[str, Any]]) -> Instance:
+        keys = [self._key(s.path if isinstance(s, Scope) else self.graph.nodes[s].path) for s in scope.steps]
+        sequential = kind == "block" and keys == [str(i) for i in range(len(keys))] and self._is_chain(scope)
         children: list[tuple[str, Part]] = []
         self._inputs.append(set(scope.inputs))
-        for step in scope.steps:
-            part = self._part(step)
+        for key, step in zip(keys, scope.steps):
+            part = self._part(step, chain=sequential)
             if part is not None:
-                path = step.path if isinstance(step, Scope) else self.graph.nodes[step].path
-                children.append((self._key(path), part))
+                children.append((key, part))
         self._inputs.pop()
-        positional = [k for k, _ in children] == [str(i) for i in range(len(children))]
-        sequential = kind == "block" and positional and self._is_chain(scope)
         in_name = None
-        if kind == "block" and scope.inputs:
+        if kind != "network" and scope.inputs:  # a block or stage may take its input's size
             shape = self.graph.nodes[scope.inputs[0]].shape
             in_name = "in_channels" if len(shape) == 3 else "in_features"
             while in_name in names:

@@ -56,8 +56,10 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
 
             raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
                         node.span, "build it with cnndsl.build(...), or export it")
-    free = _free_params(analysis, spec)
-    return _Writer(analysis, free[0], free[1], class_name, source).run()
+    free, others, idle = _free_params(analysis, spec)
+    writer = _Writer(analysis, free, others, class_name, source)
+    writer.idle = idle
+    return writer.run()
 
 
 # ----------------------------------------------------------------------------- network parameters
@@ -71,11 +73,12 @@ def _perturbed(value: Any) -> Any:
     return value / 2 if value else 0.5
 
 
-def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysis]]:
-    """Network parameters that can be constructor arguments, with the expansions that prove it."""
+def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysis], list[str]]:
+    """Network parameters that can be constructor arguments, with the expansions that prove it, and
+    those the classes do not depend on at all (``size`` of a fully convolutional network)."""
     g = analysis.graph
     if spec is None or spec.network is None or not g.params:
-        return [], []
+        return [], [], []
     from ..analysis import analyze_graph
     from ..errors import CnnError
     from ..expand import Expander, Limits
@@ -97,11 +100,12 @@ def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysi
             writer = _Writer(analysis, names, [others[n] for n in names], None, None)
             writer.classes_only()
             used = writer.used_params()
+            idle = [n for n in names if python_name(n) not in used]
             names = [n for n in names if python_name(n) in used]
-            return names, [others[n] for n in names]
+            return names, [others[n] for n in names], idle
         except NoUnify:
             names.pop()
-    return [], []
+    return [], [], []
 
 
 # ----------------------------------------------------------------------------- the writer
@@ -112,6 +116,7 @@ class _Writer:
                  source: str | None):
         self.analysis, self.graph = analysis, analysis.graph
         self.free = free
+        self.idle: list[str] = []        # parameters the classes do not depend on
         self.main = GraphParts(analysis, free)
         self.parts = [self.main] + [GraphParts(a, free) for a in others]
         net = T.class_name(class_name or self.graph.name or "Network", "Network")
@@ -175,7 +180,12 @@ class _Writer:
         outs = ", ".join(shape_text(s) for s in a.output_shapes)
         lines.append(f"Input {shape_text(a.input_shape)} -> output {outs}; {a.params:,} parameters"
                      + (f" ({a.params - a.trainable_params:,} frozen)." if a.params != a.trainable_params else "."))
-        fixed = {k: v for k, v in g.params.items() if k not in self.free}
+        fixed = {k: v for k, v in g.params.items() if k not in self.free and k not in self.idle}
+        idle = {k: v for k, v in g.params.items() if k in self.idle}
+        if idle:
+            lines.append("The shapes in comments are for "
+                         + ", ".join(f"{T.inert(str(k))}={T.inert(repr(v))}" for k, v in idle.items())
+                         + " (the classes do not depend on it).")
         if fixed:
             lines.append("Fixed when compiled (compile again with -p NAME=VALUE to change): "
                          + ", ".join(f"{T.inert(str(k))}={T.inert(repr(v))}" for k, v in fixed.items()) + ".")
