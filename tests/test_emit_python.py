@@ -413,3 +413,18 @@ def test_generated_file_runs_standalone(tmp_path):
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "620,362 parameters; output (2, 10)" in out.stdout
+
+
+def test_readme_shows_real_emitted_classes():
+    """The classes the README shows next to their specs are what --emit python writes today."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `cnndsl compile SPEC --emit python`"):readme.index("### `cnndsl fmt SPEC")]
+    for stem, classes in (("resnet18", ("BasicBlock2", "ResNet18")), ("convnext_tiny", ("CNBlock",))):
+        spec = cnndsl.load(ROOT / "specs" / f"{stem}.cnn")
+        src = python_source(cnndsl.analyze(spec), spec=spec)
+        for name in classes:
+            start = section.index(f"class {name}(")
+            shown = section[start:section.index("\n```", start)].split("\n...")[0].rstrip()
+            assert shown in src, name
+        if stem == "resnet18":   # and its header
+            assert src[:src.index("import torch")].rstrip() in section
