@@ -126,7 +126,13 @@ block B(a = 2, b = in.channels) { conv(b, k=1)  conv(a * 4, k=1) }
 network Late { input 3x8x8  x1: B()  x2: B(3, b=5)  x3: B(b=6) }
 """
 
-EXTRA = {"late": LATE, "clashes": CLASHES, "parallel": PARALLEL, "skips": SKIPS, "two_heads": TWO_HEADS, "all_ops": ALL_OPS}
+# a bare parameter frozen by name and by a glob (frozen under the layer's own path)
+BARE_FROZEN = """
+block Scaled(out) { conv(out, k=3, p=1)  residual { dwconv(3, p=1)  ls: layer_scale(0.5) } }
+network BareFrozen(width = 4) { input 3x8x8  stage0: Scaled(width) x2  freeze "stage0.0.ls", "stage0.1.*" }
+"""
+
+EXTRA = {"bare_frozen": BARE_FROZEN, "late": LATE, "clashes": CLASHES, "parallel": PARALLEL, "skips": SKIPS, "two_heads": TWO_HEADS, "all_ops": ALL_OPS}
 
 
 def _load(source: str, name: str = "generated"):

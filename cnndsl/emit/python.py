@@ -345,7 +345,9 @@ class _Writer:
         return lines
 
     def _freeze(self) -> list[str]:
-        names = [T.string(f"{info.node.path}.{p}") for info in self.analysis.layers for p in info.cost.frozen]
+        # a bare parameter (layer_scale) is frozen under the layer's own path
+        names = [T.string(f"{info.node.path}.{p}" if p else info.node.path)
+                 for info in self.analysis.layers for p in info.cost.frozen]
         if not names:
             return []
         globs = ", ".join(f'"{T.inert(p)}"' for p, _ in self.graph.freeze)
