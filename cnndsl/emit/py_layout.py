@@ -79,3 +79,11 @@ def lay_out(indent: int, prefix: str, e: Expr, suffix: str = "", comment: str = 
         lines += lay_out(indent + 4, "", a, ",", c)
     lines.append(tail)
     return lines
+
+
+def with_comment(indent: int, stmt: str, comment: str) -> str:
+    """A statement with its shape comment, left off where the line would pass the width."""
+    line = " " * indent + stmt
+    if comment and len(line) + len(comment) + 4 <= 88:
+        return f"{line}  # {comment}"
+    return line

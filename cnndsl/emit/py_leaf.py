@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import nn as runtime
 from ..graph import Graph, Node
+from .py_layout import KwArg
 
 EMPTY = inspect.Parameter.empty
 _PAIRS = {"kernel_size", "stride", "padding", "dilation", "output_padding", "output_size", "scale_factor",
@@ -142,3 +143,36 @@ def bare_parameter(graph: Graph, node: Node) -> Param:
     """The op's ``parameter_source`` for ``node`` as a :class:`Param`."""
     t = template(node.op.parameter_source([graph.nodes[i].shape for i in node.inputs]), node.op)
     return Param(t.pieces, t.args)
+
+
+def written_args(args: list[Arg], texts: list[tuple[str, bool]]) -> list[Any]:
+    """Constructor arguments as written: literals at their defaults left out, required ones by
+    position until the first one written by name."""
+    out: list[Any] = []
+    positional = True
+    written = {a.name: t for a, (t, _) in zip(args, texts)}
+    for a, (text, symbolic) in zip(args, texts):
+        required = a.default is EMPTY
+        if not required and not symbolic and _default_equal(a.value, a.default):
+            positional = False
+            continue
+        if a.same_as and not symbolic and text == written.get(a.same_as):
+            positional = False
+            continue
+        if required and positional and a.positional:
+            out.append(text)
+        else:
+            positional = False
+            out.append(KwArg(a.name, text))
+    return out
+
+
+def _default_equal(a: Any, b: Any) -> bool:
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_default_equal(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # pragma: no cover - exotic defaults
+        return False

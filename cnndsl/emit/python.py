@@ -33,8 +33,8 @@ from typing import Any
 from ..analysis import Analysis
 from . import py_text as T
 from .py_classes import ClassDef, Classes, NoUnify, call_args
-from .py_layout import CallExpr, Expr, KwArg, lay_out
-from .py_leaf import RUNTIME_NAMES
+from .py_layout import CallExpr, Expr, KwArg, lay_out, with_comment
+from .py_leaf import RUNTIME_NAMES, written_args
 from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, python_name, shape_text
 
 __all__ = ["RUNTIME_NAMES", "python_source"]
@@ -57,9 +57,7 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
             raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
                         node.span, "build it with cnndsl.build(...), or export it")
     free, others, idle = _free_params(analysis, spec)
-    writer = _Writer(analysis, free, others, class_name, source)
-    writer.idle = idle
-    return writer.run()
+    return _Writer(analysis, free, others, class_name, source, idle).run()
 
 
 # ----------------------------------------------------------------------------- network parameters
@@ -113,10 +111,10 @@ def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysi
 
 class _Writer:
     def __init__(self, analysis: Analysis, free: list[str], others: list[Analysis], class_name: str | None,
-                 source: str | None):
+                 source: str | None, idle: list[str] = ()):
         self.analysis, self.graph = analysis, analysis.graph
         self.free = free
-        self.idle: list[str] = []        # parameters the classes do not depend on
+        self.idle = list(idle)           # parameters the classes do not depend on
         self.main = GraphParts(analysis, free)
         self.parts = [self.main] + [GraphParts(a, free) for a in others]
         net = T.class_name(class_name or self.graph.name or "Network", "Network")
@@ -263,7 +261,7 @@ class _Writer:
         """The constructor expression of a child, consuming its values from ``slots``."""
         if isinstance(part, Leaf):
             texts = [next(slots) for _ in part.args]
-            return CallExpr(part.cls, _args(part.args, texts))
+            return CallExpr(part.cls, written_args(part.args, texts))
         if isinstance(part, Param):
             return part.render([next(slots)[0] for _ in part.args])
         if isinstance(part, Raw):
@@ -294,9 +292,9 @@ class _Writer:
         def value(text: str, symbolic: bool) -> str:
             return T.NAME.sub(lambda m: "self." + stored[m.group()], text) if symbolic else text
 
-        lines = [_with_comment(4, inst.head[0], inst.head[1])]
+        lines = [with_comment(4, inst.head[0], inst.head[1])]
         for stmt, shape in inst.forward:
-            lines.append(_with_comment(8, stmt.render([value(*next(slots)) for _ in stmt.args]), shape))
+            lines.append(with_comment(8, stmt.render([value(*next(slots)) for _ in stmt.args]), shape))
         return lines
 
     # ---- network-level extras: initialisation and frozen parameters
@@ -386,49 +384,9 @@ def _walk(children: list[tuple[str, Part]]):
             yield from _walk(part.children)
 
 
-def _with_comment(indent: int, stmt: str, comment: str) -> str:
-    line = " " * indent + stmt
-    if comment and len(line) + len(comment) + 4 <= 88:
-        return f"{line}  # {comment}"
-    return line
-
-
 def _annotation(value: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), "object")
 
 
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
-
-
-def _args(args, texts: list[tuple[str, bool]]) -> list[Expr]:
-    """Constructor arguments as written: literals at their defaults left out, required ones by
-    position until the first one written by name."""
-    out: list[Expr] = []
-    positional = True
-    written = {a.name: t for a, (t, _) in zip(args, texts)}
-    for a, (text, symbolic) in zip(args, texts):
-        required = a.default is EMPTY
-        if not required and not symbolic and _default_equal(a.value, a.default):
-            positional = False
-            continue
-        if a.same_as and not symbolic and text == written.get(a.same_as):
-            positional = False
-            continue
-        if required and positional and a.positional:
-            out.append(text)
-        else:
-            positional = False
-            out.append(KwArg(a.name, text))
-    return out
-
-
-def _default_equal(a: Any, b: Any) -> bool:
-    if type(a) is bool or type(b) is bool:
-        return type(a) is type(b) and a == b
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_default_equal(x, y) for x, y in zip(a, b))
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):  # pragma: no cover - exotic defaults
-        return False
