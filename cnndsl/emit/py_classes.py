@@ -159,7 +159,7 @@ class Classes:
                 if c.kind == "network":
                     raise NoUnify(f"{key}.{arg}")
                 unique = sum(a == arg for _, a, _, _ in columns[0]) == 1
-                extra = T.identifier(arg if unique else f"{key}_{arg}", "arg")
+                extra = T.identifier(arg if unique else f"{arg}_{key}" if key.isdigit() else f"{key}_{arg}", "arg")
                 while extra in insts[0].names or extra in extras or extra in T.RESERVED:
                     extra += "_"
                 extras[extra] = values
