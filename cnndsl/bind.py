@@ -1,4 +1,4 @@
-"""Binding call arguments: evaluated values → an op's pydantic model, or a block's parameters.
+"""Binding call arguments: evaluated values → an op's validated arguments, or a block's parameters.
 
 Pydantic validation errors are translated into diagnostics that point at the offending argument.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic_core import ValidationError  # pydantic's ValidationError
 
 from . import expr as E
 from .errors import CnnError, Span, did_you_mean, error
@@ -44,10 +44,11 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
         raw[cls.positional[-1]] = [E.evaluate(arg, env) for arg in rest]
     for kw in layer.kwargs:
         field_name = cls.aliases.get(kw.name, kw.name)
-        if field_name not in cls.model_fields:
-            names = list(cls.model_fields) + list(cls.aliases)
-            hint = did_you_mean(kw.name, names) or ("arguments: " + ", ".join(cls.model_fields)
-                                                     if cls.model_fields else f"{cls.name} takes no arguments")
+        arguments = cls.arguments()
+        if field_name not in arguments:
+            names = list(arguments) + list(cls.aliases)
+            hint = did_you_mean(kw.name, names) or ("arguments: " + ", ".join(arguments)
+                                                     if arguments else f"{cls.name} takes no arguments")
             raise error(f"{cls.name} has no argument '{kw.name}'", kw.span, hint)
         if field_name in raw:
             raise error(f"argument '{field_name}' of {cls.name} is given twice", kw.span,
@@ -65,7 +66,7 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
 
 
 def _example(cls: type[Op]) -> str:
-    return f"{cls.name}(" + ", ".join(f"{n}=..." for n in list(cls.model_fields)[:2]) + ")"
+    return f"{cls.name}(" + ", ".join(f"{n}=..." for n in list(cls.arguments())[:2]) + ")"
 
 
 CNN_SPELLING = {"True": "true", "False": "false", "TRUE": "true", "FALSE": "false"}  # Python / YAML habits
