@@ -147,3 +147,40 @@ def test_the_parser_does_not_import_the_training_api():
                        timeout=120, cwd=ROOT)
     modules = set(json.loads(r.stdout.strip().splitlines()[-1])["modules"])
     assert "cnndsl.train.cli" in modules and "cnndsl.train.api" not in modules
+
+
+REGEX_PROBE = """
+import json, re._compiler as rc
+compiled = []
+real = rc.compile
+rc.compile = lambda p, flags=0: compiled.append(p) or real(p, flags)
+from cnndsl.syntax.grammar import cache_file, parser
+from cnndsl.syntax.regex_cache import cache_path
+before = len(compiled)
+tree = parser().parse(open("specs/resnet18.cnn").read(), start="start")
+print(json.dumps({"compiled": len(compiled) - before, "file": str(cache_path(cache_file())),
+                  "tree": tree.pretty()}))
+"""
+
+
+def test_lexer_regexes_are_cached_beside_the_parse_tables(tmp_path):
+    """The lexer's ~80 regular expressions (15-20 ms of compiling per process) are recorded once
+    and preloaded afterwards: a second process compiles none; a damaged file is recorded again,
+    and the parse is the same every time."""
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "", "PYTHONPATH": str(ROOT)}
+
+    def run() -> dict:
+        r = subprocess.run([sys.executable, "-c", REGEX_PROBE], capture_output=True, text=True, env=env,
+                           timeout=120, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    path = Path(first["file"])
+    assert path.parent == tmp_path / "cnndsl" and path.is_file()
+    assert first["compiled"] > 20 and second["compiled"] == 0, (first["compiled"], second["compiled"])
+    path.write_bytes(b"damaged")
+    third = run()
+    assert third["compiled"] > 20 and path.read_bytes() != b"damaged"
+    assert first["tree"] == second["tree"] == third["tree"]
+    assert not list(path.parent.glob("*.tmp"))
