@@ -12,11 +12,11 @@ torch is imported only inside ``build``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_origin, get_type_hints
 
 from ..expr import format_shape
 from ..layout import axes_of, axes_text, is_standard, to_standard
+from ..record import Record
 from .args import _MISSING, Bounds, pydantic_hint, validator
 
 if TYPE_CHECKING:
@@ -55,8 +55,7 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- receptive-field rules
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(Record):
     """A sliding window (conv, pools): kernel, stride, padding, dilation per axis (H, W)."""
 
     kernel: tuple[int, int]
@@ -66,8 +65,7 @@ class Window:
     context: bool = False   # each output also sees a summary of the whole map (a global gate)
 
 
-@dataclass(frozen=True, slots=True)
-class Transposed:
+class Transposed(Record):
     """Transposed conv / upsampling: the map grows by ``stride``; each output sees ~k/s inputs."""
 
     kernel: tuple[int, int]
@@ -76,8 +74,7 @@ class Transposed:
     dilation: tuple[int, int] = (1, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Upsample:
+class Upsample(Record):
     """Resampling from ``inp`` (H, W) to ``out``; ``smooth``: interpolates between neighbours."""
 
     out: tuple[int, int]
@@ -85,45 +82,38 @@ class Upsample:
     smooth: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Pointwise:
+class Pointwise(Record):
     """Each output position depends on the same input position (activations, norms, ...);
     ``context``: and on statistics of the whole map (group/instance/layer norm over H×W)."""
 
     context: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Adaptive:
+class Adaptive(Record):
     """Adaptive pooling to ``out`` (H, W) bins."""
 
     out: tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Dense:
+class Dense(Record):
     """Every output depends on every input position (linear on a flattened map)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Merge:
+class Merge(Record):
     """Several inputs combined position by position (add, concat)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reshape:
+class Reshape(Record):
     """A reshape: to a vector, each value keeps its field (like flatten); back to the C×H×W map a
     vector was flattened from, too; any other reshape loses the spatial structure (see Lost)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lost:
+class Lost(Record):
     """Values are mixed along H or W in a way no window describes (a linear over a spatial axis):
     from here on the receptive field is reported as n/a, with the node where this happened."""
 
 
-@dataclass(frozen=True, slots=True)
-class Unknown:
+class Unknown(Record):
     """Not known (an opaque node of a traced model): this node and what follows have no field."""
 
 
