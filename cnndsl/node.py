@@ -165,4 +165,4 @@ def _value(value: Any, expr: bool) -> Any:
         return value
     from pydantic_core import to_jsonable_python
 
-    return to_jsonable_python(value)
+    return to_jsonable_python(value, inf_nan_mode="null")   # pydantic's JSON dump: inf and nan → null

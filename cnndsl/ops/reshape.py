@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 from ..expr import format_shape
 from ..layout import axes_of, laid_out
-from .base import (Bounds, Mode, NonNegInt, Op, Pointwise, PosInt, PosPair, Reshape as ReshapeRule, ShapeError, Upsample,
-                   need_map, pair, prod, register)
+from .base import (Bounds, Mode, NonNegInt, Op, Pointwise, PosInt, PosPair, Reshape as ReshapeRule, ShapeError,
+                   Upsample, need_map, pair, prod, register)
 
 
 @register
