@@ -1,18 +1,19 @@
 """Binding call arguments: evaluated values → an op's validated arguments, or a block's parameters.
 
-Pydantic validation errors are translated into diagnostics that point at the offending argument.
+Validation errors (pydantic's, from pydantic-core) are translated into diagnostics that point at the offending argument.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic_core import ValidationError  # pydantic's ValidationError
+from typing import TYPE_CHECKING, Any
 
 from . import expr as E
 from .errors import CnnError, Span, did_you_mean, error
 from .ir import BlockDef, Layer, NetworkDef
 from .ops.base import Op
+
+if TYPE_CHECKING:
+    from pydantic_core import ValidationError
 
 
 def _plain(v: Any) -> Any:
@@ -61,7 +62,11 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
         values[k] = _plain(v)
     try:
         return cls.model_validate(values)
-    except ValidationError as exc:
+    except Exception as exc:
+        from pydantic_core import ValidationError  # pydantic's; imported only when an argument is wrong
+
+        if not isinstance(exc, ValidationError):
+            raise
         raise _translate(exc, cls, raw, spans, layer, env, exprs) from None
 
 
@@ -78,7 +83,7 @@ _TYPE_WORDS = {
 }
 
 
-def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: dict[str, Span | None],
+def _translate(exc: "ValidationError", cls: type[Op], raw: dict[str, Any], spans: dict[str, Span | None],
                layer: Layer, env: E.Env, exprs: dict[str, E.Expr]) -> CnnError:
     errors = exc.errors()
     field_name = str(errors[0]["loc"][0]) if errors[0]["loc"] else ""

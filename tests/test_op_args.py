@@ -1,8 +1,10 @@
-"""An op's arguments have two validators built from its one set of annotations (cnndsl.ops.args):
-the pydantic model (help, JSON schema) and the pydantic-core validator binding uses (it keeps
-pydantic's model machinery out of ``cnndsl check``). On every registered op they must accept the
-same values, fill in the same defaults and report the same errors — type, location, message and
-context, hence the same diagnostics."""
+"""An op's arguments have three checks built from its one set of annotations (cnndsl.ops.args):
+the pydantic model (help, JSON schema), the pydantic-core validator binding uses (it keeps
+pydantic's model machinery out of ``cnndsl check``), and the quick check tried before it (plainly
+valid values: no pydantic-core at all). On every registered op the model and the validator must
+accept the same values, fill in the same defaults and report the same errors — type, location,
+message and context, hence the same diagnostics — and whatever the quick check accepts, the model
+accepts with the same values (types included)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pydantic import Field, ValidationError
 
 from cnndsl.ops import REGISTRY
 from cnndsl.ops.args import _MISSING as REQUIRED
-from cnndsl.ops.args import Bounds, core_schema, validator
+from cnndsl.ops.args import Bounds, core_schema, quick_check, validator
 from cnndsl.ops.base import Op
 
 OPS = sorted(dict(REGISTRY).items())
@@ -22,7 +24,7 @@ OPS = sorted(dict(REGISTRY).items())
 POOL: list[Any] = [0, 1, 2, 3, -1, -2, 7, 10_001, 10**7, 0.0, 0.5, 1.0, -0.5, 1e-7, 1e-13, 1.5, 11.0, 1e5, 1e7,
                    math.inf, -math.inf, math.nan, True, False, None, "", "x", "same", "valid", "zeros", "nearest",
                    (), (1,), (1, 2), (0, 0), (3, 3), (2, 0), (-1, 2), (1, 2, 3), (1, 1.5), ("a", 1), (True, 1),
-                   (0, 2, 3, 1), (1, -1), [1, 2], {"a": 1}]
+                   (0, 2, 3, 1), (1, -1), [1, 2], {"a": 1}, 10**400, -0.0, (1.0, 2)]
 
 
 def _literals(hint: Any) -> list[Any]:
@@ -75,8 +77,16 @@ def test_both_validators_agree_on_every_argument(name, cls):
     args = list(cls.arguments())
     for a, b in zip(args, args[1:]):                    # two wrong arguments: errors in the same order
         cases.append({**base, a: "wrong", b: -(10**9)})
+    quick = quick_check(cls.arguments())
+    assert quick is not None and quick(base) is not None, f"{name}: the quick check refuses a valid call"
+    accepted = 0
     for values in cases:
-        assert _outcome(_fast(cls), values) == _outcome(_pydantic(cls), values), (name, values)
+        expected = _outcome(_pydantic(cls), values)
+        assert _outcome(_fast(cls), values) == expected, (name, values)
+        if quick(values) is not None:
+            accepted += 1
+            assert expected == ("ok", repr(sorted(quick(values).items()))), (name, values)
+    assert accepted > 1
 
 
 def test_the_fast_schema_is_the_types_pydantic_generates():

@@ -10,10 +10,16 @@ schema. From them come
   the model's configuration (strict, unknown arguments refused). It needs neither ``pydantic.main``
   nor pydantic's schema generation, which were most of what ``cnndsl check`` paid at start-up.
 
-Both read the same annotations, and tests/test_startup.py checks on every registered op that they
-accept the same values and report the same errors (type, location, message, context). A type this
-module does not know (a plugin op's own pydantic ``Field``, say) gives ``None``: that op is validated
-by its pydantic model, as before.
+* the **quick check** (:func:`quick_check`), tried first: plain Python that accepts only values of
+  exactly the declared types within their bounds — what a correct spec passes — and returns them as
+  pydantic's strict mode would; for anything else it has no opinion, and the argument validator
+  decides and words the error. A check of a correct spec so never imports pydantic-core either.
+
+All read the same annotations, and tests/test_op_args.py checks on every registered op that the
+model and the validator accept the same values and report the same errors (type, location,
+message, context), and that whatever the quick check accepts the model accepts, with the same
+values. A type this module does not know (a plugin op's own pydantic ``Field``, say) gives ``None``:
+that op is validated by its pydantic model, as before.
 
 Constraints are written with :class:`Bounds` (pydantic's ``Field(ge=..., allow_inf_nan=False)``
 in the model), so that declaring an op imports nothing from pydantic.
@@ -21,8 +27,10 @@ in the model), so that declaring an op imports nothing from pydantic.
 
 from __future__ import annotations
 
+import math
+import operator
 import types
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 _NONE = type(None)
 
@@ -113,3 +121,98 @@ def validator(title: str, arguments: dict[str, tuple[Any, Any]]) -> Any | None:
         return None
     config = CoreConfig(title=title, strict=True, extra_fields_behavior="forbid")
     return SchemaValidator(cs.typed_dict_schema(fields, extra_behavior="forbid", config=config), config)
+
+
+_NO: Any = object()     # the quick check has no opinion: ask the validator
+_LIMITS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
+def _acceptor(hint: Any) -> Callable[[Any], Any]:
+    """value → the value pydantic's strict mode returns for it, or _NO when not plainly valid."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        meta = hint.__metadata__
+        if len(meta) != 1 or not isinstance(meta[0], Bounds) or args[0] not in (int, float):
+            raise Unsupported(hint)
+        kind, finite = args[0], meta[0].finite
+        limits = [(_LIMITS[k], v) for k, v in meta[0].limits.items()]
+
+        number = _number(kind)
+
+        def bounded(v: Any) -> Any:
+            v = number(v)
+            if v is _NO or (finite and not math.isfinite(v)):
+                return _NO
+            return v if all(test(v, bound) for test, bound in limits) else _NO
+        return bounded
+    if origin in (Union, types.UnionType):
+        choices = [_acceptor(a) for a in args]
+
+        def one_of(v: Any) -> Any:       # pydantic's smart union: the one choice that fits exactly
+            fits = [r for r in (c(v) for c in choices) if r is not _NO]
+            return fits[0] if len(fits) == 1 else _NO
+        return one_of
+    if origin is tuple:
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        items = [_acceptor(a) for a in (args[:1] if variadic else args)]
+
+        def sequence(v: Any) -> Any:
+            if type(v) is not tuple or (not variadic and len(v) != len(items)):
+                return _NO
+            out = tuple(check(x) for check, x in zip(items * len(v) if variadic else items, v))
+            return _NO if any(x is _NO for x in out) else out
+        return sequence
+    if origin is Literal:
+        if not all(type(a) is str for a in args):
+            raise Unsupported(hint)
+        names = frozenset(args)
+        return lambda v: v if type(v) is str and v in names else _NO
+    if hint is _NONE:
+        return lambda v: v if v is None else _NO
+    if hint in (int, float):
+        return _number(hint)
+    if hint in (bool, str):
+        return lambda v: v if type(v) is hint else _NO
+    raise Unsupported(hint)
+
+
+def _number(kind: type) -> Callable[[Any], Any]:
+    """An int for an int; a float, or an int made a float, for a float (pydantic's strict mode)."""
+    if kind is int:
+        return lambda v: v if type(v) is int else _NO
+
+    def real(v: Any) -> Any:
+        if type(v) is int:
+            try:
+                return float(v)
+            except OverflowError:
+                return _NO
+        return v if type(v) is float else _NO
+    return real
+
+
+def quick_check(arguments: dict[str, tuple[Any, Any]]) -> Callable[[dict[str, Any]], dict[str, Any] | None] | None:
+    """A function ``{argument: value}`` → every argument's value (defaults filled in) when all are
+    plainly valid, else None (the validator decides); None if a type is not supported here."""
+    try:
+        accept = {name: _acceptor(hint) for name, (hint, _) in arguments.items()}
+    except Unsupported:
+        return None
+    defaults = {name: default for name, (_, default) in arguments.items()}
+
+    def check(values: dict[str, Any]) -> dict[str, Any] | None:
+        if any(k not in accept for k in values):
+            return None
+        out = {}
+        for name, test in accept.items():
+            if name in values:
+                value = test(values[name])
+                if value is _NO:
+                    return None
+            elif defaults[name] is _MISSING:
+                return None
+            else:
+                value = defaults[name]
+            out[name] = value
+        return out
+    return check

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_
 from ..expr import format_shape
 from ..layout import axes_of, axes_text, is_standard, to_standard
 from ..record import Record
-from .args import _MISSING, Bounds, pydantic_hint, validator
+from .args import _MISSING, Bounds, pydantic_hint, quick_check, validator
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -158,7 +158,7 @@ class Op(metaclass=_OpMeta):
     @classmethod
     def arguments(cls) -> dict[str, tuple[Any, Any]]:
         """``{name: (type, default)}`` in declaration order (bases first); the default is
-        ``cnndsl.ops.args._MISSING`` for a required argument. The one source of both validators."""
+        ``cnndsl.ops.args._MISSING`` for a required argument. The one source of every validator."""
         found = cls.__dict__.get("_arguments")
         if found is None:
             hints = get_type_hints(cls, include_extras=True)
@@ -189,6 +189,11 @@ class Op(metaclass=_OpMeta):
     def validate_arguments(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Every argument's value, defaults filled in; ``pydantic_core.ValidationError`` (pydantic's
         ``ValidationError``) for a missing, unknown or invalid one — pydantic's strict mode."""
+        quick = cls.__dict__.get("_quick")
+        if quick is None:
+            cls._quick = quick = quick_check(cls.arguments()) or False
+        if quick is not False and (done := quick(values)) is not None:
+            return done         # plainly valid: no need to ask pydantic-core
         check = cls.__dict__.get("_validator")
         if check is None:
             check = validator(cls.__name__, cls.arguments())
