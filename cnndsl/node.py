@@ -80,7 +80,8 @@ class Node:
         super().__init_subclass__(**kwargs)
         fields = dict(cls.model_fields)
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
-            if annotation.startswith("ClassVar"):
+            annotation = annotation if isinstance(annotation, str) else repr(annotation)
+            if annotation.startswith(("ClassVar", "typing.ClassVar")):
                 continue
             value = cls.__dict__.get(name, fields[name].default if name in fields else _MISSING)
             spec = value if isinstance(value, FieldSpec) else FieldSpec(value)

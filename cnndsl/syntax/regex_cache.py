@@ -9,7 +9,7 @@ loaded and every scanner is built — and, in later processes, put into ``re``'s
 parser loads, where lark's ``re.compile`` calls find it.
 
 The file is our own build artefact, plain data written with ``marshal`` (strings, ints, lists, a
-dict), named after the grammar's cache key, the Python version and the regex engine's MAGIC, and
+dict), named after the grammar's cache key, the exact interpreter version and the regex engine's MAGIC, and
 written atomically. A file that cannot be read, has the wrong shape, or holds a program the regex
 engine refuses (``_sre.compile`` validates it) is ignored and recorded again. Where ``re``'s
 internals are not the ones this relies on (its cache dict, ``_compiler.compile``), nothing is done.
@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,7 @@ except ImportError:  # another interpreter: no cache
     _sre = _compiler = None  # type: ignore[assignment]
 
 FORMAT = 1
+_RECORDING = threading.Lock()   # recording swaps functions inside re: one recording at a time
 
 
 def supported() -> bool:
@@ -43,7 +45,7 @@ def cache_path(tables: str | bool) -> Path | None:
     """The regex cache beside the parse-table file ``tables`` (None where there is no such file)."""
     if not isinstance(tables, str) or not supported():
         return None
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-{sys.implementation.name}-{_sre.MAGIC}-f{FORMAT}"
+    tag = f"{sys.implementation.name}-{sys.hexversion:x}-{_sre.MAGIC}-f{FORMAT}"   # the exact interpreter
     return Path(tables).with_name(Path(tables).stem + f"-re-{tag}.marshal")
 
 
@@ -64,7 +66,6 @@ def preload(path: Path) -> bool:
 def record(build: Callable[[], Any], path: Path) -> Any:
     """Run ``build`` while recording every pattern ``re`` compiles; save them to ``path``."""
     records: list[tuple[str, int, tuple]] = []
-    original = _compiler.compile
 
     def compile_recorded(p: Any, flags: int = 0) -> Any:
         if not isinstance(p, str):
@@ -75,17 +76,20 @@ def record(build: Callable[[], Any], path: Path) -> Any:
             result = original(p, flags)
         finally:
             _compiler._sre = _sre
-        if len(seen) == 1:   # plain data: the program's opcodes are int subclasses
+        if len(seen) == 1:   # else another thread compiled meanwhile: not recorded
+            # as plain data: the program's opcodes are int subclasses
             pattern, final_flags, code, groups, groupindex, indexgroup = seen[0]
             records.append((p, int(flags), (pattern, int(final_flags), [int(c) for c in code], int(groups),
                                             dict(groupindex), tuple(indexgroup))))
         return result
 
-    _compiler.compile = compile_recorded
-    try:
-        result = build()
-    finally:
-        _compiler.compile = original
+    with _RECORDING:
+        original: Callable = _compiler.compile
+        _compiler.compile = compile_recorded
+        try:
+            result = build()
+        finally:
+            _compiler.compile = original
     _save(records, path)
     return result
 
