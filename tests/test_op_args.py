@@ -15,7 +15,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from cnndsl.ops import REGISTRY
-from cnndsl.ops.args import _MISSING as REQUIRED
+from cnndsl.ops.args import REQUIRED
 from cnndsl.ops.args import Bounds, core_schema, quick_check, validator
 from cnndsl.ops.base import Op
 

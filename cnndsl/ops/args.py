@@ -99,12 +99,12 @@ def core_schema(hint: Any) -> dict[str, Any]:
     raise Unsupported(hint)
 
 
-_MISSING: Any = object()
+REQUIRED: Any = object()   # the "default" of a required argument
 
 
 def validator(title: str, arguments: dict[str, tuple[Any, Any]]) -> Any | None:
     """A pydantic-core validator of ``{argument: value}`` dicts for arguments ``{name: (type,
-    default or _MISSING)}``, configured like the op's pydantic model (strict, extra="forbid");
+    default or REQUIRED)}``, configured like the op's pydantic model (strict, extra="forbid");
     ``validate_python(values)`` returns the values with defaults filled in, or raises
     ``pydantic_core.ValidationError``. None if a type is not supported here."""
     from pydantic_core import CoreConfig, SchemaValidator
@@ -114,9 +114,9 @@ def validator(title: str, arguments: dict[str, tuple[Any, Any]]) -> Any | None:
         fields = {}
         for name, (hint, default) in arguments.items():
             schema = core_schema(hint)
-            if default is not _MISSING:
+            if default is not REQUIRED:
                 schema = cs.with_default_schema(schema, default=default)
-            fields[name] = cs.typed_dict_field(schema, required=default is _MISSING)
+            fields[name] = cs.typed_dict_field(schema, required=default is REQUIRED)
     except Unsupported:
         return None
     config = CoreConfig(title=title, strict=True, extra_fields_behavior="forbid")
@@ -209,7 +209,7 @@ def quick_check(arguments: dict[str, tuple[Any, Any]]) -> Callable[[dict[str, An
                 value = test(values[name])
                 if value is _NO:
                     return None
-            elif defaults[name] is _MISSING:
+            elif defaults[name] is REQUIRED:
                 return None
             else:
                 value = defaults[name]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_
 from ..expr import format_shape
 from ..layout import axes_of, axes_text, is_standard, to_standard
 from ..record import Record
-from .args import _MISSING, Bounds, pydantic_hint, quick_check, validator
+from .args import REQUIRED, Bounds, pydantic_hint, quick_check, validator
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -158,7 +158,7 @@ class Op(metaclass=_OpMeta):
     @classmethod
     def arguments(cls) -> dict[str, tuple[Any, Any]]:
         """``{name: (type, default)}`` in declaration order (bases first); the default is
-        ``cnndsl.ops.args._MISSING`` for a required argument. The one source of every validator."""
+        ``cnndsl.ops.args.REQUIRED`` for a required one. The one source of every validator."""
         found = cls.__dict__.get("_arguments")
         if found is None:
             hints = get_type_hints(cls, include_extras=True)
@@ -168,7 +168,7 @@ class Op(metaclass=_OpMeta):
                     hint = hints.get(fname)
                     if fname.startswith("_") or hint is None or get_origin(hint) is ClassVar:
                         continue
-                    found[fname] = (hint, getattr(cls, fname, _MISSING))
+                    found[fname] = (hint, getattr(cls, fname, REQUIRED))
             cls._arguments = found
         return found
 
@@ -179,7 +179,7 @@ class Op(metaclass=_OpMeta):
         if model is None:
             from pydantic import create_model
 
-            fields = {n: (pydantic_hint(hint), ... if default is _MISSING else default)
+            fields = {n: (pydantic_hint(hint), ... if default is REQUIRED else default)
                       for n, (hint, default) in cls.arguments().items()}
             model = create_model(cls.__name__, __config__=_CONFIG, **fields)
             cls._schema = model
@@ -215,7 +215,7 @@ class Op(metaclass=_OpMeta):
             if fname in exclude:
                 continue
             value = self.__dict__[fname]
-            if exclude_defaults and default is not _MISSING and value == default:
+            if exclude_defaults and default is not REQUIRED and value == default:
                 continue
             out[fname] = value
         return out
