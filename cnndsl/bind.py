@@ -1,18 +1,19 @@
-"""Binding call arguments: evaluated values → an op's pydantic model, or a block's parameters.
+"""Binding call arguments: evaluated values → an op's validated arguments, or a block's parameters.
 
-Pydantic validation errors are translated into diagnostics that point at the offending argument.
+Validation errors (pydantic's, from pydantic-core) are translated into diagnostics that point at the offending argument.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from . import expr as E
 from .errors import CnnError, Span, did_you_mean, error
 from .ir import BlockDef, Layer, NetworkDef
 from .ops.base import Op
+
+if TYPE_CHECKING:
+    from pydantic_core import ValidationError
 
 
 def _plain(v: Any) -> Any:
@@ -44,10 +45,11 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
         raw[cls.positional[-1]] = [E.evaluate(arg, env) for arg in rest]
     for kw in layer.kwargs:
         field_name = cls.aliases.get(kw.name, kw.name)
-        if field_name not in cls.model_fields:
-            names = list(cls.model_fields) + list(cls.aliases)
-            hint = did_you_mean(kw.name, names) or ("arguments: " + ", ".join(cls.model_fields)
-                                                     if cls.model_fields else f"{cls.name} takes no arguments")
+        arguments = cls.arguments()
+        if field_name not in arguments:
+            names = list(arguments) + list(cls.aliases)
+            hint = did_you_mean(kw.name, names) or ("arguments: " + ", ".join(arguments)
+                                                     if arguments else f"{cls.name} takes no arguments")
             raise error(f"{cls.name} has no argument '{kw.name}'", kw.span, hint)
         if field_name in raw:
             raise error(f"argument '{field_name}' of {cls.name} is given twice", kw.span,
@@ -60,12 +62,16 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
         values[k] = _plain(v)
     try:
         return cls.model_validate(values)
-    except ValidationError as exc:
+    except Exception as exc:
+        from pydantic_core import ValidationError  # pydantic's; imported only when an argument is wrong
+
+        if not isinstance(exc, ValidationError):
+            raise
         raise _translate(exc, cls, raw, spans, layer, env, exprs) from None
 
 
 def _example(cls: type[Op]) -> str:
-    return f"{cls.name}(" + ", ".join(f"{n}=..." for n in list(cls.model_fields)[:2]) + ")"
+    return f"{cls.name}(" + ", ".join(f"{n}=..." for n in list(cls.arguments())[:2]) + ")"
 
 
 CNN_SPELLING = {"True": "true", "False": "false", "TRUE": "true", "FALSE": "false"}  # Python / YAML habits
@@ -77,7 +83,7 @@ _TYPE_WORDS = {
 }
 
 
-def _translate(exc: ValidationError, cls: type[Op], raw: dict[str, Any], spans: dict[str, Span | None],
+def _translate(exc: "ValidationError", cls: type[Op], raw: dict[str, Any], spans: dict[str, Span | None],
                layer: Layer, env: E.Env, exprs: dict[str, E.Expr]) -> CnnError:
     errors = exc.errors()
     field_name = str(errors[0]["loc"][0]) if errors[0]["loc"] else ""

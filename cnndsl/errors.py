@@ -6,7 +6,6 @@ The CLI prints them and exits 2; the Python API raises them. Nothing here import
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -111,6 +110,8 @@ def warning(message: str, span: Span | None = None, hint: str | None = None) -> 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None."""
+    import difflib  # only when a name is wrong
+
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
     if not close:
         return None

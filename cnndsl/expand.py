@@ -132,9 +132,11 @@ class Expander(SizeEstimate):
         freeze, unfreeze, init = statements(chain)
         graph = Graph(net.name, self.nodes, outputs, self.containers, bound,
                       [(p.glob, p.span) for p in freeze], [(p.glob, p.span) for p in unfreeze])
-        from .weights.init import resolve_init  # checks the spec's `init` weights exist (no torch)
+        graph.backbones = self.backbones
+        if init is not None:
+            from .weights.init import resolve_init  # checks the spec's `init` weights exist (no torch)
 
-        graph.backbones, graph.init = self.backbones, resolve_init(init)
+            graph.init = resolve_init(init)
         graph.warnings += unused_outputs(graph)
         return graph
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Union
 
 from .errors import Span, did_you_mean, error
 from .layout import axes_of, axes_text
+from .record import Record, hidden
 
 MAX_INT = 10**18  # larger integers are refused: no spec needs them and they hide typos
 
@@ -23,80 +23,69 @@ MAX_INT = 10**18  # larger integers are refused: no spec needs them and they hid
 # ----------------------------------------------------------------------------- AST
 
 
-@dataclass(frozen=True, slots=True)
-class Num:
+class Num(Record):
     value: int | float
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class Str:
+class Str(Record):
     value: str
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class Bool:
+class Bool(Record):
     value: bool
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class Name:
+class Name(Record):
     id: str
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class InShape:
+class InShape(Record):
     """``in.channels`` and friends: the shape of the tensor flowing into the item."""
 
     attr: str
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class BinOp:
+class BinOp(Record):
     op: str
     left: "Expr"
     right: "Expr"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class Unary:
+class Unary(Record):
     op: str  # "-", "+", "not"
     operand: "Expr"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class IfExp:
+class IfExp(Record):
     test: "Expr"
     body: "Expr"
     orelse: "Expr"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(Record):
     func: str
     args: tuple["Expr", ...] = ()
     kwargs: tuple[tuple[str, "Expr"], ...] = ()
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class ListExpr:
+class ListExpr(Record):
     items: tuple["Expr", ...]
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = hidden()
 
 
-@dataclass(frozen=True, slots=True)
-class MapExpr:
+class MapExpr(Record):
     items: tuple[tuple[str, "Expr"], ...]
-    span: Span | None = field(default=None, compare=False, repr=False)
-    key_spans: tuple[Span | None, ...] = field(default=(), compare=False, repr=False)
+    span: Span | None = hidden()
+    key_spans: tuple[Span | None, ...] = hidden(())
 
 
 Expr = Union[Num, Str, Bool, Name, InShape, BinOp, Unary, IfExp, Call, ListExpr, MapExpr]

@@ -1,4 +1,4 @@
-"""The Spec IR: pydantic models both front ends (``.cnn`` and YAML) produce.
+"""The Spec IR: the frozen records both front ends (``.cnn`` and YAML) produce.
 
 A Spec holds block definitions, at most one network and the raw ``train`` section. Items of a body
 form a discriminated union on ``kind``. Values are unevaluated expressions (:mod:`cnndsl.expr`);
@@ -16,20 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
-
 from .errors import Span, error
-from .expr import format_expr
 from .names import check_module_name, check_name, check_path_part
+from .node import Node, after, field
 
 MERGE_OPS = ("concat", "add", "multiply")
 
-ExprField = Annotated[Any, PlainSerializer(lambda e: format_expr(e), return_type=str)]
-SpanField = Annotated[Any, Field(default=None, exclude=True, repr=False)]
+# Field types, read by cnndsl.node from the (postponed) annotations: an expression (dumped as its
+# source text) and a source span (optional, never dumped, compared or shown).
+ExprField = Any
+SpanField = Any
 
 
-class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
+class _Node(Node):
 
     # where the whole construct sits in its source (label to condition, `block` to `}`), for the
     # formatter's comment placement and layout; excluded like spans
@@ -52,7 +51,7 @@ class Repeat(_Node):
     index: str | None = None
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "Repeat":
         if self.index is not None:
             check_name(self.index, self.span, "repeat index name")
@@ -68,7 +67,7 @@ class Ref(_Node):
     def __str__(self) -> str:
         return ".".join(self.path)
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "Ref":
         if not self.path:
             raise error("a reference needs a name", self.span)
@@ -89,7 +88,7 @@ class _Item(_Node):
     when: ExprField | None = None  # present only if the condition holds
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "_Item":
         if self.name is not None:
             check_module_name(self.name, self.span, template=True)
@@ -101,7 +100,7 @@ class Kwarg(_Node):
     value: ExprField
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "Kwarg":
         check_name(self.name, self.span, "argument name")
         return self
@@ -115,7 +114,7 @@ class Layer(_Item):
     args: tuple[ExprField, ...] = ()
     kwargs: tuple[Kwarg, ...] = ()
 
-    @model_validator(mode="after")
+    @after
     def _op_name(self) -> "Layer":
         check_name(self.op, self.span, "op or block name")
         if self.op in MERGE_OPS:
@@ -138,7 +137,7 @@ class Shortcut(_Node):
     body: tuple["Item", ...] = ()
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "Shortcut":
         if self.name is not None:
             check_module_name(self.name, self.span, "shortcut name")
@@ -189,7 +188,7 @@ class Split(_Item):
     how: Literal["chunk", "split"]
     args: tuple[ExprField, ...] = ()
 
-    @model_validator(mode="after")
+    @after
     def _parts(self) -> "Split":
         if self.name is not None:
             raise error("the parts of a split are named, not the split itself", self.span,
@@ -230,7 +229,7 @@ class Backbone(_Item):
                         "a model is used once; write a second backbone item for a second copy")
 
 
-Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone, Split], Field(discriminator="kind")]
+Item = Annotated[Union[Layer, Group, Residual, Parallel, Merge, From, Backbone, Split], "discriminator: kind"]
 
 
 ITEM_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in Item.__args__[0].__args__)  # type: ignore[attr-defined]
@@ -258,7 +257,7 @@ class Param(_Node):
     default: ExprField | None = None  # None: required
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "Param":
         check_name(self.name, self.span, "parameter name")
         return self
@@ -285,7 +284,7 @@ class BlockDef(_Node):
     body: tuple[Item, ...] = ()
     span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "BlockDef":
         check_name(self.name, self.span, "block name")
         return self
@@ -298,17 +297,17 @@ class NetworkDef(_Node):
 
     name: str
     params: tuple[Param, ...] = ()
-    extends: Layer | None = Field(default=None, exclude_if=lambda v: v is None)  # no trace in older hashes
+    extends: Layer | None = field(None, exclude_if=lambda v: v is None)  # no trace in older hashes
     input: tuple[ExprField, ...] = ()
     body: tuple[Item, ...] = ()
     outputs: tuple[Ref, ...] = ()
     freeze: tuple[Pattern, ...] = ()
     unfreeze: tuple[Pattern, ...] = ()
-    init: Init | None = Field(default=None, exclude_if=lambda v: v is None)  # no trace in older specs' hash
+    init: Init | None = field(None, exclude_if=lambda v: v is None)  # no trace in older specs' hash
     span: SpanField
     input_span: SpanField
 
-    @model_validator(mode="after")
+    @after
     def _names(self) -> "NetworkDef":
         check_name(self.name, self.span, "network name")
         return self
@@ -327,12 +326,12 @@ class Spec(_Node):
     network: NetworkDef | None = None
     # the networks of imported files: usable as blocks (``ResNet18(num_classes = 10)``) and as bases
     # (``network Mine extends ResNet18``); merged in by the import resolver like imported blocks
-    networks: tuple[NetworkDef, ...] = Field(default=(), exclude_if=lambda v: not v)
+    networks: tuple[NetworkDef, ...] = field((), exclude_if=lambda v: not v)
     train: Any = None  # raw plain data (dict); validated by cnndsl.train.config
-    path: str | None = Field(default=None, exclude=True)
-    train_spans: Any = Field(default=None, exclude=True, repr=False)  # {key path: Span}
+    path: str | None = field(None, exclude=True)
+    train_spans: Any = field(None, exclude=True, repr=False)  # {key path: Span}
     # comments and layout the IR does not hold (cnndsl.syntax.trivia.Trivia); excluded like spans
-    trivia: Any = Field(default=None, exclude=True, repr=False)
+    trivia: Any = field(None, exclude=True, repr=False)
 
     def block(self, name: str) -> BlockDef | None:
         for b in self.blocks:

@@ -25,13 +25,13 @@ import sys
 from typing import Iterable
 
 from .errors import CnnError, error
-from .ops.base import (REGISTRY, Adaptive, Dense, NonNegInt, NonNegPair, Op, Pointwise, PosFloat, PosInt,
+from .ops.base import (REGISTRY, Adaptive, Bounds, Dense, NonNegInt, NonNegPair, Op, Pointwise, PosFloat, PosInt,
                        PosPair, Prob, Shape, ShapeError, Transposed, Unknown, Upsample, Window, need_map, pair,
                        prod, window_out)
 
 __all__ = ["GROUP", "register", "enable", "origin", "Op", "Shape", "ShapeError", "Window", "Transposed",
            "Upsample", "Pointwise", "Adaptive", "Dense", "Unknown", "PosInt", "NonNegInt", "PosPair",
-           "NonNegPair", "Prob", "PosFloat", "need_map", "pair", "prod", "window_out"]
+           "NonNegPair", "Prob", "PosFloat", "Bounds", "need_map", "pair", "prod", "window_out"]
 
 GROUP = "cnndsl.ops"
 NOT_ENABLED_HINT = ("an op defined in Python must be enabled: --plugin MODULE on the command line, "

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 import cnndsl
 from cnndsl.canonical import canonical_spec, spec_hash
@@ -21,6 +20,7 @@ from cnndsl import expr as E
 from cnndsl.ir import (Backbone, BlockDef, From, Group, Init, Kwarg, Layer, Merge, NetworkDef, Parallel, Param,
                        Pattern, Ref, Repeat, Residual, Shortcut, Spec, Split)
 from cnndsl.names import is_reserved_module_name
+from cnndsl.node import Node
 from cnndsl.syntax.format import format_cnn, format_value, format_yaml
 from cnndsl.syntax.parse import parse_expr
 
@@ -33,7 +33,7 @@ _NOT_COMPARED = ("span", "spans", "input_span", "path", "train_spans", "extent",
 def struct(x):
     """The IR as nested plain values, spans left out; expressions stay dataclasses (their == skips
     spans), so this compares the AST exactly, not just its canonical text."""
-    if isinstance(x, BaseModel):
+    if isinstance(x, Node):
         return type(x).__name__, {k: struct(getattr(x, k)) for k in type(x).model_fields if k not in _NOT_COMPARED}
     if isinstance(x, tuple):
         return tuple(struct(i) for i in x)

@@ -48,10 +48,31 @@ def test_check_imports_no_torch():
     assert "torch" not in roots and "yaml" not in roots      # .cnn specs need no YAML reader either
 
 
+def test_check_builds_no_pydantic_model(tmp_path):
+    """``check`` of a correct .cnn spec needs neither pydantic's model machinery (``pydantic.main``,
+    schema generation, the plugin scan) nor pydantic-core: the IR nodes are plain records, and op
+    arguments that are plainly valid pass the quick check (cnndsl.ops.args). Importing those was
+    most of what ``check`` paid over ``import pydantic, lark``. A wrong argument is still worded
+    by pydantic-core, which is then imported."""
+    def modules(spec: str) -> tuple[str, set[str]]:
+        r = subprocess.run([sys.executable, "-c", PROBE.format(argv=["check", spec])],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        return r.stdout + r.stderr, set(json.loads(r.stdout.strip().splitlines()[-1])["modules"])
+
+    out, loaded = modules("specs/resnet18.cnn")
+    assert "ok: specs/resnet18.cnn" in out
+    assert not {m for m in loaded if m.split(".")[0] in ("pydantic", "pydantic_core")}, sorted(loaded)
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("network N {\n  input 3x8x8\n  conv(8, k=0)\n}\n")
+    out, loaded = modules(str(bad))
+    assert "argument 'kernel' of conv must be" in out and "pydantic_core" in loaded
+    assert "pydantic.main" not in loaded
+
+
 def test_import_cnndsl_is_lazy():
     r = subprocess.run([sys.executable, "-c", "import cnndsl, sys; print(cnndsl.__version__, "
                         "'pydantic' in sys.modules, 'lark' in sys.modules); cnndsl.analyze; "
-                        "print('pydantic' in sys.modules, sorted(set(cnndsl.__all__) - set(dir(cnndsl))))"],
+                        "print('cnndsl.api' in sys.modules, sorted(set(cnndsl.__all__) - set(dir(cnndsl))))"],
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.stdout.split() == ["0.1.0", "False", "False", "True", "[]"], r.stderr
 
@@ -134,3 +155,40 @@ def test_the_parser_does_not_import_the_training_api():
                        timeout=120, cwd=ROOT)
     modules = set(json.loads(r.stdout.strip().splitlines()[-1])["modules"])
     assert "cnndsl.train.cli" in modules and "cnndsl.train.api" not in modules
+
+
+REGEX_PROBE = """
+import json, re._compiler as rc
+compiled = []
+real = rc.compile
+rc.compile = lambda p, flags=0: compiled.append(p) or real(p, flags)
+from cnndsl.syntax.grammar import cache_file, parser
+from cnndsl.syntax.regex_cache import cache_path
+before = len(compiled)
+tree = parser().parse(open("specs/resnet18.cnn").read(), start="start")
+print(json.dumps({"compiled": len(compiled) - before, "file": str(cache_path(cache_file())),
+                  "tree": tree.pretty()}))
+"""
+
+
+def test_lexer_regexes_are_cached_beside_the_parse_tables(tmp_path):
+    """The lexer's ~80 regular expressions (15-20 ms of compiling per process) are recorded once
+    and preloaded afterwards: a second process compiles none; a damaged file is recorded again,
+    and the parse is the same every time."""
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "", "PYTHONPATH": str(ROOT)}
+
+    def run() -> dict:
+        r = subprocess.run([sys.executable, "-c", REGEX_PROBE], capture_output=True, text=True, env=env,
+                           timeout=120, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    path = Path(first["file"])
+    assert path.parent == tmp_path / "cnndsl" and path.is_file()
+    assert first["compiled"] > 20 and second["compiled"] == 0, (first["compiled"], second["compiled"])
+    path.write_bytes(b"damaged")
+    third = run()
+    assert third["compiled"] > 20 and path.read_bytes() != b"damaged"
+    assert first["tree"] == second["tree"] == third["tree"]
+    assert not list(path.parent.glob("*.tmp"))

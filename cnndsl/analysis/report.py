@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import printable
@@ -151,6 +150,8 @@ def _one_line(d) -> str:
 
 def to_json(a: Analysis, depth: int | None = None) -> str:
     """Every layer (``depth`` does not fold JSON rows: it is for tools)."""
+    import json
+
     return json.dumps(to_dict(a), indent=2)
 
 

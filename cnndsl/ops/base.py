@@ -1,7 +1,7 @@
 """The op protocol and registry.
 
 Each op is ONE class registered under its name. Its annotated attributes are the argument schema
-(validated by a pydantic model built on first use); its methods are the rules that the passes
+(validated on first use, see :mod:`cnndsl.ops.args`); its methods are the rules that the passes
 call: ``infer`` (output shape), ``rf`` (receptive-field rule), ``param_shapes``/``buffer_shapes``
 (parameters), ``macs`` (cost), ``build`` (the torch module) and ``source`` (how ``--emit python``
 writes a stateless op inline). ``example`` and ``example_input`` feed the test over every op
@@ -12,32 +12,32 @@ torch is imported only inside ``build``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_origin, get_type_hints
-
-from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..expr import format_shape
 from ..layout import axes_of, axes_text, is_standard, to_standard
+from ..record import Record
+from .args import REQUIRED, Bounds, pydantic_hint, quick_check, validator
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from torch import nn
 
 Shape = tuple[int, ...]
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Bounds(ge=1)]
+NonNegInt = Annotated[int, Bounds(ge=0)]
 PosPair = Union[PosInt, tuple[PosInt, PosInt]]
 NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
 
 # Float arguments are finite (no inf/nan, however they were written or computed) and bounded where
 # torch has a precondition or where a larger magnitude can only overflow float32 activations.
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Prob = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Gain = Annotated[float, Field(ge=-1e4, le=1e4, allow_inf_nan=False)]       # a factor or slope
-Alpha = Annotated[float, Field(ge=1e-6, le=1e6, allow_inf_nan=False)]      # elu/celu: torch needs 1/alpha in float32
-Eps = Annotated[float, Field(ge=1e-12, le=10.0, allow_inf_nan=False)]      # normalisation epsilon
+FiniteFloat = Annotated[float, Bounds(finite=True)]
+Prob = Annotated[float, Bounds(ge=0.0, le=1.0, finite=True)]
+PosFloat = Annotated[float, Bounds(gt=0.0, finite=True)]
+Gain = Annotated[float, Bounds(ge=-1e4, le=1e4, finite=True)]       # a factor or slope
+Alpha = Annotated[float, Bounds(ge=1e-6, le=1e6, finite=True)]      # elu/celu: torch needs 1/alpha in float32
+Eps = Annotated[float, Bounds(ge=1e-12, le=10.0, finite=True)]      # normalisation epsilon
 
 
 class ShapeError(Exception):
@@ -55,8 +55,7 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- receptive-field rules
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(Record):
     """A sliding window (conv, pools): kernel, stride, padding, dilation per axis (H, W)."""
 
     kernel: tuple[int, int]
@@ -66,8 +65,7 @@ class Window:
     context: bool = False   # each output also sees a summary of the whole map (a global gate)
 
 
-@dataclass(frozen=True, slots=True)
-class Transposed:
+class Transposed(Record):
     """Transposed conv / upsampling: the map grows by ``stride``; each output sees ~k/s inputs."""
 
     kernel: tuple[int, int]
@@ -76,8 +74,7 @@ class Transposed:
     dilation: tuple[int, int] = (1, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Upsample:
+class Upsample(Record):
     """Resampling from ``inp`` (H, W) to ``out``; ``smooth``: interpolates between neighbours."""
 
     out: tuple[int, int]
@@ -85,45 +82,38 @@ class Upsample:
     smooth: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Pointwise:
+class Pointwise(Record):
     """Each output position depends on the same input position (activations, norms, ...);
     ``context``: and on statistics of the whole map (group/instance/layer norm over H×W)."""
 
     context: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Adaptive:
+class Adaptive(Record):
     """Adaptive pooling to ``out`` (H, W) bins."""
 
     out: tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Dense:
+class Dense(Record):
     """Every output depends on every input position (linear on a flattened map)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Merge:
+class Merge(Record):
     """Several inputs combined position by position (add, concat)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reshape:
+class Reshape(Record):
     """A reshape: to a vector, each value keeps its field (like flatten); back to the C×H×W map a
     vector was flattened from, too; any other reshape loses the spatial structure (see Lost)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lost:
+class Lost(Record):
     """Values are mixed along H or W in a way no window describes (a linear over a spatial axis):
     from here on the receptive field is reported as n/a, with the node where this happened."""
 
 
-@dataclass(frozen=True, slots=True)
-class Unknown:
+class Unknown(Record):
     """Not known (an opaque node of a traced model): this node and what follows have no field."""
 
 
@@ -144,8 +134,8 @@ class _OpMeta(type):
 class Op(metaclass=_OpMeta):
     """Base of every op: annotated class attributes are the op's arguments.
 
-    The pydantic model that validates them is built on first use of each op (``schema``), which
-    keeps ``import cnndsl`` — and so ``cnndsl check`` — fast: a spec pays only for the ops it uses.
+    Arguments are validated on first use of each op (see :mod:`cnndsl.ops.args`), which keeps
+    ``import cnndsl`` — and so ``cnndsl check`` — fast: a spec pays only for the ops it uses.
     """
 
     name: ClassVar[str] = ""
@@ -162,42 +152,70 @@ class Op(metaclass=_OpMeta):
     example_input: ClassVar[tuple[int, ...]] = (8, 6, 6)   # the input shape of `example`
 
     def __init__(self, **values: Any):
-        validated = type(self).schema().model_validate(values)
-        self.__dict__.update(dict(validated))
+        self.__dict__.update(type(self).validate_arguments(values))
 
     # ---- the schema
     @classmethod
-    def schema(cls) -> type[BaseModel]:
-        model = cls.__dict__.get("_schema")
-        if model is None:
+    def arguments(cls) -> dict[str, tuple[Any, Any]]:
+        """``{name: (type, default)}`` in declaration order (bases first); the default is
+        ``cnndsl.ops.args.REQUIRED`` for a required one. The one source of every validator."""
+        found = cls.__dict__.get("_arguments")
+        if found is None:
             hints = get_type_hints(cls, include_extras=True)
-            fields: dict[str, Any] = {}
+            found = {}
             for klass in reversed(cls.__mro__):
                 for fname in klass.__dict__.get("__annotations__", {}):
                     hint = hints.get(fname)
                     if fname.startswith("_") or hint is None or get_origin(hint) is ClassVar:
                         continue
-                    fields[fname] = (hint, getattr(cls, fname, ...))
+                    found[fname] = (hint, getattr(cls, fname, REQUIRED))
+            cls._arguments = found
+        return found
+
+    @classmethod
+    def schema(cls) -> type[BaseModel]:
+        """The pydantic model of the arguments (``model_fields``, JSON schema, help)."""
+        model = cls.__dict__.get("_schema")
+        if model is None:
+            from pydantic import create_model
+
+            fields = {n: (pydantic_hint(hint), ... if default is REQUIRED else default)
+                      for n, (hint, default) in cls.arguments().items()}
             model = create_model(cls.__name__, __config__=_CONFIG, **fields)
             cls._schema = model
         return model
 
     @classmethod
+    def validate_arguments(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Every argument's value, defaults filled in; ``pydantic_core.ValidationError`` (pydantic's
+        ``ValidationError``) for a missing, unknown or invalid one — pydantic's strict mode."""
+        quick = cls.__dict__.get("_quick")
+        if quick is None:
+            cls._quick = quick = quick_check(cls.arguments()) or False
+        if quick is not False and (done := quick(values)) is not None:
+            return done         # plainly valid: no need to ask pydantic-core
+        check = cls.__dict__.get("_validator")
+        if check is None:
+            check = validator(cls.__name__, cls.arguments())
+            cls._validator = check = check if check is not None else False
+        if check is False:      # a type only the pydantic model knows (e.g. a plugin's own Field)
+            return dict(cls.schema().model_validate(values))
+        return check.validate_python(values)
+
+    @classmethod
     def model_validate(cls, values: dict[str, Any]) -> "Op":
         """Validate argument values (pydantic strict mode) and return the op."""
-        validated = cls.schema().model_validate(values)
         op = object.__new__(cls)
-        op.__dict__.update(dict(validated))
+        op.__dict__.update(cls.validate_arguments(values))
         return op
 
     def model_dump(self, exclude_defaults: bool = False, exclude: set[str] | tuple = ()) -> dict[str, Any]:
-        fields = type(self).model_fields
         out = {}
-        for fname, info in fields.items():
+        for fname, (_, default) in type(self).arguments().items():
             if fname in exclude:
                 continue
             value = self.__dict__[fname]
-            if exclude_defaults and not info.is_required() and value == info.default:
+            if exclude_defaults and default is not REQUIRED and value == default:
                 continue
             out[fname] = value
         return out
@@ -254,7 +272,7 @@ class Op(metaclass=_OpMeta):
         return f"{self.name}(" + ", ".join(pos + [f"{k}={v!r}" for k, v in fields.items()]) + ")"
 
 
-_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+_CONFIG = {"extra": "forbid", "frozen": True, "strict": True}   # pydantic's ConfigDict is a TypedDict
 
 
 class _Registry(dict):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-from pydantic import Field
-from typing import Annotated
+from typing import Annotated, Optional
 
 from ..expr import format_shape
 from ..layout import axes_of, is_standard
-from .base import Eps, Op, Pointwise, PosInt, Shape, ShapeError, need_map, need_standard, register
+from .base import Bounds, Eps, Op, Pointwise, PosInt, Shape, ShapeError, need_map, need_standard, register
 
-Momentum = Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]]
+Momentum = Optional[Annotated[float, Bounds(ge=0.0, le=1.0, finite=True)]]
 
 
 @register

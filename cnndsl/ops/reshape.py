@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from pydantic import Field
 
 from ..expr import format_shape
 from ..layout import axes_of, laid_out
-from .base import (Mode, NonNegInt, Op, Pointwise, PosInt, PosPair, Reshape as ReshapeRule, ShapeError, Upsample,
-                   need_map, pair, prod, register)
+from .base import (Bounds, Mode, NonNegInt, Op, Pointwise, PosInt, PosPair, Reshape as ReshapeRule, ShapeError,
+                   Upsample, need_map, pair, prod, register)
 
 
 @register
@@ -83,7 +82,7 @@ class UpsampleOp(Op):
         return nn.Upsample(size=pair(self.size), mode=self.mode, align_corners=self.align_corners)
 
 
-Size = Annotated[int, Field(ge=-1)]
+Size = Annotated[int, Bounds(ge=-1)]
 
 
 @register

@@ -25,9 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from ..errors import Span
+from ..node import Node
 
 Pos = tuple[int, int]
 _FAR = (1 << 30, 0)
@@ -103,7 +102,7 @@ class CommentMap:
 
 
 def is_item(x: Any) -> bool:
-    return isinstance(x, BaseModel) and hasattr(x, "kind")
+    return isinstance(x, Node) and hasattr(x, "kind")
 
 
 def bodies(node: Any) -> list[list[Any]]:
@@ -116,7 +115,7 @@ def bodies(node: Any) -> list[list[Any]]:
             out.append(list(v))
         elif fname == "branches" and isinstance(v, tuple):
             out += [list(b) for b in v]
-        elif isinstance(v, BaseModel) and isinstance(getattr(v, "body", None), tuple) and not is_item(v):
+        elif isinstance(v, Node) and isinstance(getattr(v, "body", None), tuple) and not is_item(v):
             out.append([v])
     return out
 
