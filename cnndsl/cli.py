@@ -181,12 +181,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output:  # before any work
         check_output_file(args.output, "-o")
     summary = args.summary or args.format != "text"
-    _, a, _ = _analysis(args, train=summary)
+    spec, a, _ = _analysis(args, train=summary)
     _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source
 
-        _write(python_source(a), args.output)
+        _write(python_source(a, spec=spec), args.output)
         return EXIT_OK
     if args.graph:
         print(a.graph)

@@ -277,6 +277,7 @@ class Expander(SizeEstimate):
             raise error(f"blocks nested deeper than {self.limits.max_block_depth} levels", item.span)
         bound = bind_block(block, item, env)
         inner = self.enter(name, "block", block.name, item.span, cur, ctx, closed=True)
+        self.containers[inner.scope.path].args, self.containers[inner.scope.path].block = dict(bound), block
         inner.names = bound
         inner.blocks = ctx.blocks + (block.name,)
         inner.ns.names["input"] = _Binding(cur)

@@ -35,6 +35,8 @@ class Container:
     label: str                   # block name for block instances, else the kind
     span: Span | None = None
     output: int = -1             # id of the node whose value the container produces
+    args: dict[str, Any] = field(default_factory=dict)  # a block instance's bound parameters
+    block: Any = None            # a block instance's cnndsl.ir.BlockDef
 
 
 @dataclass

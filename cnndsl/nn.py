@@ -2,8 +2,9 @@
 
 Ops build them (`Op.build`); both emitters use them. Each is traceable by torch.fx. A module that
 ``--emit python`` does not write inline (``Op.source``) is copied into the generated file with
-``inspect.getsource``, so each class refers only to ``torch`` and ``nn`` and stores its
-constructor's arguments under their own names (the emitter reads them back).
+``inspect.getsource``, so each class refers only to ``torch`` and ``nn``, stores its
+constructor's arguments under their own names (the emitter reads them back), and is written as
+``ruff format`` writes it (tests/test_emit_python.py checks).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class LayerNorm2d(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        shape, eps = self.normalized_shape, self.eps
+        x = nn.functional.layer_norm(x, shape, self.weight, self.bias, eps)
         return x.permute(0, 3, 1, 2)
 
 
@@ -160,7 +162,7 @@ class Narrow(nn.Module):
         self.start, self.length = start, length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.start:self.start + self.length]
+        return x.narrow(1, self.start, self.length)
 
     def extra_repr(self) -> str:
         return f"start={self.start}, length={self.length}"

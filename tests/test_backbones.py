@@ -439,6 +439,12 @@ def test_backbone_input_that_the_model_refuses(tmp_path, cli):
     assert rc == 2 and "resnet18 cannot run on a 1×28×28 input" in err and "3-channel" in err
 
 
-def test_python_source_refuses_a_backbone_clearly(tmp_path, cli):
-    rc, _, err = cli("compile", str(_spec(tmp_path, RECIPE)), "--emit", "python")
-    assert rc == 2 and "--emit python cannot write a network with a backbone yet" in err
+def test_python_source_writes_a_torchvision_backbone(tmp_path, cli):
+    """--emit python writes the backbone as cnndsl builds it (torchvision's feature extractor),
+    frozen as the spec says (tests/test_emit_python.py checks keys and outputs)."""
+    out = tmp_path / "pets.py"
+    rc, _, err = cli("compile", str(_spec(tmp_path, RECIPE)), "--emit", "python", "-o", str(out))
+    src = out.read_text()
+    assert rc == 0, err
+    assert 'create_feature_extractor(\n            torchvision.models.get_model("resnet18", weights=None)' in src
+    assert '"backbone.conv1.weight",' in src and "self.get_parameter(name).requires_grad_(False)" in src

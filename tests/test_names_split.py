@@ -27,10 +27,9 @@ def emitted_matches(text: str, x: torch.Tensor) -> None:
     """``--emit python`` of ``text`` loads the built model's state dict strictly and agrees with it."""
     model = cnndsl.build(text).eval()
     namespace: dict = {}
-    exec(compile(python_source(cnndsl.analyze(text)), "emitted.py", "exec"), namespace)  # our own output
-    cls = next(v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and v is not torch.nn.Module and k not in ("nn",) and v.__module__ != "torch.nn")
-    twin = cls().eval()
+    analysis = cnndsl.analyze(text)
+    exec(compile(python_source(analysis), "emitted.py", "exec"), namespace)  # our own output
+    twin = namespace[analysis.name]().eval()   # the network's class (the file has one per block too)
     twin.load_state_dict(model.state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(twin(x), model(x))

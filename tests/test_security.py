@@ -232,7 +232,7 @@ def test_a_bare_merge_is_not_a_layer():
 _STATEMENTS = {ast.Assign, ast.ClassDef, ast.Expr, ast.FunctionDef, ast.If, ast.Import, ast.ImportFrom,
                ast.Return, ast.With, ast.For}
 _CALL_ROOTS = {"nn", "torch", "self", "super", "getattr", "isinstance", "model", "p", "print", "str", "sum",
-               "tuple", "layers", "Scope"}
+               "tuple", "layers", "Scope", "min"}
 
 
 def _root(node: ast.expr) -> ast.expr:

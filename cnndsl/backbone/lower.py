@@ -63,6 +63,12 @@ class Pick(Op):
     def describe(self) -> str:
         return f"pick({self.key!r})"
 
+    def source(self, args: list[str], ref: str) -> str:
+        """``--emit python``: the backbone's output itself, or one of its taps by key."""
+        from ..emit.py_text import literal
+
+        return args[0] if self.key is None else f"{args[0]}[{literal(self.key)}]"
+
     def infer(self, ins):
         return self.shape
 

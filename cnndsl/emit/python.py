@@ -1,67 +1,53 @@
-"""Graph → standalone PyTorch source code.
+"""Graph → standalone PyTorch source a person would keep (``cnndsl compile SPEC --emit python``).
 
-``python_source(analysis)`` returns the text of a Python file that depends only on torch: one
-``nn.Module`` class named after the network, whose ``__init__`` builds the same module tree as
-``cnndsl.build`` (stages and blocks become ``nn.ModuleDict`` containers, so every ``state_dict`` key
-is identical and weights load with ``load_state_dict(..., strict=True)``) and whose ``forward`` is
-straight-line code, one statement per layer, each with its output shape as a comment::
+``python_source(analysis, spec=spec)`` returns the text of a Python file that depends only on
+torch, laid out like torchvision's ``models/resnet.py``:
 
-    def forward(self, x):                                       # (B, 3, 224, 224)
-        conv1 = self.conv1(x)                                   # (B, 64, 112, 112)
-        ...
-        layer1_0_add = layer1_0_bn2 + maxpool                   # (B, 64, 56, 56)
+* one class per block definition (``class BasicBlock(nn.Module)``, or an ``nn.Sequential``
+  subclass for a plain chain), whose constructor takes the block's parameters — and
+  ``in_channels`` where a value depends on the incoming channels — with every layer's
+  arguments written as expressions of them (``nn.Conv2d(in_channels, planes, kernel_size=3,
+  stride=stride, padding=1, bias=False)``); a block whose instances differ in structure (a
+  ``when``) gives one class per structure;
+* stages that are chains as ``nn.Sequential`` (``model.layer1[0]`` works), other named containers
+  as small classes; each container runs its own ``forward`` with the rule of
+  :mod:`cnndsl.emit.scopes` (inputs in first-read order; returns ``(output, *escaping values)``);
+* the network class, taking the network's parameters with the spec's values as defaults
+  (``ResNet18(num_classes=10)`` builds what ``cnndsl.build(spec, num_classes=10)`` builds) — a
+  parameter becomes a constructor argument only when expanding the spec at another value changes
+  nothing but values the class computes from it (checked here, by expanding it);
+* short ``forward`` methods with the output shape as a comment on every line.
 
-Constructor calls are rendered generically from the modules the ops build (their ``__init__``
-signature, read back from the module's attributes, arguments at their defaults left out). Stateless
-ops that say how (``Op.source``: merges, the constant scale, permute, reshape) become inline
-expressions (``a + b``, ``torch.cat([a, b], dim=1)``, ``x * 0.125``, ``x.permute(0, 2, 3, 1)``);
-they hold no state, so the ``state_dict`` is unaffected (they are missing from ``named_modules()``
-only). The few modules of cnndsl's own that hold state or behave differently in training
-(``LayerNorm2d``, ``StochasticDepth``, ``PadChannels``) are copied into the file from
-:mod:`cnndsl.nn`, and a bare parameter (``layer_scale``) is registered on its container. Activations run in place exactly
-where ``cnndsl.build`` runs them in place; residual sums are not in place. Initialisations the spec
-asks for (``init=kaiming``, ``init=dirac``, the ``whiten`` marker) and frozen parameters are
-reproduced in ``__init__``. Nothing here executes generated code.
-
-Text that comes from the spec (names, the network name, freeze globs, parameter values, the spec's
-path) is written only through :func:`_str` (a Python string literal, via ``repr``) or, in comments
-and docstrings, through :func:`_inert` (escaped, on one line), so no spec can add a statement.
+``state_dict`` keys and shapes equal ``cnndsl.build``'s, so ``load_state_dict(..., strict=True)``
+works and outputs are equal. Text that comes from the spec reaches the file only through
+:mod:`cnndsl.emit.py_text` (``repr`` literals, inert comments, one helper for module names), so no
+spec can add a statement. Nothing here executes generated code.
 """
 
 from __future__ import annotations
 
 import inspect
-import keyword
-import re
+import os
 from typing import Any
 
-import torch
-from torch import nn
-
 from ..analysis import Analysis
-from ..graph import Graph, Node
-from .py_literals import RUNTIME_NAMES, _inert, _is_runtime, _shape, _str, constructor
-from .scopes import inplace_nodes, module_scopes
+from . import py_text as T
+from .py_classes import ClassDef, Classes, NoUnify, call_args
+from .py_layout import CallExpr, Expr, KwArg, lay_out, with_comment
+from .py_leaf import RUNTIME_NAMES, written_args
+from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, python_name, shape_text
 
-__all__ = ["python_source"]
-
-_RESERVED = {"self", "x", "torch", "nn"}
-_COMMENT_COLUMN = 60                     # shape comments align here (or after the longest shorter line)
+__all__ = ["RUNTIME_NAMES", "python_source"]
 
 
-def python_source(analysis: Analysis, *, class_name: str | None = None, source: str | None = None) -> str:
+def python_source(analysis: Analysis, *, class_name: str | None = None, source: str | None = None,
+                  spec: Any = None) -> str:
     """The source of a standalone PyTorch file defining the network of ``analysis``.
 
-    ``class_name`` defaults to the network's name; ``source`` (the spec's path, for the header)
-    defaults to the file the spec was read from. The class's ``state_dict`` keys and shapes equal
-    those of ``cnndsl.build(analysis)``.
+    ``spec`` (the :class:`cnndsl.ir.Spec` the analysis was expanded from) lets the network's
+    parameters become constructor arguments; without it they are fixed at their values.
+    ``class_name`` defaults to the network's name; ``source`` (for the header) to the spec's file.
     """
-    if analysis.graph.backbones:
-        from ..errors import error
-
-        path = next(iter(analysis.graph.backbones.values()))
-        raise error("--emit python cannot write a network with a backbone yet (it runs torchvision's "
-                    "create_feature_extractor)", path.span, "build it with cnndsl.build(...), or export it")
     from ..plugins import origin
 
     for node in analysis.graph.nodes[1:]:
@@ -70,262 +56,303 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
 
             raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
                         node.span, "build it with cnndsl.build(...), or export it")
-    return _Emitter(analysis, class_name, source).run()
+    free, others, idle = _free_params(analysis, spec)
+    return _Writer(analysis, free, others, class_name, source, idle).run()
 
 
-# ----------------------------------------------------------------------------- the emitter
+# ----------------------------------------------------------------------------- network parameters
 
 
-class _Emitter:
-    def __init__(self, analysis: Analysis, class_name: str | None, source: str | None):
-        self.analysis = analysis
-        self.graph: Graph = analysis.graph
-        self.class_name = _identifier(class_name or self.graph.name or "Network", "Network")
+def _perturbed(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        return value * 2 if value else 1
+    return value / 2 if value else 0.5
+
+
+def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysis], list[str]]:
+    """Network parameters that can be constructor arguments, with the expansions that prove it, and
+    those the classes do not depend on at all (``size`` of a fully convolutional network)."""
+    g = analysis.graph
+    if spec is None or spec.network is None or not g.params:
+        return [], [], []
+    from ..analysis import analyze_graph
+    from ..errors import CnnError
+    from ..expand import Expander, Limits
+
+    others: dict[str, Analysis] = {}
+    for name, value in g.params.items():
+        new = _perturbed(value)
+        if new is None:
+            continue
+        try:
+            other = analyze_graph(Expander(spec, Limits()).run({**g.params, name: new}))
+            _Writer(analysis, [name], [other], None, None).classes_only()
+        except (CnnError, NoUnify, NotImplementedError, ValueError, TypeError, RuntimeError):
+            continue
+        others[name] = other
+    names = list(others)
+    while names:
+        try:
+            writer = _Writer(analysis, names, [others[n] for n in names], None, None)
+            writer.classes_only()
+            used = writer.used_params()
+            idle = [n for n in names if python_name(n) not in used]
+            names = [n for n in names if python_name(n) in used]
+            return names, [others[n] for n in names], idle
+        except NoUnify:
+            names.pop()
+    return [], [], []
+
+
+# ----------------------------------------------------------------------------- the writer
+
+
+class _Writer:
+    def __init__(self, analysis: Analysis, free: list[str], others: list[Analysis], class_name: str | None,
+                 source: str | None, idle: list[str] = ()):
+        self.analysis, self.graph = analysis, analysis.graph
+        self.free = free
+        self.idle = list(idle)           # parameters the classes do not depend on
+        self.main = GraphParts(analysis, free)
+        self.parts = [self.main] + [GraphParts(a, free) for a in others]
+        net = T.class_name(class_name or self.graph.name or "Network", "Network")
+        if net in T.RESERVED or net in RUNTIME_NAMES:
+            net += "Net"
+        self.class_name = net
         span = self.graph.input.span
         self.source = source if source is not None else (span.file if span is not None else None)
-        self.modules: dict[int, nn.Module] = {}
-        self.inplace: set[int] = set()
-        self.scopes: set[str] = set()            # containers written as the Scope class, not ModuleDict
-        self.classes: dict[str, type] = {}       # cnndsl.nn classes the file defines
-        if self.class_name in ("Scope", *_RESERVED, *RUNTIME_NAMES):  # names the file itself uses
-            self.class_name += "Net"
 
-    # ---- building the modules (on the meta device: only their attributes are read)
-    def _build(self) -> None:
-        g = self.graph
-        reusable = inplace_nodes(g, module_scopes(g))   # the in-place rule of cnndsl.build
-        for node in g.layers():
-            ins = [g.nodes[i].shape for i in node.inputs]
-            try:
-                with torch.device("meta"):
-                    module = node.op.build(ins, node.shape)
-            except Exception:  # noqa: BLE001  an op whose construction needs real tensors
-                module = node.op.build(ins, node.shape)
-            # the rule emit.module uses: activations overwrite a tensor nothing else reads
-            if node.id in reusable and getattr(node.op, "can_inplace", False) and hasattr(module, "inplace"):
-                module.inplace = True
-                self.inplace.add(node.id)
-            self.modules[node.id] = module
+    def classes_only(self) -> Classes:
+        classes = Classes(set(RUNTIME_NAMES))
+        classes.taken.add(self.class_name)
+        for p in self.parts:
+            p.root.label = self.class_name
+            classes.add(p.root)
+        classes.finish()
+        roots = {id(classes.of(p.root)) for p in self.parts}
+        if len(roots) != 1:
+            raise NoUnify("the network's structure depends on a parameter")
+        self.classes = classes
+        return classes
+
+    def used_params(self) -> set[str]:
+        root = self.classes.of(self.main.root)
+        used: set[str] = set()
+        for text, symbolic in root.slots:
+            if symbolic:
+                used |= T.names_in(text)
+        return used
 
     def run(self) -> str:
-        self._build()
-        self.names = self._variable_names()
-        init = self._init_body()
-        fwd = self._forward_body()
-        out: list[str] = self._header()
-        out += ["import torch", "from torch import nn", "", ""]
-        for cls in self.classes.values():
+        self.classes_only()
+        from .py_backbone import imports
+
+        sources = {p.source for c in self.classes.order for i in c.instances[:1] for _, p in _walk(i.children)
+                   if isinstance(p, Raw)}
+        self.needs = " and ".join(["torch", *sorted(sources)])
+        plain, froms = imports(sources)
+        out = self._header() + ["import torch", *plain, "from torch import nn", *froms, "", ""]
+        for cls in self._copied():
             out += inspect.getsource(cls).splitlines() + ["", ""]
-        if self.scopes:
-            out += _SCOPE.splitlines() + ["", ""]
-        out.append(f"class {self.class_name}(nn.Module):")
-        doc = f"{_inert(self.graph.name)}, generated by cnndsl (see the header)."
-        out.append(f'    """{doc}"""')
-        out.append("")
-        out.append("    def __init__(self):")
-        out.append("        super().__init__()")
-        out += ["        " + line if line else "" for line in init]
-        out.append("")
-        out += fwd
-        out += ["", ""] + self._main()
+        for c in self.classes.order:
+            out += self._class(c) + ["", ""]
+        out += self._main()
         return "\n".join(out) + "\n"
+
+    def _copied(self) -> list[type]:
+        """The cnndsl.nn classes the file uses, in order of first use: their source goes in the file."""
+        found = [p.copy for c in self.classes.order for i in c.instances[:1] for _, p in _walk(i.children)
+                 if isinstance(p, Leaf) and p.copy is not None]
+        return list(dict.fromkeys(found))
 
     # ---- header
     def _header(self) -> list[str]:
         a, g = self.analysis, self.graph
-        name = _inert(g.name)
-        src = f" from {_inert(self.source)}" if self.source and not self.source.startswith("<") else ""
-        lines = [f"# {name}: generated by cnndsl{src}. Standalone: needs only torch."]
-        if g.params:
-            lines.append("# Network parameters: " + ", ".join(f"{_inert(str(k))}={_inert(repr(v))}"
-                                                              for k, v in g.params.items()))
-        outs = ", ".join(_shape(s) for s in a.output_shapes)
-        lines.append(f"# Input: {_shape(a.input_shape)}  ->  output: {outs}")
-        frozen = a.params - a.trainable_params
-        lines.append(f"# Parameters: {a.params:,}" + (f" ({frozen:,} frozen)" if frozen else ""))
-        lines.append("# state_dict keys equal those of cnndsl.build(...): "
-                     "model.load_state_dict(cnndsl_model.state_dict()) works.")
-        if self.inplace:
-            lines.append("# Activations marked inplace=True overwrite a tensor that nothing else reads "
-                         "(as in cnndsl.build).")
-        return ['"""' + f"{name} in plain PyTorch, generated by cnndsl." + '"""', ""] + lines + [""]
+        name = T.inert(g.name)
+        where = ""
+        if self.source and not self.source.startswith("<"):
+            where = f" from {T.inert(os.path.basename(self.source))}"
+        lines = [f'"""{name}{where}, written by cnndsl as plain PyTorch (needs {self.needs}).', ""]
+        outs = ", ".join(shape_text(s) for s in a.output_shapes)
+        lines.append(f"Input {shape_text(a.input_shape)} -> output {outs}; {a.params:,} parameters"
+                     + (f" ({a.params - a.trainable_params:,} frozen)." if a.params != a.trainable_params else "."))
+        fixed = {k: v for k, v in g.params.items() if k not in self.free and k not in self.idle}
+        idle = {k: v for k, v in g.params.items() if k in self.idle}
+        if idle:
+            lines.append("The shapes in comments are for "
+                         + ", ".join(f"{T.inert(str(k))}={T.inert(repr(v))}" for k, v in idle.items())
+                         + " (the classes do not depend on it).")
+        if fixed:
+            lines.append("Fixed when compiled (compile again with -p NAME=VALUE to change): "
+                         + ", ".join(f"{T.inert(str(k))}={T.inert(repr(v))}" for k, v in fixed.items()) + ".")
+        lines.append("The state_dict keys are those of cnndsl.build(...), so its weights load with strict=True.")
+        lines.append('"""')
+        return lines + [""]
 
-    # ---- names
-    def _variable_names(self) -> dict[int, str]:
-        names: dict[int, str] = {0: "x"}
-        used = set(_RESERVED)
-        for node in self.graph.layers():
-            base = re.sub(r"[^A-Za-z0-9_]", "_", node.path.replace(".", "_"))
-            if not base or base[0].isdigit():
-                base = re.sub(r"[^A-Za-z0-9_]", "_", node.op.name) + "_" + base
-            if keyword.iskeyword(base) or base in _RESERVED:
-                base += "_"
-            name, k = base, 2
-            while name in used:
-                name, k = f"{base}_{k}", k + 1
-            used.add(name)
-            names[node.id] = name
-        return names
+    # ---- classes
+    def _class(self, c: ClassDef) -> list[str]:
+        first = c.first
+        base = "nn.Sequential" if first.sequential else "nn.Module"
+        lines = [f"class {c.name}({base}):", f'    """{self._doc(c)}"""', ""]
+        sig = ["self"] + [self._param(n, d, first) for n, d in c.params]
+        if c.keyword_only or c.late:
+            sig += ["*"] + [f"{n}: {_annotation(first.names[n])}" for n in c.late]
+            sig += [f"{n}: {_annotation(first.extras[n])}" for n in c.keyword_only]
+        if c.kind == "network":
+            sig = ["self"] + [f"{n}: {_annotation(first.names[n])} = {T.literal(first.names[n])}"
+                              for n in (python_name(k) for k in self.free)]
+        lines += lay_out(4, "def __init__", CallExpr("", sig), " -> None:")
+        slots = iter(c.slots)
+        if first.sequential:
+            args = [self._expr(p, slots) for _, p in first.children]
+            call = CallExpr("super().__init__", args, [self._shape(p) for _, p in first.children])
+            lines += lay_out(8, "", call)
+            return lines
+        lines.append("        super().__init__()")
+        stored = self._stored(c)
+        lines += [f"        self.{attr} = {name}" for name, attr in stored.items()]
+        for key, part in first.children:
+            e = self._expr(part, slots)
+            if T.attribute_ok(key):
+                lines += lay_out(8, f"self.{key} = ", e)
+            else:
+                register = "self.register_parameter" if isinstance(part, Param) else "self.add_module"
+                lines += lay_out(8, register, CallExpr("", [T.string(key), e]))
+        if c.kind == "network":
+            lines += self._init_calls() + self._freeze()
+        lines.append("")
+        lines += self._forward(first, slots, stored)
+        return lines
 
-    def _inline(self, node: Node) -> bool:
-        """Layers written as expressions in ``forward`` (``Op.source``), not constructed."""
-        return node.op.source(["x"] * max(1, len(node.inputs)), "m") is not None
+    def _stored(self, c: ClassDef) -> dict[str, str]:
+        """Parameters ``forward`` computes with (``x.narrow(1, 0, self.out // 2)``): name → the
+        attribute ``__init__`` keeps it in, clear of the class's submodules and nn.Module's names."""
+        count = sum(len(stmt.args) for stmt, _ in c.first.forward)
+        texts = [text for text, symbolic in c.slots[len(c.slots) - count:] if symbolic] if count else []
+        keys = {k for k, _ in c.first.children}
+        stored: dict[str, str] = {}
+        for name in (n for text in texts for n in T.NAME.findall(text)):
+            attr = name
+            while not T.attribute_ok(attr) or attr in keys:
+                attr += "_"
+            stored.setdefault(name, attr)
+        return stored
 
-    # ---- __init__
-    def _init_body(self) -> list[str]:
-        g = self.graph
-        # the module tree, children in the order cnndsl registers them (first use, node order)
-        tree: dict[str, Any] = {}
-        for node in g.layers():
-            bare = node.op.bare_parameter
-            if not node.registered or (self._inline(node) and not bare):
+    def _doc(self, c: ClassDef) -> str:
+        first = c.first
+        if c.kind == "network":
+            return f"The network {T.inert(self.graph.name)} of the spec."
+        what = f"Block {T.inert(first.label)}" if c.kind == "block" else f"Stage {T.inert(first.path)}"
+        more = f"; shapes as at {T.inert(first.path)}" if len(c.instances) > 1 else ""
+        return f"{what} of the spec{more}."
+
+    def _param(self, name: str, default: Any, inst: Instance) -> str:
+        ann = _annotation(inst.names.get(name))
+        if default is EMPTY:
+            return f"{name}: {ann}"
+        return f"{name}: {ann} = {T.literal(default)}"
+
+    def _shape(self, part: Part) -> str:
+        return shape_text(part.shape) if part.shape else ""
+
+    def _expr(self, part: Part, slots) -> Expr:
+        """The constructor expression of a child, consuming its values from ``slots``."""
+        if isinstance(part, Leaf):
+            texts = [next(slots) for _ in part.args]
+            return CallExpr(part.cls, written_args(part.args, texts))
+        if isinstance(part, Param):
+            return part.render([next(slots)[0] for _ in part.args])
+        if isinstance(part, Raw):
+            return part.expr
+        if isinstance(part, Seq):
+            args = [self._expr(p, slots) for _, p in part.children]
+            return CallExpr("nn.Sequential", args, [self._shape(p) for _, p in part.children])
+        inst = part.instance
+        cls = self.classes.of(inst)
+        out: list[Expr] = []
+        positional = True
+        for (name, value, default) in call_args(self.classes, inst):
+            text, symbolic = next(slots)
+            if default is not EMPTY and not symbolic and _same(value, default):
+                positional = False
                 continue
-            parts = node.path.split(".")
-            level = tree
-            for k in range(1, len(parts)):
-                level = level.setdefault(parts[k - 1], {})
-                assert isinstance(level, dict), node.path
-            if not bare:
-                level[parts[-1]] = node
-        # a container holding a layer named like a method of nn.ModuleDict (keys, update, ...) is a Scope
-        self.scopes = {node.path.rpartition(".")[0] for node in g.layers()
-                       if node.registered and "." in node.path
-                       and hasattr(nn.ModuleDict, node.path.rpartition(".")[2])}
-        lines: list[str] = []
-        for name, entry in tree.items():
-            lines += self._emit_root(name, entry)
-        lines += self._bare_parameters()
-        lines += self._init_calls()
-        lines += self._freeze()
+            if default is EMPTY and positional and name not in cls.keyword_only and name not in cls.late:
+                out.append(text)
+            else:
+                positional = False
+                out.append(KwArg(name, text))
+        return CallExpr(cls.name, out)
+
+    # ---- forward
+    def _forward(self, inst: Instance, slots, stored: dict[str, str]) -> list[str]:
+        """``forward``, the numbers of inline ops taken from ``slots``, a parameter read from its
+        attribute (``x.narrow(1, 0, self.out // 2)``)."""
+        def value(text: str, symbolic: bool) -> str:
+            return T.NAME.sub(lambda m: "self." + stored[m.group()], text) if symbolic else text
+
+        lines = [with_comment(4, inst.head[0], inst.head[1])]
+        for stmt, shape in inst.forward:
+            lines.append(with_comment(8, stmt.render([value(*next(slots)) for _ in stmt.args]), shape))
         return lines
 
-    def _label(self, path: str) -> str:
-        c = self.graph.containers.get(path)
-        if c is None:
-            return ""
-        return f"  # {_inert(c.label)}" if c.kind == "block" else ""
-
-    def _emit_root(self, name: str, entry: Any) -> list[str]:
-        value = self._value(name, entry, name, 0)
-        target = f"self.{name} = " if _attr_ok(name, nn.Module) else None
-        if target:
-            return [target + value[0]] + value[1:]
-        first = f"self.add_module({_str(name)}, {value[0]}"
-        if len(value) == 1:
-            return [_close_call(first)]
-        return [first] + value[1:-1] + [_close_call(value[-1])]
-
-    def _value(self, name: str, entry: Any, path: str, depth: int) -> list[str]:
-        """Source lines for one module or container (the first without indentation)."""
-        if isinstance(entry, Node):
-            cls = type(self.modules[entry.id])
-            if _is_runtime(cls):
-                self.classes.setdefault(cls.__name__, cls)
-            return [constructor(self.modules[entry.id])]
-        holder = "Scope" if path in self.scopes else "nn.ModuleDict"
-        lines = [f"{holder}({{" + self._label(path)]
-        for child, sub in entry.items():
-            v = self._value(child, sub, f"{path}.{child}", depth + 1)
-            v[-1] += ","
-            lines.append("    " + f"{_str(child)}: " + v[0])
-            lines += ["    " + l for l in v[1:]]
-        lines.append("})")
-        return lines
-
+    # ---- network-level extras: initialisation and frozen parameters
     def _access(self, path: str) -> str:
-        parts = path.split(".")
-        out = f"self.{parts[0]}" if _attr_ok(parts[0], nn.Module) else f"getattr(self, {_str(parts[0])})"
-        for k, p in enumerate(parts[1:], 1):
-            owner = nn.Module if ".".join(parts[:k]) in self.scopes else nn.ModuleDict
-            out += f".{p}" if _attr_ok(p, owner) else f"[{_str(p)}]"
+        out = "self"
+        inst: Instance | None = self.main.root
+        children = inst.children
+        sequential = False
+        for part_name in path.split("."):
+            out = T.child(out, part_name, sequential)
+            found = dict(children).get(part_name)
+            if isinstance(found, Seq):
+                children, sequential = found.children, True
+            elif isinstance(found, Call):
+                children, sequential = found.instance.children, found.instance.sequential
+            else:
+                children, sequential = [], False
         return out
 
-    def _parameter(self, path: str) -> str:
-        """The expression for a bare parameter (one registered on its container)."""
-        parent, _, attr = path.rpartition(".")
-        owner = self._access(parent) if parent else "self"
-        kind = nn.Module if not parent or parent in self.scopes else nn.ModuleDict
-        return f"{owner}.{attr}" if _attr_ok(attr, kind) else f"getattr({owner}, {_str(attr)})"
-
-    def _bare_parameters(self) -> list[str]:
-        lines = []
-        for node in self.graph.layers():
-            if node.op.bare_parameter:
-                parent, _, attr = node.path.rpartition(".")
-                owner = self._access(parent) if parent else "self"
-                value = node.op.parameter_source([self.graph.nodes[i].shape for i in node.inputs])
-                lines.append(f"{owner}.register_parameter({_str(attr)}, {value})")
-        return (["", "# parameters registered on their container, under the layer's name"] + lines) if lines else []
-
     def _init_calls(self) -> list[str]:
-        kaiming, dirac, whiten = [], [], []
+        """The spec's ``init=`` choices, one loop per kind over the layers that ask for it."""
+        groups: dict[str, list[str]] = {}
         for node in self.graph.layers():
             init = getattr(node.op, "init", "default")
             if not isinstance(init, str) or init == "default" or not node.registered:
                 continue
-            m, ref = self.modules[node.id], self._access(node.path)
-            has_bias = getattr(m, "bias", None) is not None
-            if init == "kaiming":
-                kaiming.append(f'nn.init.kaiming_normal_({ref}.weight, mode="fan_out", nonlinearity="relu")')
-                if has_bias:
-                    kaiming.append(f"nn.init.zeros_({ref}.bias)")
-            elif init == "dirac":
-                n = min(m.weight.size(0), m.weight.size(1))
-                dirac.append(f"nn.init.dirac_({ref}.weight[:{n}])")
-                if has_bias:
-                    dirac.append(f"{ref}.bias.zero_()")
-            elif init == "whiten":
-                whiten.append(f'{ref}.cnndsl_init = "whiten"')
-            else:
+            if init not in _INITS:
                 raise NotImplementedError(f"{node.path}: init={init!r}")
+            ref = self._access(node.path)
+            groups.setdefault(init, []).append(ref)
+            if getattr(self.main.modules[node.id], "bias", None) is not None:
+                groups.setdefault(init + " bias", []).append(ref)
         lines: list[str] = []
-        if kaiming:
-            lines += ["", "# init=kaiming: torchvision's ResNet initialisation"] + kaiming
-        if dirac:
-            lines += ["", "# init=dirac: the first filters pass their input channel through (partial identity)",
-                      "with torch.no_grad():"] + ["    " + l for l in dirac]
-        if whiten:
-            lines += ["", "# init=whiten: patch-whitening filters, computed from training data by cnndsl's trainer",
-                      *whiten]
+        for kind, (comment, body) in _INITS.items():
+            if kind not in groups:
+                continue
+            lines.append(f"        # init={kind}: {comment}")
+            indent = 8
+            if kind == "dirac":
+                lines.append("        with torch.no_grad():")
+                indent = 12
+            for part, stmt in (("", body), (" bias", _INIT_BIAS.get(kind))):
+                if stmt and kind + part in groups:
+                    lines += lay_out(indent, "for conv in ", CallExpr("", groups[kind + part], brackets="[]"), ":")
+                    lines.append(" " * (indent + 4) + stmt)
         return lines
 
     def _freeze(self) -> list[str]:
-        lines = []
-        for info in self.analysis.layers:
-            for pname in info.cost.frozen:
-                ref = self._parameter(info.node.path) if not pname else f"{self._access(info.node.path)}.{pname}"
-                lines.append(f"{ref}.requires_grad_(False)")
-        if not lines:
+        # a bare parameter (layer_scale) is frozen under the layer's own path
+        names = [T.string(f"{info.node.path}.{p}" if p else info.node.path)
+                 for info in self.analysis.layers for p in info.cost.frozen]
+        if not names:
             return []
-        globs = ", ".join(f"\"{_inert(p)}\"" for p, _ in self.graph.freeze)
-        unglobs = ", ".join(f"\"{_inert(p)}\"" for p, _ in self.graph.unfreeze)
+        globs = ", ".join(f'"{T.inert(p)}"' for p, _ in self.graph.freeze)
+        unglobs = ", ".join(f'"{T.inert(p)}"' for p, _ in self.graph.unfreeze)
         why = f"freeze {globs}" + (f", unfreeze {unglobs}" if unglobs else "") if globs else "frozen by the spec"
-        return ["", f"# {why}"] + lines
-
-    # ---- forward
-    def _forward_body(self) -> list[str]:
-        g, names = self.graph, self.names
-        stmts: list[tuple[str, str]] = []
-        for node in g.layers():
-            ins = [names[i] for i in node.inputs]
-            ref = (self._parameter(node.path) if node.op.bare_parameter
-                   else self._access(node.path) if node.registered else "")
-            expr = node.op.source(ins, ref)
-            if expr is None and node.registered:
-                expr = f"{ref}({', '.join(ins)})"
-            elif expr is None:  # pragma: no cover - implicit nodes are merges
-                raise NotImplementedError(f"{node.path}: implicit {node.kind}")
-            stmts.append((f"{names[node.id]} = {expr}", _shape(node.shape)))
-        outs = [names[i] for i in g.outputs]
-        ret = "return " + ", ".join(outs) if len(outs) > 1 else f"return {outs[0]}"
-        head = ("def forward(self, x):", _shape(g.input.shape))
-        body = [("    " + s, c) for s, c in stmts] + [("    " + ret, "")]
-        fitting = [len(s) for s, _ in [head] + body if len(s) + 2 <= _COMMENT_COLUMN]
-        col = max(fitting, default=0) + 2
-        lines = []
-        for s, c in [head] + body:
-            lines.append("    " + (s + " " * max(2, col - len(s)) + "# " + c if c else s))
-        return lines
+        return [f"        # {why}", *lay_out(8, "for name in ", CallExpr("", names, brackets="[]"), ":"),
+                "            self.get_parameter(name).requires_grad_(False)"]
 
     # ---- a smoke test when the file is run
     def _main(self) -> list[str]:
@@ -336,34 +363,30 @@ class _Emitter:
                 "    with torch.no_grad():",
                 "        out = model(x)",
                 "    outs = out if isinstance(out, tuple) else (out,)",
-                '    print(f"{sum(p.numel() for p in model.parameters()):,} parameters;",',
-                '          "output", ", ".join(str(tuple(o.shape)) for o in outs))']
+                "    n = sum(p.numel() for p in model.parameters())",
+                '    print(f"{n:,} parameters; output", ", ".join(str(tuple(o.shape)) for o in outs))']
 
 
-_SCOPE = '''class Scope(nn.Module):
-    """Layers under the spec's names, where a name clashes with a method of nn.ModuleDict."""
-
-    def __init__(self, layers):
-        super().__init__()
-        for name, layer in layers.items():
-            self.add_module(name, layer)
-
-    def __getitem__(self, name):
-        return self._modules[name]'''
+_INITS = {
+    "kaiming": ("torchvision's ResNet initialisation",
+                'nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")'),
+    "dirac": ("the first filters pass their input channel through",
+              "nn.init.dirac_(conv.weight[: min(conv.weight.shape[:2])])"),
+    "whiten": ("patch-whitening filters, computed from data by cnndsl's trainer", 'conv.cnndsl_init = "whiten"'),
+}
+_INIT_BIAS = {"kaiming": "nn.init.zeros_(conv.bias)", "dirac": "conv.bias.zero_()"}
 
 
-def _close_call(line: str) -> str:
-    """``self.add_module("0", nn.X(...)`` + ``)``; for a multi-line container the last line ``})``."""
-    return line + ")"
+def _walk(children: list[tuple[str, Part]]):
+    for key, part in children:
+        yield key, part
+        if isinstance(part, Seq):
+            yield from _walk(part.children)
 
 
-def _attr_ok(name: str, owner: type) -> bool:
-    """``name`` can be written as an attribute of an ``owner`` instance without clashing."""
-    return name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not hasattr(owner, name)
+def _annotation(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), "object")
 
 
-def _identifier(name: str, fallback: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not name or name[0].isdigit() or keyword.iskeyword(name):
-        name = fallback + "_" + name if name else fallback
-    return name
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b

@@ -24,8 +24,10 @@ class Narrow(Op):
     length: PosInt
 
     def source(self, args: list[str], ref: str) -> str:
-        """Inline in ``--emit python``'s forward (zoo-ops' ``Op.source`` hook)."""
-        return f"{args[0]}[:, {self.start}:{self.start + self.length}]"
+        """Inline in ``--emit python``'s forward: ``x.narrow(1, start, length)`` (the same view as
+        the slice; its numbers may become expressions, ``x.narrow(1, 0, out // 2)``, which a slice
+        would have ``ruff format`` respace)."""
+        return f"{args[0]}.narrow(1, {self.start}, {self.length})"
 
     def infer(self, ins):
         c = ins[0][0]

@@ -61,12 +61,20 @@ class Prediction:
         return {"image": self.image, "top": [{"class": c, "prob": p} for c, p in self.top]}
 
 
+class KeywordOverrides(dict):
+    """Train overrides given as keyword arguments (``cnndsl.train(spec, epochs=3)``): diagnostics
+    name the keyword, not a ``--set`` flag the user never typed."""
+
+    def origin(self, key: str, value: Any) -> str:
+        return f"the keyword argument {key}={value!r}"
+
+
 def train_overrides(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Keyword arguments of :func:`train` as dotted train keys. A mapping without ``type`` sets the
     keys it names and keeps the rest (``optimizer={"lr": 0.05}`` is ``optimizer.lr``); one with
     ``type`` replaces the value (``optimizer={"type": "adam", "lr": 1e-3}``); ``None`` removes an
     optional value (``ema=None``). Dotted keys may be given as they are (``**{"optimizer.lr": 0.05}``)."""
-    out: dict[str, Any] = {}
+    out = KeywordOverrides()
     for key, value in values.items():
         if isinstance(value, Mapping) and value and "type" not in value:
             out.update(train_overrides(value, f"{prefix}{key}."))

@@ -423,10 +423,12 @@ def written_span(spec: Any, path: tuple) -> Any:
 
 
 def override_flag(dotted: str, overrides: dict[str, Any] | None) -> str | None:
-    """``--set train.KEY=VALUE`` when ``overrides`` set the train value at ``dotted`` (or inside it)."""
+    """Where ``overrides`` set the train value at ``dotted`` (or inside it): ``--set train.KEY=VALUE``,
+    or what the overrides' own ``origin(key, value)`` says (``cnndsl.train``'s keywords); None when they do not set it."""
     for key, value in (overrides or {}).items():
         if dotted == key or dotted.startswith(key + ".") or (dotted and key.startswith(dotted + ".")):
-            return f"--set train.{key}={value}"
+            origin = getattr(overrides, "origin", None)
+            return origin(key, value) if origin else f"--set train.{key}={value}"
     return None
 
 

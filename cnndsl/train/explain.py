@@ -113,7 +113,7 @@ def explain(err: dict[str, Any], path: tuple, raw: Any = None, yaml: bool = Fals
     if kind in _WANTS:
         return f"{where} must be {_WANTS[kind]}, got {shown}", None
     if kind in _BOUNDS:
-        return f"{where} must be {_BOUNDS[kind]} {next(iter(ctx.values()))}, got {shown}", None
+        return f"{where} must be {_BOUNDS[kind]} {_show(next(iter(ctx.values())))}, got {shown}", None
     if kind == "literal_error":
         return f"{where} must be one of {ctx.get('expected')}, got {shown}", did_you_mean(
             str(got), [c.strip(" '") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",")])
@@ -128,6 +128,8 @@ def _show(value: Any) -> str:
         return value if value.isidentifier() else f'"{value}"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))   # a bound of a float field: "> 0", not "> 0.0"
     return repr(value) if value is not None else "..."
 
 

@@ -200,7 +200,7 @@ def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str
         model = cnndsl.build(spec, **params)
     path = ckpt.resolve(checkpoint)
     state = ckpt.load(path)
-    cfg = _eval_config(spec, state, recorded_train, dict(overrides or {}))
+    cfg = _eval_config(spec, state, recorded_train, overrides or {})
     if ema is None:
         ema = cfg.ema is not None and cfg.ema.type == "ema"
     weights = ckpt.model_state(state, path)

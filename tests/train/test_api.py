@@ -81,6 +81,24 @@ def test_bad_input_is_a_cnn_error(trained, call, message):
         call(path)
 
 
+def test_errors_name_the_keyword_argument_not_a_flag_the_user_never_typed(trained):
+    path, _ = trained
+    with pytest.raises(CnnError) as info:
+        cnndsl.train(path, epochz=3)
+    assert "(from the keyword argument epochz=3)" in str(info.value) and "--set" not in str(info.value)
+    with pytest.raises(CnnError) as info:
+        cnndsl.train(path, optimizer={"lr": 0})
+    assert "train.optimizer.lr must be > 0, got 0 (from the keyword argument optimizer.lr=0)" in str(info.value)
+
+
+def test_the_command_line_still_names_its_flag(trained, capsys):
+    from cnndsl.cli import main
+
+    path, _ = trained
+    assert main(["check", str(path), "--set", "train.epochz=3"]) == 2
+    assert "(from --set train.epochz=3)" in capsys.readouterr().err
+
+
 def test_the_package_is_callable_and_its_modules_still_import():
     import cnndsl.train.config as C  # the callable module is still a package
 
