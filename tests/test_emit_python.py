@@ -407,18 +407,24 @@ def test_airbench_whiten_marker_and_frozen():
 def test_generated_file_runs_standalone(tmp_path):
     """Written to a file and run as a script: the smoke test at its end runs without cnndsl."""
     analysis = cnndsl.analyze(ROOT / "specs" / "simple_cnn.cnn")
-    f = tmp_path / "simple_cnn.py"
-    f.write_text(python_source(analysis))
-    code = ("import sys, builtins; real = builtins.__import__\n"
+    out = run_without_cnndsl(tmp_path / "simple_cnn.py", python_source(analysis))
+    assert "620,362 parameters; output (2, 10)" in out.stdout
+
+
+def run_without_cnndsl(path: Path, source: str) -> subprocess.CompletedProcess:
+    """Write ``source`` to ``path`` and run it as a script in a fresh interpreter where importing
+    cnndsl fails; the run must succeed."""
+    path.write_text(source)
+    code = ("import builtins; real = builtins.__import__\n"
             "def guard(name, *a, **k):\n"
             "    assert not name.startswith('cnndsl'), name\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = guard\n"
-            f"import runpy; runpy.run_path({str(f)!r}, run_name='__main__')\n")
+            f"import runpy; runpy.run_path({str(path)!r}, run_name='__main__')\n")
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
+                         cwd=path.parent, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "620,362 parameters; output (2, 10)" in out.stdout
+    return out
 
 
 def test_readme_shows_real_emitted_classes():

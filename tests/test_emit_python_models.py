@@ -7,8 +7,6 @@ and a file using the copied classes runs as a script without cnndsl."""
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ torchvision = pytest.importorskip("torchvision")
 import cnndsl  # noqa: E402
 from cnndsl import nn as runtime  # noqa: E402
 from cnndsl.emit.python import RUNTIME_NAMES, python_source  # noqa: E402
-from test_emit_python import _load, _ruff  # noqa: E402
+from test_emit_python import _load, _ruff, run_without_cnndsl  # noqa: E402
 from test_zoo import SIZE, _perturb  # noqa: E402
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -123,15 +121,5 @@ def test_file_with_copied_classes_runs_standalone(tmp_path):
     analysis = cnndsl.analyze(ZOO_OPS)
     src = python_source(analysis, spec=cnndsl.parse(ZOO_OPS))
     assert "def __init__(self, width: int = 4, num_classes: int = 3) -> None:" in src
-    f = tmp_path / "zoo_ops.py"
-    f.write_text(src)
-    code = ("import builtins; real = builtins.__import__\n"
-            "def guard(name, *a, **k):\n"
-            "    assert not name.startswith('cnndsl'), name\n"
-            "    return real(name, *a, **k)\n"
-            "builtins.__import__ = guard\n"
-            f"import runpy; runpy.run_path({str(f)!r}, run_name='__main__')\n")
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = run_without_cnndsl(tmp_path / "zoo_ops.py", src)
     assert f"{analysis.params:,} parameters; output (2, 3)" in out.stdout
