@@ -52,7 +52,8 @@ def run_one(name: str) -> dict:
     try:
         spec = import_spec(f, shape, model=meta)
     except CnnError as exc:
-        return {"model": call, "status": "blocked", "reason": _reason(exc.diagnostics[0].message, str(f))}
+        reason = _reason(exc.diagnostics[0].message, str(f))
+        return {"model": call, "status": "blocked", "reason": _every_blocker(reason, meta, shape)}
     text = format_cnn(spec)
     out = {"model": call, "input": f"3x{size}x{size}", "lines": text.count("\n"), "blocks": len(spec.blocks),
            "import_cpu_s": round(time.process_time() - t0, 1)}
@@ -71,6 +72,22 @@ def _reason(message: str, factory: str) -> str:
     for lead in (f"{factory}: ", f"{factory} cannot be written as a spec: "):
         text = text.removeprefix(lead)
     return text
+
+
+def _every_blocker(reason: str, meta, shape: tuple[int, ...]) -> str:
+    """The reason with every cause of opaque nodes (the command's message shows six at most)."""
+    from cnndsl.translate.flow import opaque_summary
+    from cnndsl.translate.fx import node_names, translate
+
+    try:
+        records = translate(meta, shape, [node_names(meta)[-1]]).records
+    except Exception:  # noqa: BLE001 - untraceable: the reason says so already
+        return reason
+    if not any(r.opaque for r in records):
+        return reason
+    full = opaque_summary(records, limit=None)
+    head, sep, _ = reason.partition("no cnndsl op for ")
+    return head + full if sep else f"{reason}; {full}"
 
 
 def random_model(meta, f):

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import cnndsl  # noqa: E402
+from cnndsl.ops import REGISTRY  # noqa: E402
 from cnndsl.analysis.rows import summary_rows  # noqa: E402
 from cnndsl.canonical import canonical_spec, spec_hash  # noqa: E402
 from cnndsl.syntax.format import format_cnn, format_yaml  # noqa: E402
@@ -179,28 +180,44 @@ def test_traced_resnet50_and_vgg16_match_torchvision_torchinfo_and_a_handwritten
 
 
 def test_untranslatable_layers_are_opaque_with_unknown_receptive_field(tmp_path, cli):
-    spec = _spec(tmp_path, "network C { input 3x64x64  b: backbone convnext_tiny  head: linear(3) }")
+    spec = _spec(tmp_path, "network C { input 3x64x64  b: backbone swin_t  head: linear(3) }")
     analysis = cnndsl.analyze(spec)
     with torch.device("meta"):
-        ref = torchvision.models.convnext_tiny()
-    assert analysis.params == sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("classifier.2")) + 2307
-    opaque = [l for l in analysis.layers if l.op in ("torch.permute", "Tensor.permute")]
+        ref = torchvision.models.swin_t()
+    assert analysis.params == sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("head.")) + 2307
+    opaque = [l for l in analysis.layers if l.op not in REGISTRY]        # attention: no cnndsl op
     assert opaque and all(l.rf is None for l in opaque) and analysis.final_rf is None
     first = analysis.layers.index(opaque[0])
     assert all(l.rf is not None for l in analysis.layers[:first])     # known until the first opaque node
+    # the permute back to C×H×W reads an opaque node, whose axes are unknown: it stays opaque too
+    assert analysis.layer("b.permute").op not in REGISTRY
     rc, out, _ = cli("compile", str(spec), "--summary")
     assert rc == 0 and "their MACs are not counted" in out and "receptive field: unknown" in out
-    stage = ".".join(opaque[0].name.split(".")[:3])                    # b.features.1
-    row = next(line.split() for line in out.splitlines() if line.startswith(stage + " "))
+    stage = ".".join(opaque[0].name.split(".")[:2])                    # b.features
+    row = next(line.split() for line in out.splitlines() if line.startswith(stage + ".1 "))
     assert row[-2:] == ["?", "?"]
 
 
-def test_stochastic_depth_is_opaque_but_keeps_the_receptive_field(tmp_path):
+def test_convnext_translates_whole(tmp_path):
+    """Channels-last blocks (permute, layernorm over the channels, linear per position), layer
+    scale (a parameter read outside a module call), LayerNorm2d and stochastic depth all have ops."""
+    analysis = cnndsl.analyze(_spec(tmp_path, "network C { input 3x64x64  b: backbone convnext_tiny }"))
+    with torch.device("meta"):
+        ref = torchvision.models.convnext_tiny()
+    assert analysis.params == sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("classifier.2"))
+    assert all(l.op in REGISTRY for l in analysis.layers)
+    scale = analysis.layer("b.features.1.0.layer_scale")
+    assert scale.op == "layer_scale" and scale.cost.param_shapes == {"": (96, 1, 1)}   # <block>.layer_scale
+    assert analysis.layer("b.features.1.0.block.2").shape == (16, 16, 96)   # layernorm on H×W×C
+    assert analysis.final_rf is not None
+
+
+def test_stochastic_depth_keeps_the_receptive_field(tmp_path):
     analysis = cnndsl.analyze(_spec(tmp_path, "network E { input 3x64x64  b: backbone efficientnet_b0 }"))
     with torch.device("meta"):
         ref = torchvision.models.efficientnet_b0()
     assert analysis.params == sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("classifier.1"))
-    depth = [l for l in analysis.layers if l.op == "StochasticDepth"]
+    depth = [l for l in analysis.layers if l.op == "stochastic_depth"]
     assert len(depth) == 9 and all(l.rf is not None for l in depth)
     assert analysis.layer("b.features.8.2").rf is not None     # the last conv stage: known receptive field
 

@@ -19,10 +19,11 @@ several values are skip merges (``add(downsample)``). What the language cannot s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..names import POSITION, RESERVED_MODULE_NAMES, spelling_problem
+from ..names import POSITION, RESERVED_MODULE_NAMES, is_reserved_module_name, spelling_problem
 from ..syntax.spelling import ITEM_KEYWORDS, KEYWORDS
 from .records import INPUT, Record, Translation
 
@@ -120,16 +121,51 @@ def owner(r: Record) -> str:
     return r.module if r.module else r.name
 
 
-def _opaque_summary(blocked: list[Record]) -> str:
-    """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted."""
+def blockers(records: tuple[Record, ...] | list[Record]) -> tuple[dict[str, int], int, str | None]:
+    """What keeps a translation from being a spec: ``{cause: count}`` for the opaque nodes that are
+    causes — no cnndsl op, or an op refusing inputs that all come from translated nodes — the
+    number of opaque nodes that only follow them (an op refusing an input whose axes are unknown
+    because an opaque node made it), and the first cause's node."""
+    tainted: set[str] = set()
     causes: dict[str, int] = {}
-    for r in blocked:
+    after, first = 0, None
+    for r in records:
+        follows = any(i in tainted for i in r.inputs)
+        if r.opaque or follows:
+            tainted.add(r.name)
+        if not r.opaque:
+            continue
         missing = r.reason is None or r.reason.startswith("no cnndsl op")
-        cause = r.target if missing else f"{r.target}: {r.reason}"
+        if follows and not missing:
+            after += 1
+            continue
+        first = first or r.name
+        cause = _what(r) if missing else f"{_what(r)}: {r.reason}"
         causes[cause] = causes.get(cause, 0) + 1
-    listed = [f"{c} (×{n})" if n > 1 else c for c, n in list(causes.items())[:6]]
-    more = f", and {len(causes) - 6} more" if len(causes) > 6 else ""
-    return f"no cnndsl op for {', '.join(listed)}{more}"
+    return causes, after, first
+
+
+def _what(r: Record) -> str:
+    """What an opaque node does: its target, or for a tensor read outside a module call (a get_attr
+    node) what that tensor is — ``parameter relative_position_bias_table``, ``tensor constant``."""
+    if r.kind != "get_attr":
+        return r.target
+    if r.target.startswith("_tensor_constant"):   # a tensor torch.fx made a constant of the graph
+        return "tensor constant"
+    if r.params:
+        return f"parameter {r.target}"
+    return f"buffer {r.target}" if r.buffers else f"tensor {r.target}"
+
+
+def opaque_summary(records: tuple[Record, ...] | list[Record], limit: int | None = 6) -> str:
+    """``no cnndsl op for Tensor.permute (×3), StochasticDepth (×16)`` — each cause once, counted
+    (``limit``: at most that many), and how many nodes after them fail only because of them."""
+    causes, after, _ = blockers(records)
+    shown = list(causes.items())[:limit]
+    listed = [f"{c} (×{n})" if n > 1 else c for c, n in shown]
+    more = f", and {len(causes) - len(shown)} more" if len(causes) > len(shown) else ""
+    tail = f" ({after} node(s) after them refuse inputs those nodes make)" if after else ""
+    return f"no cnndsl op for {', '.join(listed)}{more}{tail}"
 
 
 class FlowBuilder:
@@ -138,8 +174,12 @@ class FlowBuilder:
     def __init__(self, t: Translation):
         blocked = [r for r in t.records if r.opaque]
         if blocked:
-            raise ImportBlocked(blocked[0].name, _opaque_summary(blocked),
+            raise ImportBlocked(blockers(t.records)[2] or blocked[0].name, opaque_summary(t.records),
                                 "the nodes need ops cnndsl does not have yet")
+        clash = next((r for r in t.records if owner(r).split(".")[0] == INPUT), None)
+        if clash is not None:   # records call the model's input INPUT too
+            raise ImportBlocked(owner(clash), f"the module name '{INPUT}' names the network's input in a spec",
+                                "rename the module in the model")
         self.t = t
         self.users: dict[str, list[str]] = {}
         for r in t.records:
@@ -255,7 +295,7 @@ class FlowBuilder:
         stateful = any(r.op in STATEFUL for r in u.records)
         if u.path is not None or (POSITION.fullmatch(u.key) and stateful):
             raise ImportBlocked(reader, f"reads the module at position '{u.key}', which a spec cannot name")
-        base = u.key if valid_label(u.key) else f"{u.key}_out"
+        base = next(b for b in (u.key, f"{u.key}_out", "out_" + re.sub(r"\W", "_", u.key)) if valid_label(b))
         name, n = base, 1
         while name in taken or not valid_label(name):
             n += 1
@@ -278,14 +318,18 @@ class FlowBuilder:
                 name = self.label(u.key, r.module)
         return LayerItem(r.op, dict(r.args), name)
 
-    def label(self, key: str, path: str) -> str:
-        if valid_label(key):
-            return key
-        problem = spelling_problem(key)
-        if problem is not None and "digit" not in problem:
+    @staticmethod
+    def label(key: str, path: str) -> str:
+        """A module's name as the item's label: an identifier, or a quoted name (RegNet's
+        ``block1-0``; a keyword such as ``from``), which the formatter writes in quotes."""
+        problem = spelling_problem(key, quoted=True)
+        if problem is not None:
             raise ImportBlocked(path, f"the module name '{key}' is not a spec name ({problem})",
-                                "quoted names (the 'constructs' work) will make it expressible")
-        raise ImportBlocked(path, f"the module name '{key}' is a keyword or a torch.nn.Module attribute")
+                                "a spec name holds letters, digits, '_' and '-' (quoted)")
+        if is_reserved_module_name(key):
+            raise ImportBlocked(path, f"the module name '{key}' is an attribute of every torch.nn.Module",
+                                "rename the module in the model")
+        return key
 
     def container(self, u: _Unit, vin: str) -> Item:
         assert u.path is not None

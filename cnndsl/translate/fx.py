@@ -13,6 +13,7 @@ receptive field.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -23,10 +24,11 @@ from torchvision.models.feature_extraction import (
     _set_default_tracer_kwargs,
 )
 
-from ..ops import ShapeError
+from ..ops import REGISTRY, ShapeError
 from .nodes import make_op
+from .patterns import fuse_channel_shuffles
 from .records import INPUT, OPAQUE, Record, Translation, resolve_node
-from .tables import FUNCTIONS, METHODS, MODULES, function_name
+from .tables import FUNCTIONS, METHODS, MODULES, PARTS, node_target
 
 
 class CutError(Exception):
@@ -44,7 +46,7 @@ def node_names(model: nn.Module, tracer_kwargs: dict[str, Any] | None = None) ->
 
 # torchvision.ops modules that are plain compositions of torch.nn layers: traced through for the
 # translation (their convs and norms become cnndsl ops), though torchvision keeps them as leaves
-_COMPOSITE_OPS = ("Conv2dNormActivation", "SqueezeExcitation", "MLP", "Permute")
+_COMPOSITE_OPS = ("Conv2dNormActivation", "SqueezeExcitation", "MLP")
 
 
 def _public_kwargs(extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -53,9 +55,12 @@ def _public_kwargs(extra: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _deep_kwargs(extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The same, but tracing through the torchvision.ops modules that are only compositions."""
+    """The same, but tracing through the torchvision.ops modules that are only compositions, and
+    keeping whole the modules outside torch.nn that the tables translate (ConvNeXt's LayerNorm2d)."""
     kw = _public_kwargs(extra)
     kw["leaf_modules"] = [m for m in kw["leaf_modules"] if m.__name__ not in _COMPOSITE_OPS]
+    kw["leaf_modules"] += [m for m in MODULES
+                           if m not in kw["leaf_modules"] and not m.__module__.startswith("torch.nn")]
     return kw
 
 
@@ -110,6 +115,7 @@ def translate(model: nn.Module, input_shape: tuple[int, ...], queries: Iterable[
     gm = _cut(model, graph, deep_names, wanted)
     device = next((p.device for p in model.parameters()), torch.device("meta"))
     ShapeProp(gm).propagate(torch.empty((1, *input_shape), device=device))
+    fuse_channel_shuffles(gm, deep_names)
     records = _Translator(gm, deep_names).run()
     outputs = tuple(resolve(q, deep) for q in asked)
     kept = set(gm.state_dict())
@@ -158,6 +164,8 @@ class _Translator:
             if n.op == "call_module":
                 self.calls[n.target] = self.calls.get(n.target, 0) + 1
         self.seen: dict[str, Record] = {}    # fx node name → record (tensor-valued nodes only)
+        self.shapes: dict[str, tuple[int, ...]] = {}   # fx node name → shape with its layout (H×W×C)
+        self.parts: dict[str, fx.Node] = {}  # a channel split (x.chunk(2, dim=1)) → the tensor it splits
         self.batched: set[str] = set()       # fx nodes whose value carries the batch dimension
 
     def run(self) -> list[Record]:
@@ -168,21 +176,25 @@ class _Translator:
                 continue
             if node.op == "output":
                 continue
-            rec = self.record(node)
-            if rec is not None:
-                self.seen[node.name] = rec
-                out.append(rec)
-        return out
+            recs = self.records(node)
+            if recs:
+                self.seen[node.name] = recs[-1]
+                out += recs
+        read = {i for r in out for i in r.inputs}
+        # parameters read outside a module call that became part of an op (layer_scale) are no nodes
+        return [r for r in out if r.kind != "get_attr" or r.name in read]
 
     def qualname(self, node: fx.Node) -> str:
         return self.names.get(node.name, node.name)
 
     def tensor_inputs(self, node: fx.Node) -> list[fx.Node]:
         found: list[fx.Node] = []
-        fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n))
+        fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(self.parts.get(n.name, n)))
         return [n for n in found if n.op == "placeholder" or n.name in self.seen]
 
-    def record(self, node: fx.Node) -> Record | None:
+    def records(self, node: fx.Node) -> list[Record]:
+        """The node's record — or, for a node that is a chain of ops (``x.mean([2, 3])``), one per
+        op, the last named like the node; none for a value that is no tensor (a size, a number)."""
         meta = node.meta.get("tensor_meta")
         ins = self.tensor_inputs(node)
         batched = node.op != "get_attr" and any(n.name in self.batched for n in ins)
@@ -192,58 +204,103 @@ class _Translator:
             shape = tuple(int(s) for s in meta.shape)
             shape = shape[1:] if batched and shape else shape
         elif meta is None:
-            return None                      # not a tensor (a size, a number): not a node of the graph
+            return []                        # not a tensor (a size, a number): not a node of the graph
+        elif node_target(node) in PARTS and len(ins) == 1:
+            self.parts[node.name] = ins[0]   # its parts (getitem) are narrow nodes of its input
+            return []
         else:
             shape = ()                       # several tensors (chunk, split): read by getitem nodes
-        inputs = tuple(INPUT if n.op == "placeholder" else self.qualname(n) for n in ins) or (INPUT,)
+        call = self.call(node, isinstance(meta, TensorMetadata))
+        inputs = [INPUT if n.op == "placeholder" else self.qualname(n) for n in ins]
         in_shapes = [self._shape_of(n) for n in ins]
-        kind, target, module, translated = node.op, "", None, None
-        params: dict[str, tuple[int, ...]] = {}
-        buffers: dict[str, tuple[int, ...]] = {}
+        steps = call.steps
+        unknown_axes = steps and steps[0][0] in LAYOUT_READERS and any(self.seen[n.name].opaque for n in ins
+                                                                       if n.name in self.seen)
+        if steps and REGISTRY[steps[-1][0]].bare_parameter:
+            held = next((i for i, n in enumerate(ins) if n.op == "get_attr"), None)
+            if held is None or len(steps) != 1:
+                steps = []
+            else:   # the parameter belongs to the op, at its own path (ConvNeXt's <block>.layer_scale)
+                call.module, call.params = ins[held].target, {"": in_shapes[held]}
+                del ins[held], inputs[held], in_shapes[held]
+        submodule = node.op == "call_module" and self.calls[node.target] == 1
+        name = self.qualname(node)
+        if unknown_axes:    # an opaque node's axes are unknown: a permute of them would guess them
+            reason = f"{steps[0][0]} reads a node without a cnndsl op, whose axes are unknown"
+        elif steps and len(shape) and in_shapes and all(len(s) for s in in_shapes):
+            recs, reason = self.chain(node, name, steps, inputs, in_shapes, shape, call, submodule)
+            if reason is None:
+                return recs
+        elif not steps:
+            reason = f"no cnndsl op for {call.target}"
+        else:
+            reason = "works on several tensors at once"
+        args = {"rf": "pointwise"} if call.target in POINTWISE else {}
+        return [Record(name, OPAQUE, args, tuple(inputs or [INPUT]), shape, node.op, call.target, call.module,
+                       submodule, call.params, call.buffers, reason)]
+
+    def call(self, node: fx.Node, tensor_valued: bool) -> "_Call":
+        """What the node calls, its state, and the ops the tables translate it to."""
+        out = _Call(node_target(node))
         if node.op == "call_module":
             m = self.modules[node.target]
-            module, target = node.target, type(m).__name__
-            params, buffers = _own_state(m)
+            out.module, out.target = node.target, type(m).__name__
+            out.params, out.buffers = _own_state(m)
             table = MODULES.get(type(m))
-            translated = table(m) if table is not None and isinstance(meta, TensorMetadata) else None
-        elif node.op == "call_function":
-            target = function_name(node.target)
-            table = FUNCTIONS.get(node.target)
+            translated = table(m) if table is not None and tensor_valued else None
+        elif node.op in ("call_function", "call_method"):
+            table = FUNCTIONS.get(node.target) if node.op == "call_function" else METHODS.get(node.target)
             translated = table(node.args, dict(node.kwargs)) if table is not None else None
-        elif node.op == "call_method":
-            target = f"Tensor.{node.target}"
-            table = METHODS.get(node.target)
-            translated = table(node.args, dict(node.kwargs)) if table is not None else None
-        elif node.op == "get_attr":
+        else:   # get_attr: a parameter, buffer or constant read outside a module call
             module, _, leaf = node.target.rpartition(".")
-            target = leaf
+            out.module, out.target, translated = module, leaf, None
             owner = self.gm.get_submodule(module) if module else self.gm
             value = getattr(owner, leaf)
             if isinstance(value, nn.Parameter):
-                params = {leaf: tuple(value.shape)}
+                out.params = {leaf: tuple(value.shape)}
             elif leaf in owner._buffers and leaf not in owner._non_persistent_buffers_set:
-                buffers = {leaf: tuple(value.shape)}
-        submodule = node.op == "call_module" and self.calls[node.target] == 1
-        reason = None
-        if translated is not None and len(shape) and all(len(s) for s in in_shapes):
-            op_name, args = translated
-            reason = _check(op_name, args, in_shapes, shape, params, buffers)
-            if reason is None:
-                return Record(self.qualname(node), op_name, args, inputs, shape, kind, target, module, submodule)
-        elif translated is None:
-            reason = f"no cnndsl op for {target}"
-        else:
-            reason = "works on several tensors at once"
-        args = {"rf": "pointwise"} if target in POINTWISE else {}
-        return Record(self.qualname(node), OPAQUE, args, inputs, shape, kind, target, module, submodule,
-                      params, buffers, reason)
+                out.buffers = {leaf: tuple(value.shape)}
+        out.steps = translated if isinstance(translated, list) else [translated] if translated is not None else []
+        return out
+
+    def chain(self, node: fx.Node, name: str, steps: list[tuple[str, dict[str, Any]]], inputs: list[str],
+              in_shapes: list[tuple[int, ...]], shape: tuple[int, ...], call: "_Call",
+              submodule: bool) -> tuple[list[Record], str | None]:
+        """One record per op, each checked against its input; the last against the traced node."""
+        recs: list[Record] = []
+        for k, (op_name, args) in enumerate(steps):
+            last = k == len(steps) - 1
+            reason, out = _check(op_name, args, in_shapes, shape if last else None,
+                                 call.params if last else {}, call.buffers if last else {})
+            if reason is not None:
+                return [], reason
+            step_name = name if last else f"{name}_{op_name}"
+            recs.append(Record(step_name, op_name, args, tuple(inputs or [INPUT]), tuple(out), node.op,
+                               call.target, call.module, submodule))
+            in_shapes, inputs = [out], [step_name]
+        self.shapes[node.name] = in_shapes[0]
+        return recs, None
 
     def _shape_of(self, n: fx.Node) -> tuple[int, ...]:
         if n.op == "placeholder":
             return tuple(int(s) for s in n.meta["tensor_meta"].shape[1:])
-        return self.seen[n.name].shape
+        return self.shapes.get(n.name, self.seen[n.name].shape)
 
 
+@dataclass
+class _Call:
+    """What a node calls (``Conv2d``, ``torch.flatten``, a get_attr's leaf name), the module holding
+    its state, that state's shapes, and the cnndsl ops the tables give (none: opaque)."""
+
+    target: str
+    module: str | None = None
+    params: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    buffers: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    steps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+# ops whose meaning depends on which axis is which (an opaque node's output has unknown axes)
+LAYOUT_READERS = frozenset({"permute"})
 # opaque layers known to act position by position (their receptive field is their input's)
 POINTWISE = {"StochasticDepth", "DropPath", "torchvision.ops.stochastic_depth.stochastic_depth"}
 
@@ -257,16 +314,18 @@ def _own_state(m: nn.Module) -> tuple[dict[str, tuple[int, ...]], dict[str, tupl
     return params, buffers
 
 
-def _check(op_name: str, args: dict[str, Any], ins: list[tuple[int, ...]], shape: tuple[int, ...],
-           params: dict[str, tuple[int, ...]], buffers: dict[str, tuple[int, ...]]) -> str | None:
-    """Why the cnndsl op disagrees with the trace (None: it agrees on shape, parameters, buffers)."""
+def _check(op_name: str, args: dict[str, Any], ins: list[tuple[int, ...]], shape: tuple[int, ...] | None,
+           params: dict[str, tuple[int, ...]], buffers: dict[str, tuple[int, ...]]
+           ) -> tuple[str | None, tuple[int, ...]]:
+    """Why the cnndsl op disagrees with the trace (None: it agrees on shape — unless ``shape`` is
+    None, inside a chain — parameters and buffers), and its output shape, with its layout."""
     try:
         op = make_op(op_name, args)
         out = op.infer(ins)
     except (ShapeError, ValueError, TypeError) as exc:
-        return f"{op_name} does not accept this call: {exc}"
-    if tuple(out) != tuple(shape):
-        return f"{op_name} would give {out}, the model gives {shape}"
+        return f"{op_name} does not accept this call: {exc}", ()
+    if shape is not None and tuple(out) != tuple(shape):
+        return f"{op_name} would give {out}, the model gives {shape}", out
     if op.param_shapes(ins, out) != params or op.buffer_shapes(ins, out) != buffers:
-        return f"{op_name} would hold other parameters than the module"
-    return None
+        return f"{op_name} would hold other parameters than the module", out
+    return None, out

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FORMAT = 3   # bump when records change meaning: cached translations of another format are ignored
+FORMAT = 4   # bump when records change meaning: cached translations of another format are ignored
 
 OPAQUE = "opaque"      # op name of a node the translator could not express as a cnndsl op
 INPUT = "input"        # input name of records fed by the model's input

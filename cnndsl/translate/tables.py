@@ -15,8 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.fx import Node
+from torchvision.models.convnext import LayerNorm2d
+from torchvision.ops import Permute, StochasticDepth
 
-Translated = tuple[str, dict[str, Any]] | None
+Step = tuple[str, dict[str, Any]]
+# one op, or a chain of ops the node stands for (``x.mean([2, 3])``: global_avgpool, then flatten)
+Translated = Step | list[Step] | None
 
 
 def pair(v: Any) -> Any:
@@ -104,6 +108,12 @@ def _adaptive_size(kind: str, size: Any) -> Translated:
     return f"adaptive_{kind}pool", {"size": pair(sizes)}
 
 
+def _layernorm2d(m: LayerNorm2d) -> Translated:
+    if len(m.normalized_shape) != 1:
+        return None
+    return "layernorm2d", {"eps": float(m.eps), "affine": m.elementwise_affine}
+
+
 def _linear(m: nn.Linear) -> Translated:
     return "linear", {"out": m.out_features, "bias": m.bias is not None}
 
@@ -158,7 +168,7 @@ def _softmax(op: str) -> Callable[[Any], Translated]:
 MODULES: dict[type, Callable[[Any], Translated]] = {
     nn.Conv2d: _conv, nn.ConvTranspose2d: _conv_transpose,
     nn.BatchNorm2d: _batchnorm, nn.BatchNorm1d: _batchnorm, nn.GroupNorm: _groupnorm,
-    nn.LayerNorm: _layernorm, nn.InstanceNorm2d: _instancenorm,
+    nn.LayerNorm: _layernorm, LayerNorm2d: _layernorm2d, nn.InstanceNorm2d: _instancenorm,
     nn.MaxPool2d: _maxpool, nn.AvgPool2d: _avgpool,
     nn.AdaptiveAvgPool2d: _adaptive("avg"), nn.AdaptiveMaxPool2d: _adaptive("max"),
     nn.Linear: _linear, nn.Flatten: _flatten, nn.Upsample: _upsample,
@@ -169,6 +179,8 @@ MODULES: dict[type, Callable[[Any], Translated]] = {
     nn.LeakyReLU: _act("leaky_relu", slope="negative_slope"), nn.ELU: _act("elu", alpha="alpha"),
     nn.CELU: _act("celu", alpha="alpha"), nn.Softplus: _softplus, nn.PReLU: _prelu,
     nn.Softmax: _softmax("softmax"), nn.LogSoftmax: _softmax("log_softmax"),
+    StochasticDepth: _act("stochastic_depth", p="p", mode="mode"), Permute: _act("permute", dims="dims"),
+    nn.ChannelShuffle: _act("channel_shuffle", groups="groups"),
 }
 
 
@@ -188,12 +200,30 @@ def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict[str,
     return bound if all(n in bound for n in names) else None
 
 
+def _parameter(v: Any) -> bool:
+    """A parameter read outside a module call (``self.layer_scale``: a get_attr node)."""
+    return _is_tensor(v) and v.op == "get_attr"
+
+
+def _layer_scale(param: Node) -> Translated:
+    """ConvNeXt's ``self.layer_scale * x``: ``layer_scale``, its initial value read when the
+    parameter holds one value everywhere (not on the meta device: the op's default then)."""
+    owner = param.graph.owning_module
+    value = owner.get_parameter(param.target) if owner is not None else None
+    if value is None or value.is_meta or value.numel() == 0 or not bool((value == value.flatten()[0]).all()):
+        return "layer_scale", {}
+    return "layer_scale", {"init": float(value.detach().flatten()[0])}
+
+
 def _merge(op: str, scale_op: str | None) -> Callable[[tuple, dict], Translated]:
-    """``a + b`` / ``a * b`` of two tensors; ``a * 0.5`` → ``mul(0.5)``."""
+    """``a + b`` / ``a * b`` of two tensors; ``a * 0.5`` → ``mul(0.5)``; ``parameter * x`` →
+    ``layer_scale`` (the translator checks the parameter's shape)."""
     def tr(args: tuple, kwargs: dict) -> Translated:
         if kwargs or len(args) != 2:
             return None
         a, b = args
+        if scale_op and _is_tensor(a) and _is_tensor(b) and _parameter(a) != _parameter(b):
+            return _layer_scale(a if _parameter(a) else b)
         if _is_tensor(a) and _is_tensor(b):
             return op, {}
         if scale_op and _number(b) and _is_tensor(a) or scale_op and _number(a) and _is_tensor(b):
@@ -273,11 +303,63 @@ def _interpolate_fn(args: tuple, kwargs: dict) -> Translated:
 
 
 def _mean(args: tuple, kwargs: dict) -> Translated:
+    """The mean over H and W: ``global_avgpool``, then ``flatten`` unless ``keepdim`` (MNASNet's and
+    ShuffleNetV2's ``x.mean([2, 3])``)."""
     b = _bind(args, kwargs, ("input", "dim", "keepdim", "dtype"), {"keepdim": False, "dtype": None})
-    if b is None or b["dtype"] is not None or not b["keepdim"]:
+    if b is None or b["dtype"] is not None:
         return None
     dims = b["dim"] if isinstance(b["dim"], (list, tuple)) else (b["dim"],)
-    return ("global_avgpool", {}) if sorted(dims) in ([2, 3], [-2, -1]) else None
+    if sorted(dims) not in ([2, 3], [-2, -1]):
+        return None
+    return ("global_avgpool", {}) if b["keepdim"] else [("global_avgpool", {}), ("flatten", {})]
+
+
+def _permute(args: tuple, kwargs: dict) -> Translated:
+    """``torch.permute(x, [0, 2, 3, 1])``, ``x.permute(0, 2, 3, 1)``."""
+    if len(args) > 2 or (len(args) == 2 and not isinstance(args[1], (list, tuple))):
+        dims, rest = args[1:], kwargs
+    else:
+        b = _bind(args, kwargs, ("input", "dims"), {})
+        if b is None:
+            return None
+        dims, rest = b["dims"], {}
+    if rest or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        return None
+    rank = len(dims)
+    return "permute", {"dims": [d % rank for d in dims]}
+
+
+def _channel_shuffle(args: tuple, kwargs: dict) -> Translated:
+    b = _bind(args, kwargs, ("input", "groups"), {})
+    return None if b is None or not isinstance(b["groups"], int) else ("channel_shuffle", {"groups": b["groups"]})
+
+
+# functions and methods whose value is several tensors that getitem reads: a channel split is not
+# a node of its own (its parts are narrow nodes of its input)
+PARTS = frozenset({"Tensor.chunk", "Tensor.split", "torch.chunk", "torch.split", "torch.functional.split"})
+
+
+def _getitem(args: tuple, kwargs: dict) -> Translated:
+    """A part of ``x.chunk(2, dim=1)`` / ``x.split(...)``: ``narrow(start, length)`` of ``x``. The
+    parts' traced shapes say where each starts; they must differ from ``x`` in the channels only."""
+    if kwargs or len(args) != 2 or not _is_tensor(args[0]) or not isinstance(args[1], int):
+        return None
+    parts_node, i = args
+    if node_target(parts_node) not in PARTS:
+        return None
+    parts = parts_node.meta.get("tensor_meta")
+    source = next((a for a in parts_node.args if _is_tensor(a)), None)
+    whole = source.meta.get("tensor_meta") if source is not None else None
+    if not isinstance(parts, (list, tuple)) or whole is None or not hasattr(whole, "shape") or \
+            not -len(parts) <= i < len(parts):
+        return None
+    shapes = [tuple(p.shape) for p in parts]
+    full = tuple(whole.shape)
+    if len(full) < 2 or any(len(s) != len(full) or s[:1] + s[2:] != full[:1] + full[2:] for s in shapes) \
+            or sum(s[1] for s in shapes) != full[1]:
+        return None
+    i %= len(parts)
+    return "narrow", {"start": sum(s[1] for s in shapes[:i]), "length": shapes[i][1]}
 
 
 def _identity(args: tuple, kwargs: dict) -> Translated:
@@ -299,14 +381,23 @@ FUNCTIONS: dict[Any, Callable[[tuple, dict], Translated]] = {
     F.adaptive_avg_pool2d: _adaptive_fn("avg"), F.adaptive_max_pool2d: _adaptive_fn("max"),
     F.max_pool2d: _max_pool_fn, F.avg_pool2d: _avg_pool_fn,
     F.dropout: _dropout_fn("dropout"), F.dropout2d: _dropout_fn("dropout2d"),
-    F.interpolate: _interpolate_fn, torch.mean: _mean,
+    F.interpolate: _interpolate_fn, torch.mean: _mean, torch.permute: _permute,
+    torch.channel_shuffle: _channel_shuffle, operator.getitem: _getitem,
 }
 
 METHODS: dict[str, Callable[[tuple, dict], Translated]] = {
     "relu": _unary("relu"), "relu_": _unary("relu"), "sigmoid": _unary("sigmoid"), "tanh": _unary("tanh"),
     "flatten": _flatten_fn(0), "mean": _mean, "add": _merge("add", None), "add_": _merge("add", None),
     "mul": _merge("multiply", "mul"), "mul_": _merge("multiply", "mul"), "contiguous": _identity,
+    "permute": _permute,
 }
+
+
+def node_target(node: Node) -> str:
+    """What a node calls, as records name it: ``Tensor.chunk``, ``torch.flatten``, a module's path."""
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return function_name(node.target) if node.op == "call_function" else str(node.target)
 
 
 def function_name(target: Any) -> str:

@@ -10,11 +10,13 @@ classifier becomes the network parameter ``num_classes``, and runs of equal item
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
-from ..expr import Expr, Name, Num, literal
+from ..expr import Expr, ListExpr, Name, Num, literal
 from ..ir import (BlockDef, From, Group, Item, Kwarg, Layer, Merge, NetworkDef, Param, Ref, Repeat, Residual, Shortcut,
                   Spec)
+from ..names import spelling_problem
 from ..ops import REGISTRY
 from .blocks import Variant, resolve
 from .flow import FlowBuilder, FromItem, GroupItem, LayerItem, MergeItem, ResidualItem, valid_name
@@ -115,10 +117,14 @@ def _op_layer(op: str, values: dict[str, tuple[Expr, Any]], name: str | None) ->
     kept = {k: e for k, (e, v) in values.items()
             if v is _PARAM or fields[k].is_required() or _hashable(v) != _hashable(fields[k].default)}
     short = {full: alias for alias, full in cls.aliases.items()}
-    args: tuple[Expr, ...] = ()
-    if cls.positional and cls.positional[0] in kept:
-        args = (kept.pop(cls.positional[0]),)
-    return Layer(name=name, op=op, args=args, kwargs=tuple(Kwarg(name=short.get(k, k), value=e)
+    args: list[Expr] = []
+    for k, field in enumerate(cls.positional):   # the first by position; the next ones too, unless
+        if field not in kept or (k and field in short):   # they have a short name (conv(64, k=3))
+            break
+        value = kept.pop(field)
+        spread = cls.variadic and field == cls.positional[-1] and isinstance(value, ListExpr)
+        args += value.items if spread else [value]   # permute(0, 2, 3, 1)
+    return Layer(name=name, op=op, args=tuple(args), kwargs=tuple(Kwarg(name=short.get(k, k), value=e)
                                                            for k, e in kept.items()))
 
 
@@ -144,7 +150,43 @@ def _repeats(items: list[Item]) -> tuple[Item, ...]:
                 and it.body[0].repeat is not None and it.body[0].name is None:
             it = it.body[0].model_copy(update={"name": it.name})
         out.append(it)
+    return _numbered(out)
+
+
+_NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+
+
+def _numbered(items: list[Item]) -> tuple[Item, ...]:
+    """Runs of equal layers named with consecutive numbers (RegNet's ``block4-1`` … ``block4-11``)
+    → one repeat with a computed name, ``"block4-{i + 1}": ResBottleneckBlock_2(400) x11 as i``:
+    the same sibling modules, so the same state_dict."""
+    out: list[Item] = []
+    k = 0
+    while k < len(items):
+        it = items[k]
+        m = _NUMBERED.fullmatch(it.name or "") if isinstance(it, Layer) and it.repeat is None else None
+        run = 1
+        if m is not None and m.group(1):
+            prefix, first = m.group(1), int(m.group(2))
+            while k + run < len(items) and _same_call(items[k + run], it, f"{prefix}{first + run}"):
+                run += 1
+        if run > 1:
+            used = {e.id for e in (*it.args, *(kw.value for kw in it.kwargs)) if isinstance(e, Name)}
+            index = next(n for n in ("i", "j", "k", "index") if n not in used)
+            name = f"{prefix}{{{index}}}" if first == 0 else f"{prefix}{{{index} + {first}}}"
+            if spelling_problem(name, quoted=True, template=True) is None:
+                out.append(it.model_copy(update={"name": name, "repeat": Repeat(count=Num(run), index=index)}))
+                k += run
+                continue
+            run = 1
+        out.append(it)
+        k += 1
     return tuple(out)
+
+
+def _same_call(item: Item, layer: Layer, name: str) -> bool:
+    return isinstance(item, Layer) and item.repeat is None and item.name == name \
+        and item.model_copy(update={"name": layer.name}) == layer
 
 
 def _bare(layer: Layer) -> Layer:
