@@ -1,0 +1,154 @@
+"""The emitted classes do not lie about their parameters: every constructor argument of every block
+class, at another value, builds what cnndsl builds when the spec calls that block with that value
+(a small wrapper spec importing the block), for every shipped spec; parameters a class cannot take
+are not arguments and its docstring names them. (The network classes' arguments are proven the
+same way by tests/test_emit_python.py::test_network_parameters_change_the_model_as_in_cnndsl.)"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cnndsl  # noqa: E402
+from cnndsl.emit.py_parts import python_name  # noqa: E402
+from cnndsl.emit.python import python_source  # noqa: E402
+from cnndsl.errors import CnnError  # noqa: E402
+from test_emit_python import _load, _same_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = [p for p in sorted((ROOT / "specs").glob("*.cnn")) if "backbone" not in p.read_text()]
+
+
+def _values(v):
+    """Other values a demanding user might pass (cnndsl may refuse some: a stride the input cannot take)."""
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        return [v * 2 if v else 1, v + 1, v + 2]
+    if isinstance(v, float):
+        return [v / 2 if v else 0.5, v + 1.0]
+    return []
+
+
+def _text(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else repr(v)
+
+
+class _Wrapper:
+    """cnndsl's module for one block called with given arguments on an input of a given shape."""
+
+    def __init__(self, tmp: Path, spec_file: str, block: str, args: dict, in_shape: tuple[int, ...]):
+        self.tmp, self.file, self.block, self.args, self.in_shape = tmp, Path(spec_file).resolve(), block, args, in_shape
+        self.count = 0
+
+    def build(self, args: dict, in_shape: tuple[int, ...]):
+        call = ", ".join(f"{k}={_text(v)}" for k, v in args.items())
+        text = (f'import "{self.file}"\nnetwork Wrap {{\n    input({", ".join(map(str, in_shape))})\n'
+                f"    block: {self.block}({call})\n}}\n")
+        self.count += 1
+        path = self.tmp / f"wrap{self.count}.cnn"
+        path.write_text(text)
+        try:
+            spec = cnndsl.load(path)
+            torch.manual_seed(0)
+            return cnndsl.build(spec).block.eval()
+        except CnnError:
+            return None
+
+
+def _keys(module) -> list[tuple[str, tuple[int, ...]]]:
+    return list(module.state_dict())
+
+
+def _check_parameter(cls, wrap: _Wrapper, base: dict, spec_names: dict, in_name: str | None, name: str) -> None:
+    """``cls(**base, name=other)`` is cnndsl's block with that argument — changed alone or, where
+    the block's ``when`` then gives another structure (``in.channels != planes``), together with
+    the arguments of equal value, which keeps the structure the class stands for."""
+    with torch.device("meta"):
+        base_keys = _keys(cls(**base))
+
+    def cnndsl_block(changes):
+        shape = list(wrap.in_shape)
+        args = dict(wrap.args)
+        for k, v in changes.items():
+            if k == in_name:
+                shape[0] = v
+            else:
+                args[spec_names[k]] = v
+        return wrap.build(args, tuple(shape)), tuple(shape)
+
+    for other in _values(base[name]):
+        changes = {name: other}
+        ref, shape = cnndsl_block(changes)
+        if ref is None or _keys(ref) != base_keys:
+            joint = {k: other for k, v in base.items()
+                     if type(v) is type(base[name]) and v == base[name] and (k in spec_names or k == in_name)}
+            if len(joint) > 1:
+                ref_joint, shape_joint = cnndsl_block(joint)
+                if ref_joint is not None:
+                    ref, shape, changes = ref_joint, shape_joint, joint
+        if ref is None:
+            continue
+        model = cls(**{**base, **changes}).eval()
+        _same_model(ref, model, shape, batch=1)
+        return
+    pytest.fail(f"cnndsl refuses every other value of {name}={base[name]!r}: the class should not take it")
+
+
+def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The instance's input with its height and width capped at 32 (the classes do not depend on them)."""
+    return shape if len(shape) != 3 else (shape[0], min(shape[1], 32), min(shape[2], 32))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_block_parameters_change_the_block_as_in_cnndsl(path, tmp_path):
+    spec = cnndsl.load(path)
+    analysis = cnndsl.analyze(spec)
+    blocks: dict = {}
+    src = python_source(analysis, spec=spec, blocks=blocks)
+    ns = _load(src)
+    for class_name, info in blocks.items():
+        cls = ns[class_name]
+        container = analysis.graph.containers[info.path]
+        spec_names = {python_name(k): k for k in container.args}
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        assert params and set(params) == set(info.args) or not params, (class_name, params, info.args)
+        in_name = next((p for p in params if p not in spec_names and p not in info.extras), None)
+        # what the class does not take is fixed, and its docstring says so
+        for k in spec_names:
+            if k not in params:
+                assert f"{k}={container.args[spec_names[k]]!r}" in cls.__doc__, (class_name, k)
+        wrap = _Wrapper(tmp_path, container.block.span.file, container.block.name, dict(container.args),
+                        info.in_shape)
+        base = dict(info.args)
+        for shape in dict.fromkeys([_spatial(info.in_shape), info.in_shape]):
+            wrap.in_shape = shape
+            if wrap.build(wrap.args, shape) is not None:
+                break
+        for name in params:
+            if name in info.extras:
+                continue   # a value no parameter explains: passed by the caller, tested by test_specs
+            _check_parameter(cls, wrap, base, spec_names, in_name, name)
+
+
+def test_densenet_bn_size_and_layers_are_not_ignored(tmp_path):
+    """The reproducer: DenseLayer took bn_size and DenseBlock took layers, and both were ignored
+    (``nn.Conv2d(in_channels, 128, ...)``, six fixed layers)."""
+    path = ROOT / "specs" / "densenet121.cnn"
+    spec = cnndsl.load(path)
+    ns = _load(python_source(cnndsl.analyze(spec), spec=spec))
+    wrap = _Wrapper(tmp_path, str(path), "DenseLayer", {}, (64, 8, 8))
+    ref = wrap.build({"growth": 32, "bn_size": 8}, (64, 8, 8))
+    _same_model(ref, ns["DenseLayer"](64, 32, bn_size=8).eval(), (64, 8, 8), batch=1)
+    block = inspect.signature(ns["DenseBlock"].__init__).parameters
+    if "layers" in block:
+        args = {"layers": 3, "growth": 32}
+        ref = _Wrapper(tmp_path, str(path), "DenseBlock", {}, ()).build(args, (64, 8, 8))
+        model = ns["DenseBlock"](**({"in_channels": 64} if "in_channels" in block else {}), **args).eval()
+        _same_model(ref, model, (64, 8, 8), batch=1)
+    else:
+        assert "layers=6" in ns["DenseBlock"].__doc__
