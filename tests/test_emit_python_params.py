@@ -116,7 +116,7 @@ def test_block_parameters_change_the_block_as_in_cnndsl(path, tmp_path):
         container = analysis.graph.containers[info.path]
         spec_names = {python_name(k): k for k in container.args}
         params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        assert params and set(params) == set(info.args) or not params, (class_name, params, info.args)
+        assert set(params) == set(info.args), (class_name, params, info.args)
         in_name = next((p for p in params if p not in spec_names and p not in info.extras), None)
         # what the class does not take is fixed, and its docstring says so
         for k in spec_names:

@@ -203,6 +203,8 @@ class Classes:
         taken = {n for n, _, _ in call_args(self, child)}
         for inst in c.instances:
             calls = [p.instance for _, p in inst.children]
+            if len({self.sig(i) for i in calls}) > 1:   # repetitions of different structures
+                raise NoLoop(first.label)
             for name in child.names:
                 if name not in taken and len({repr(i.names.get(name)) for i in calls}) > 1:
                     raise NoLoop(first.label)

@@ -101,6 +101,7 @@ def fixed_block_params(spec: Any, graph: Any, classes_of: Callable[[dict, list[I
 
     fixed: dict[tuple, set[str]] = {}
     probes: list[tuple[Instance, Instance]] = []   # (probe, the instance it varies)
+    proves: list[tuple[tuple, str]] = []           # (class signature, parameter) of each probe
     for c in classes.order:
         if c.kind != "block":
             continue
@@ -108,10 +109,21 @@ def fixed_block_params(spec: Any, graph: Any, classes_of: Callable[[dict, list[I
         names = ([c.first.in_name] if c.first.in_name is not None else []) + [n for n, _ in c.first.params]
         for name in names:
             fixed.setdefault(sig, set())
-            verdict = _prove(spec, graph, classes, classes_of, c.instances[:_INSTANCES], name, fixed, probes,
-                             NoUnify, no_loops)
-            if not verdict:
+            if _prove(spec, graph, classes, classes_of, c.instances[:_INSTANCES], name, fixed, probes, NoUnify,
+                      no_loops):
+                proves.append((sig, name))
+            else:
                 fixed[sig].add(name)
+    # a parameter fixed after another was proven may leave that one's probe unexplained: fix it too
+    while probes:
+        classes_of(fixed, [p for p, _ in probes])
+        bad = [k for k, (p, o) in enumerate(probes) if p.extras != o.extras]
+        if not bad:
+            break
+        for k in reversed(bad):
+            sig, name = proves.pop(k)
+            probes.pop(k)
+            fixed[sig].add(name)
     return {k: v for k, v in fixed.items() if v}, [p for p, _ in probes]
 
 
