@@ -20,13 +20,15 @@ from .py_parts import GraphParts, Instance
 
 @dataclass(frozen=True)
 class BlockClass:
-    """A block class of the emitted file: its first instance's path and input shape, and the
-    constructor arguments that build that instance (``extras``: values nothing explains)."""
+    """A block class of the emitted file: an instance's path and input shape, and the constructor
+    arguments that build that instance (``extras``: values nothing explains); ``others``: the same
+    for its next instances (a parameter may be proven on one of them: py_probe)."""
 
     path: str
     in_shape: tuple[int, ...]
     args: dict[str, Any]
     extras: tuple[str, ...] = ()
+    others: tuple["BlockClass", ...] = ()
 
 
 _TRIES = 3     # values tried per parameter and instance (cnndsl may refuse one: a stride the input cannot take)
@@ -133,18 +135,22 @@ def _prove(spec: Any, graph: Any, classes: Any, classes_of: Callable, instances:
     """Whether parameter ``name`` of the class of ``instances`` is proven (its probe joins
     ``probes``); False too when cnndsl refuses every value tried."""
     sig = classes.sig(instances[0])
+
+    def sig_of(probe: Instance) -> tuple:   # a fresh cache: a probe's id may be a dropped probe's
+        return type(classes)(set()).sig(probe)
+
     for inst in instances:
         value = inst.names.get(name)
         for other in alternatives(value):
             probe = probe_instance(spec, graph, inst, {name: other}, no_loops)
-            if probe is None or classes.sig(probe) != sig:
+            if probe is None or sig_of(probe) != sig:
                 # refused or another structure alone: together with the parameters of equal value
                 joint = {n: other for n, v in inst.names.items() if n not in fixed[sig] and _same(v, value)}
                 if len(joint) > 1:
                     probe = probe_instance(spec, graph, inst, joint, no_loops) or probe
                 if probe is None:
                     continue        # cnndsl refuses this value: try the next
-                if classes.sig(probe) != sig:
+                if sig_of(probe) != sig:
                     return False
             try:
                 classes_of(fixed, [p for p, _ in probes] + [probe])

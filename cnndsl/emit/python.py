@@ -32,6 +32,7 @@ spec can add a statement. Nothing here executes generated code.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from typing import Any
@@ -79,20 +80,22 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
     if blocks is not None:
         for c in writer.classes.order:
             if c.kind == "block":
-                blocks[c.name] = BlockClass(c.first.path, tuple(c.first.in_shape),
-                                            {n: v for n, v, _ in call_args(writer.classes, c.first)},
-                                            tuple(c.keyword_only))
+                found = [BlockClass(i.path, tuple(i.in_shape), {n: v for n, v, _ in call_args(writer.classes, i)},
+                                    tuple(c.keyword_only)) for i in c.instances if not i.probe][:3]
+                blocks[c.name] = dataclasses.replace(found[0], others=tuple(found[1:]))
     return text
 
 
 def _block_params(analysis: Analysis, spec: Any, no_loops: frozenset[str]) -> tuple[dict[tuple, set[str]], list]:
     """The block parameters each class cannot take, and the probes proving those it takes
-    (:mod:`cnndsl.emit.py_probe`); without the spec, every block parameter is proven by nothing."""
+    (:mod:`cnndsl.emit.py_probe`)."""
     base = _Writer(analysis, [], [], None, None, no_loops=no_loops)
     classes = base.classes_only()
-    if spec is None:
-        return {classes.sig(c.first): {n for n, _ in c.first.params} | {c.first.in_name}
-                for c in classes.order if c.kind == "block"}, []
+    if spec is None:  # the blocks the network uses are all a probe needs
+        from ..ir import Spec
+
+        blocks = {c.block.name: c.block for c in analysis.graph.containers.values() if c.block is not None}
+        spec = Spec(blocks=tuple(blocks.values()))
 
     def classes_of(fixed: dict[tuple, set[str]], probes: list) -> Classes:
         return _Writer(analysis, [], [], None, None, fixed=fixed, probes=probes, parts=base.parts).classes_only()
