@@ -34,8 +34,34 @@ def _similar(name: str, arg: str) -> bool:
     return len(a) >= 2 and (a in b or b in a)
 
 
+def memo_key(values: dict[str, Any]) -> tuple:
+    """``values`` as a key that tells ``1`` from ``1.0`` and ``True``."""
+    return tuple((n, _kind(v), v) for n, v in values.items())
+
+
 def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True,
-               spec: dict[str, Any] | None = None) -> list[str]:
+               spec: dict[str, Any] | None = None, keys: tuple | None = None) -> list[str]:
+    """:func:`_candidates`, remembered (the probes of py_probe ask the same questions many times);
+    ``keys``: the :func:`memo_key` of ``names`` and ``spec``, where the caller has them."""
+    try:
+        keys = keys or (memo_key(names), memo_key(spec or {}))
+        key = (_kind(value), value, arg, reads_input, *keys)
+        hash(key)
+    except TypeError:
+        return _candidates(value, names, arg, reads_input, spec)
+    found = _MEMO.get(key)
+    if found is None:
+        found = _MEMO[key] = _candidates(value, names, arg, reads_input, spec)
+        if len(_MEMO) > 100_000:
+            _MEMO.clear()
+    return list(found)
+
+
+_MEMO: dict[tuple, list[str]] = {}
+
+
+def _candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True,
+                spec: dict[str, Any] | None = None) -> list[str]:
     """Expressions over ``names`` equal to ``value``: names first (those like ``arg`` before the
     others, the incoming size last, and like nothing for a layer not fed by the class's input),
     then the block's own expressions of that value (``spec``: text → value), then multiples,
@@ -160,11 +186,17 @@ class Classes:
         used: set[str] = set()
         extras: dict[str, list[Any]] = {}
         slots: list[tuple[str, bool]] = []
+        specs = [i.spec_values for i in insts]
+        spec_keys = [memo_key(sp) for sp in specs]
+        names: list[dict[str, Any]] = []
+        keys: list[tuple] = []
         for j, (key, arg, _, reads) in enumerate(columns[0]):
             values = [col[j][2] for col in columns]
-            names = [{**{n: v for n, v in i.names.items() if n not in fixed}, **{e: v[k] for e, v in extras.items()}}
-                     for k, i in enumerate(insts)]
-            text = self._render(values, names, arg, reads, defaults[j], [i.spec_values for i in insts])
+            if not names or extras:  # the parameters' values, and the extras' so far
+                names = [{**{n: v for n, v in i.names.items() if n not in fixed},
+                          **{e: v[k] for e, v in extras.items()}} for k, i in enumerate(insts)]
+                keys = [(memo_key(ns), sk) for ns, sk in zip(names, spec_keys)]
+            text = self._render(values, names, arg, reads, defaults[j], specs, keys)
             symbolic = text is not None and text not in ("",) and not _is_literal(text, values[0])
             if text is None:
                 if c.kind == "network":
@@ -217,16 +249,17 @@ class Classes:
         return used - fixed
 
     def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str, reads: bool,
-                default: Any, specs: list[dict[str, Any]]) -> str | None:
+                default: Any, specs: list[dict[str, Any]], keys: list[tuple]) -> str | None:
         first = values[0]
         if isinstance(first, tuple) and first and all(isinstance(v, tuple) and len(v) == len(first) for v in values):
-            items = [self._render([v[k] for v in values], names, arg, reads, EMPTY, specs) for k in range(len(first))]
+            items = [self._render([v[k] for v in values], names, arg, reads, EMPTY, specs, keys)
+                     for k in range(len(first))]
             if any(i is None for i in items):
                 return None
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"   # (dim,): LayerNorm's shape
-        common = candidates(values[0], names[0], arg, reads, specs[0])
-        for v, ns, sp in zip(values[1:], names[1:], specs[1:]):
-            here = set(candidates(v, ns, arg, reads, sp))
+        common = candidates(values[0], names[0], arg, reads, specs[0], keys[0])
+        for v, ns, sp, ks in zip(values[1:], names[1:], specs[1:], keys[1:]):
+            here = set(candidates(v, ns, arg, reads, sp, ks))
             common = [c for c in common if c in here]
         constant = all(_kind(v) == _kind(values[0]) and v == values[0] for v in values)
         if constant:  # a name only where it is surely meant: like the argument, or a size

@@ -108,14 +108,24 @@ def fixed_block_params(spec: Any, graph: Any, classes_of: Callable[[dict, list[I
         if c.kind != "block":
             continue
         sig = classes.sig(c.first)
+        fixed[sig] = set()
         names = ([c.first.in_name] if c.first.in_name is not None else []) + [n for n, _ in c.first.params]
+        found: list[tuple[str, Instance, Instance]] = []
         for name in names:
-            fixed.setdefault(sig, set())
-            if _prove(spec, graph, classes, classes_of, c.instances[:_INSTANCES], name, fixed, probes, NoUnify,
-                      no_loops):
-                proves.append((sig, name))
-            else:
+            got = _probe(spec, graph, classes, c.instances[:_INSTANCES], name, fixed[sig], no_loops)
+            if got is None:
                 fixed[sig].add(name)
+            else:
+                found.append((name, *got))
+        # the class's probes together, and one by one where that fails
+        batches = [found] if _trial(classes_of, fixed, probes, [(p, i) for _, p, i in found], NoUnify) \
+            else [[f] for f in found]
+        for batch in batches:
+            if len(batches) == 1 or _trial(classes_of, fixed, probes, [(p, i) for _, p, i in batch], NoUnify):
+                probes += [(p, i) for _, p, i in batch]
+                proves += [(sig, name) for name, _, _ in batch]
+            else:
+                fixed[sig] |= {name for name, _, _ in batch}
     # a parameter fixed after another was proven may leave that one's probe unexplained: fix it too
     while probes:
         classes_of(fixed, [p for p, _ in probes])
@@ -129,11 +139,23 @@ def fixed_block_params(spec: Any, graph: Any, classes_of: Callable[[dict, list[I
     return {k: v for k, v in fixed.items() if v}, [p for p, _ in probes]
 
 
-def _prove(spec: Any, graph: Any, classes: Any, classes_of: Callable, instances: list[Instance], name: str,
-           fixed: dict[tuple, set[str]], probes: list[tuple[Instance, Instance]], no_unify: type,
-           no_loops: frozenset[str]) -> bool:
-    """Whether parameter ``name`` of the class of ``instances`` is proven (its probe joins
-    ``probes``); False too when cnndsl refuses every value tried."""
+def _trial(classes_of: Callable, fixed: dict[tuple, set[str]], probes: list[tuple[Instance, Instance]],
+           new: list[tuple[Instance, Instance]], no_unify: type) -> bool:
+    """Whether the classes with the ``new`` probes added explain every probe as the classes of its
+    instance do (no value left to an extra argument)."""
+    if not new:
+        return True
+    try:
+        classes_of(fixed, [p for p, _ in probes + new])
+    except no_unify:
+        return False
+    return all(p.extras == o.extras for p, o in probes + new)
+
+
+def _probe(spec: Any, graph: Any, classes: Any, instances: list[Instance], name: str, fixed: set[str],
+           no_loops: frozenset[str]) -> tuple[Instance, Instance] | None:
+    """(probe, the instance it varies) of parameter ``name`` of the class of ``instances`` with the
+    class's structure; None where the value changes the structure, or cnndsl refuses every value tried."""
     sig = classes.sig(instances[0])
 
     def sig_of(probe: Instance) -> tuple:   # a fresh cache: a probe's id may be a dropped probe's
@@ -145,22 +167,15 @@ def _prove(spec: Any, graph: Any, classes: Any, classes_of: Callable, instances:
             probe = probe_instance(spec, graph, inst, {name: other}, no_loops)
             if probe is None or sig_of(probe) != sig:
                 # refused or another structure alone: together with the parameters of equal value
-                joint = {n: other for n, v in inst.names.items() if n not in fixed[sig] and _same(v, value)}
+                joint = {n: other for n, v in inst.names.items() if n not in fixed and _same(v, value)}
                 if len(joint) > 1:
                     probe = probe_instance(spec, graph, inst, joint, no_loops) or probe
                 if probe is None:
                     continue        # cnndsl refuses this value: try the next
                 if sig_of(probe) != sig:
-                    return False
-            try:
-                classes_of(fixed, [p for p, _ in probes] + [probe])
-            except no_unify:
-                return False
-            if probe.extras != inst.extras or any(p.extras != o.extras for p, o in probes):
-                return False
-            probes.append((probe, inst))
-            return True
-    return False
+                    return None
+            return probe, inst
+    return None
 
 
 __all__ = ["BlockClass", "alternatives", "fixed_block_params", "probe_instance"]
