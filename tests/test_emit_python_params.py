@@ -17,7 +17,10 @@ import cnndsl  # noqa: E402
 from cnndsl.emit.py_parts import python_name  # noqa: E402
 from cnndsl.emit.python import python_source  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from test_emit_python import _load, _same_model  # noqa: E402
+from test_emit_python_random import BLOCKS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [p for p in sorted((ROOT / "specs").glob("*.cnn")) if "backbone" not in p.read_text()]
@@ -105,6 +108,11 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_block_parameters_change_the_block_as_in_cnndsl(path, tmp_path):
+    _check_block_classes(path, tmp_path)
+
+
+def _check_block_classes(path: Path, tmp_path: Path) -> str:
+    """Every argument of every block class of ``path``'s emitted file builds cnndsl's block."""
     spec = cnndsl.load(path)
     analysis = cnndsl.analyze(spec)
     blocks: dict = {}
@@ -128,6 +136,7 @@ def test_block_parameters_change_the_block_as_in_cnndsl(path, tmp_path):
             assert any(_check_parameter(cls, _wrapper(tmp_path, analysis, one), dict(one.args), spec_names, in_name,
                                         name) for one in (info, *info.others)), \
                 f"{class_name}: cnndsl refuses every other value of {name}: the class should not take it"
+    return src
 
 
 def _wrapper(tmp_path: Path, analysis, info) -> _Wrapper:
@@ -159,3 +168,34 @@ def test_densenet_bn_size_and_layers_are_not_ignored(tmp_path):
         _same_model(ref, model, (64, 8, 8), batch=1)
     else:
         assert "layers=6" in ns["DenseBlock"].__doc__
+
+
+# ----------------------------------------------------------------------------- random specs
+
+@st.composite
+def loop_specs(draw) -> str:
+    """Blocks that repeat a DenseNet-like layer (named by a template, or by position) or a random
+    block of tests/test_emit_python_random.py, called with random values."""
+    k = draw(st.sampled_from([1, 3, 5]))
+    named = draw(st.sampled_from(["layer{i + 1}: ", "unit{2 * i}: ", ""]))
+    other = draw(st.sampled_from(sorted(BLOCKS)))
+    lines = [f"block Grow(g, k = {k}) {{ concat {{ | conv(g, k=k, p=k // 2)  relu }} }}",
+             f"block Rep(n, g) {{ {named}Grow(g) x(n){' as i' if '{' in named else ''} }}",
+             f"block {other}(out, s = 1) {{ {BLOCKS[other]} }}"]
+    n, width = draw(st.integers(1, 4)), draw(st.integers(2, 6))
+    lines.append(f"network Loops(width = {width}) {{\n    input 3x8x8\n    stem: conv(width, k=1)\n"
+                 f"    rep: Rep({n}, width)\n    tail: {other}(width * {draw(st.integers(1, 3))}, s={draw(st.integers(1, 2))})"
+                 f"\n    global_avgpool  flatten  fc: linear(3)\n}}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+          derandomize=True, database=None)
+@given(loop_specs())
+def test_random_blocks_and_loops(tmp_path_factory, text):
+    """Random specs: the loop class takes its count and growth, and every block argument builds
+    cnndsl's block."""
+    path = tmp_path_factory.mktemp("spec") / "loops.cnn"
+    path.write_text(text)
+    src = _check_block_classes(path, path.parent)
+    assert "for i in range(n):" in src, src

@@ -124,11 +124,12 @@ def find_loop(block: Any, child: Any, args: dict[str, Any], in_name: str | None,
             if got != name:
                 return None
     # the input size of each repetition: the block's, plus var times a constant step
+    # (a chain: each repetition reads what the one before gives, so the step is what one adds)
     sizes = [c.instance.in_shape[0] if c.instance.in_shape else None for _, c in calls]
-    steps = {b - a for a, b in zip(sizes, sizes[1:])} if None not in sizes else {None}
-    if sizes[0] != in_size or len(steps) > 1 or None in steps:
+    steps = {c.shape[0] - size if c.shape and size is not None else None for (_, c), size in zip(calls, sizes)}
+    if sizes[0] != in_size or len(steps) != 1 or None in steps:
         return None
-    step = steps.pop() if steps else 0
+    step = steps.pop()
     in_text = in_name
     if step:
         named = sorted((k for k, v in args.items() if _same(v, step)), key=lambda k: k in T.names_in(count))
@@ -148,10 +149,10 @@ def find_loop(block: Any, child: Any, args: dict[str, Any], in_name: str | None,
             if text is None or not all(_same(E.evaluate(given[name], env[k]), v) for k, v in enumerate(values)):
                 return None
             loop_args[name] = text
-        elif all(_same(v, s) for v, s in zip(values, sizes)):
-            loop_args[name] = in_text          # a default of in.channels
         elif all(_same(v, values[0]) for v in values) and _same(dict(first.params).get(name, _NONE), values[0]):
             loop_args[name] = ""               # the parameter's own default
+        elif all(_same(v, s) for v, s in zip(values, sizes)):
+            loop_args[name] = in_text          # a default of in.channels
         else:
             return None
     return Loop(var, count, key, loop_args, in_text, in_name)
