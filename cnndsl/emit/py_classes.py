@@ -124,8 +124,9 @@ class Classes:
     def sig(self, inst: Instance) -> tuple:
         s = self.sigs.get(id(inst))
         if s is None:
-            if inst.loop is not None:  # a loop: its text and the class it repeats, not the count
-                body: tuple = ("loop", inst.loop.sig(), self.sig(inst.children[0][1].instance))
+            if inst.loop is not None:  # a loop: its text and the classes it calls, not the count
+                body: tuple = ("loop", inst.loop.sig(), self.sig(inst.children[-1][1].instance),
+                               self.sig(inst.children[0][1].instance))
             else:
                 body = (self._children_sig(inst.children), tuple(tuple(t.pieces) for t, _ in inst.forward))
             s = (inst.kind, inst.label, inst.sequential, body, inst.head[0], tuple(inst.names), inst.in_name)
@@ -231,15 +232,19 @@ class Classes:
         from .py_loop import NoLoop
 
         first = c.first
-        child = first.children[0][1].instance
+        start = 0 if first.loop.head is None else 1   # the first repetition, written apart
+        child = first.children[start][1].instance
         taken = {n for n, _, _ in call_args(self, child)}
         for inst in c.instances:
-            calls = [p.instance for _, p in inst.children]
+            calls = [p.instance for _, p in inst.children][start:]
             if len({self.sig(i) for i in calls}) > 1:   # repetitions of different structures
                 raise NoLoop(first.label)
             for name in child.names:
                 if name not in taken and len({repr(i.names.get(name)) for i in calls}) > 1:
                     raise NoLoop(first.label)
+            head = inst.children[0][1].instance
+            if start and not {n for n, _, _ in call_args(self, head)} <= set(first.loop.head):
+                raise NoLoop(first.label)
         if not taken <= set(first.loop.args):
             raise NoLoop(first.label)
         used = {n for text in first.loop.texts for n in T.names_in(text)} - {first.loop.var}
