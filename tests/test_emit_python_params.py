@@ -181,10 +181,13 @@ def loop_specs(draw) -> str:
     other = draw(st.sampled_from(sorted(BLOCKS)))
     lines = [f"block Grow(g, k = {k}) {{ concat {{ | conv(g, k=k, p=k // 2)  relu }} }}",
              f"block Rep(n, g) {{ {named}Grow(g) x(n){' as i' if '{' in named else ''} }}",
-             f"block {other}(out, s = 1) {{ {BLOCKS[other]} }}"]
-    n, width = draw(st.integers(1, 4)), draw(st.integers(2, 6))
+             f"block {other}(out, s = 1) {{ {BLOCKS[other]} }}",
+             # a first repetition of another structure (a stride, a projection), as in EfficientNet
+             f"block Stack(n, out, s, rate) {{ {other}(out, s=s if i == 0 else 1) x(n) as i }}"]
+    n, width, m = draw(st.integers(1, 4)), draw(st.integers(2, 6)), draw(st.integers(1, 3))
     lines.append(f"network Loops(width = {width}) {{\n    input 3x8x8\n    stem: conv(width, k=1)\n"
-                 f"    rep: Rep({n}, width)\n    tail: {other}(width * {draw(st.integers(1, 3))}, s={draw(st.integers(1, 2))})"
+                 f"    rep: Rep({n}, width)\n    tail: {other}(width * {m}, s={draw(st.integers(1, 2))})\n"
+                 f"    stack: Stack({draw(st.integers(1, 3))}, width * {m + 1}, {draw(st.integers(1, 2))}, 0.5)"
                  f"\n    global_avgpool  flatten  fc: linear(3)\n}}")
     return "\n".join(lines) + "\n"
 

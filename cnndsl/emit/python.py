@@ -133,8 +133,8 @@ def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], pr
         try:
             other = analyze_graph(Expander(spec, Limits()).run({**g.params, name: new}))
             _Writer(analysis, [name], [other], None, None, fixed=fixed, probes=probes, no_loops=no_loops).classes_only()
-        except (CnnError, NoUnify, NotImplementedError, ValueError, TypeError, RuntimeError):
-            continue
+        except (CnnError, NoUnify, NoLoop, NotImplementedError, ValueError, TypeError, RuntimeError):
+            continue   # (NoLoop: a loop's fixed parameter would vary with it)
         others[name] = other
     names = list(others)
     while names:
@@ -146,7 +146,7 @@ def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], pr
             idle = [n for n in names if python_name(n) not in used]
             names = [n for n in names if python_name(n) in used]
             return names, [others[n] for n in names], idle
-        except NoUnify:
+        except (NoUnify, NoLoop):
             names.pop()
     return [], [], []
 
