@@ -27,12 +27,12 @@ Where = Callable[[tuple], tuple[Span | None, str]]   # train key path → (its s
 
 
 def names_of(analysis: Any) -> dict[str, bool]:
-    """``{parameter name: frozen by the spec}`` in the built network's order."""
+    """``{parameter name: frozen by the spec}`` (the built network has them in its own order)."""
     return {name: frozen for name, (_, frozen) in _parameters(analysis).items()}
 
 
 def _parameters(analysis: Any) -> dict[str, tuple[int, bool]]:
-    """``{parameter name: (number of values, frozen by the spec)}`` in the built network's order."""
+    """``{parameter name: (number of values, frozen by the spec)}`` (the built network has them in its own order)."""
     from cnndsl.analysis.cost import param_key
 
     out: dict[str, tuple[int, bool]] = {}

@@ -197,3 +197,13 @@ def test_summary_of_the_transfer_recipe_shows_stage_two(capsys):
     assert ("params: 11,179,077 (trainable 2,565, frozen 11,176,512)\n"
             "  stage 2 (epoch 3): unfreeze features.layer4; lr 0.0001 -> trainable 8,396,293 (+8,393,728)"
             ) in capsys.readouterr().out
+
+
+def test_the_train_sections_names_are_the_built_models_parameter_names():
+    """Including bare parameters (ConvNeXt's layer_scale is `<block>.layer_scale`, no trailing dot)."""
+    from cnndsl.train.parts import names_of
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "convnext_tiny.cnn"
+    names = list(names_of(cnndsl.analyze(spec, size=32)))
+    assert "features.1.0.layer_scale" in names
+    assert sorted(names) == sorted(n for n, _ in cnndsl.build(spec, size=32).named_parameters())
