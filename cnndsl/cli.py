@@ -119,6 +119,15 @@ def _train_check(spec, a, args: argparse.Namespace):
     return pf
 
 
+def _stages(pf, a) -> list:
+    """The train section's stages with the trainable parameters from each on (none without stages)."""
+    if pf is None or not pf.config.stages:
+        return []
+    from .train.parts import trainable_by_stage
+
+    return trainable_by_stage(pf.config, a)
+
+
 def _print_warnings(analysis, quiet: bool = False) -> None:
     from .errors import use_color
 
@@ -181,7 +190,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output:  # before any work
         check_output_file(args.output, "-o")
     summary = args.summary or args.format != "text"
-    spec, a, _ = _analysis(args, train=summary)
+    spec, a, pf = _analysis(args, train=summary)
     _print_warnings(a, args.format == "json")
     if args.emit == "python":
         from .emit.python import python_source
@@ -191,7 +200,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.graph:
         print(a.graph)
     if summary:
-        print(FORMATS[args.format](a, depth=getattr(args, "depth", None)))
+        print(FORMATS[args.format](a, depth=getattr(args, "depth", None), stages=_stages(pf, a)))
     if args.torchinfo or not (summary or args.graph):
         from .api import build
 

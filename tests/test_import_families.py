@@ -24,8 +24,8 @@ from cnndsl.cli import main  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
 from cnndsl.syntax.format import format_cnn, format_yaml  # noqa: E402
 from cnndsl.translate.importer import import_spec, parse_factory  # noqa: E402
+from test_import import SMALL as SHAPE, assert_round_trip  # noqa: E402
 
-SHAPE = (3, 32, 32)
 
 
 def imported(model: torch.nn.Module, shape: tuple[int, ...] = SHAPE) -> str:
@@ -35,17 +35,6 @@ def imported(model: torch.nn.Module, shape: tuple[int, ...] = SHAPE) -> str:
     assert format_cnn(spec) == text
     assert canonical_spec(cnndsl.parse(format_yaml(spec), format="yaml")) == canonical_spec(spec)
     return text
-
-
-def assert_round_trip(text: str, model: torch.nn.Module, shape: tuple[int, ...] = SHAPE) -> None:
-    built = cnndsl.build(cnndsl.parse(text)).eval()
-    want = model.state_dict()
-    assert [(k, tuple(v.shape)) for k, v in built.state_dict().items()] == \
-           [(k, tuple(v.shape)) for k, v in want.items()]
-    built.load_state_dict(want, strict=True)
-    x = torch.randn(2, *shape)
-    with torch.no_grad():
-        torch.testing.assert_close(built(x), model.eval()(x), rtol=1e-5, atol=1e-6)
 
 
 def test_regnet_module_names_are_quoted():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import printable
@@ -47,11 +48,14 @@ HEADER = ["name", "op", "output", "params", "trainable", "MACs", "RF", "RF strid
 NUMBERS = range(3, 8)   # right-aligned columns
 
 
-def _totals_lines(a: Analysis) -> list[str]:
+def _totals_lines(a: Analysis, stages: Sequence[Any] = ()) -> list[str]:
+    """The totals under the table; ``stages``: the train section's stages (``StageTrainable``), each
+    with the trainable parameters from its epoch on."""
     frozen = a.params - a.trainable_params
-    lines = [f"params: {a.params:,} (trainable {a.trainable_params:,}, frozen {frozen:,})",
-             f"MACs: {human(a.macs)} per sample ({a.macs:,})",
-             f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
+    lines = [f"params: {a.params:,} (trainable {a.trainable_params:,}, frozen {frozen:,})"]
+    lines += [f"  {s.text()}" for s in stages]
+    lines += [f"MACs: {human(a.macs)} per sample ({a.macs:,})",
+              f"activations: {human(a.activations)} values per sample (~{human(a.activations * 4)}B in fp32)"]
     if a.final_rf is not None and a.final_rf.lost:
         lost = a.graph_node(a.final_rf.lost)
         lines.append(f"receptive field: n/a: spatial structure lost at '{printable(lost.path, False)}' ({lost.kind}), "
@@ -91,7 +95,7 @@ def _notes(rows: list[Row], a: Analysis) -> list[str]:
             "--depth N shows N levels of names"]
 
 
-def to_text(a: Analysis, depth: int | None = None) -> str:
+def to_text(a: Analysis, depth: int | None = None, stages: Sequence[Any] = ()) -> str:
     summary = summary_rows(a, depth)
     rows = [HEADER] + [_row(r) for r in summary]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
@@ -104,11 +108,11 @@ def to_text(a: Analysis, depth: int | None = None) -> str:
     outs = ", ".join(_shape(s) for s in a.output_shapes)
     lines = [f"{printable(a.name, False)}: input {_shape(a.input_shape)} -> output {outs}", rule, fmt(HEADER), rule]
     lines += [fmt(r) for r in rows[1:]]
-    lines += [rule] + _totals_lines(a) + _notes(summary, a)
+    lines += [rule] + _totals_lines(a, stages) + _notes(summary, a)
     return "\n".join(lines)
 
 
-def to_markdown(a: Analysis, depth: int | None = None) -> str:
+def to_markdown(a: Analysis, depth: int | None = None, stages: Sequence[Any] = ()) -> str:
     summary = summary_rows(a, depth)
     lines = [f"### {printable(a.name, False)}", "", f"Input `{_shape(a.input_shape)}`, output "
              + ", ".join(f"`{_shape(s)}`" for s in a.output_shapes), "",
@@ -118,11 +122,11 @@ def to_markdown(a: Analysis, depth: int | None = None) -> str:
         r = _row(row)
         r[0] = f"`{r[0]}`"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
-    lines += [""] + [f"- {t}" for t in _totals_lines(a) + _notes(summary, a)]
+    lines += [""] + [f"- {t}" for t in _totals_lines(a, stages) + _notes(summary, a)]
     return "\n".join(lines)
 
 
-def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
+def to_dict(a: Analysis, depth: int | None = None, stages: Sequence[Any] = ()) -> dict[str, Any]:
     traced = {i for d in a.graph.backbones.values() if d.source != "spec" for i in d.node_ids()}
     return {
         "network": a.name,
@@ -139,6 +143,7 @@ def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
         "totals": {"params": a.params, "trainable_params": a.trainable_params, "macs": a.macs,
                    "activations": a.activations,
                    "receptive_field": a.final_rf.as_json() if a.final_rf else None},
+        "stages": [s.as_json() for s in stages],
         "warnings": [_one_line(w) for w in a.warnings],
     }
 
@@ -148,11 +153,11 @@ def _one_line(d) -> str:
     return f"{where}{d.severity}: {d.message}" + (f" (hint: {d.hint})" if d.hint else "")
 
 
-def to_json(a: Analysis, depth: int | None = None) -> str:
+def to_json(a: Analysis, depth: int | None = None, stages: Sequence[Any] = ()) -> str:
     """Every layer (``depth`` does not fold JSON rows: it is for tools)."""
     import json
 
-    return json.dumps(to_dict(a), indent=2)
+    return json.dumps(to_dict(a, stages=stages), indent=2)
 
 
 FORMATS = {"text": to_text, "markdown": to_markdown, "json": to_json}

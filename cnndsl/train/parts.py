@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cnndsl import globs
@@ -26,14 +27,61 @@ Where = Callable[[tuple], tuple[Span | None, str]]   # train key path → (its s
 
 
 def names_of(analysis: Any) -> dict[str, bool]:
-    """``{parameter name: frozen by the spec}`` in the built network's order."""
-    out: dict[str, bool] = {}
+    """``{parameter name: frozen by the spec}`` (the built network has them in its own order)."""
+    return {name: frozen for name, (_, frozen) in _parameters(analysis).items()}
+
+
+def _parameters(analysis: Any) -> dict[str, tuple[int, bool]]:
+    """``{parameter name: (number of values, frozen by the spec)}`` (the built network has them in its own order)."""
+    from cnndsl.analysis.cost import param_key
+
+    out: dict[str, tuple[int, bool]] = {}
     for layer in analysis.layers:
         cost = layer.cost
         if cost is None:
             continue
-        for pname in cost.param_shapes:
-            out[f"{layer.name}.{pname}"] = pname in cost.frozen
+        for pname, shape in cost.param_shapes.items():
+            out[param_key(layer.name, pname)] = (math.prod(shape), pname in cost.frozen)
+    return out
+
+
+@dataclass(frozen=True)
+class StageTrainable:
+    """What a stage changes, as ``compile --summary`` shows it: the trainable parameters from
+    ``at_epoch`` on (stage 1 is the spec's own ``freeze``; stages are numbered as the run logs them)."""
+
+    number: int
+    at_epoch: int
+    freeze: list[str]
+    unfreeze: list[str]
+    lr: float | None
+    trainable: int
+    change: int   # trainable now minus before the stage
+
+    def text(self) -> str:
+        what = [f"unfreeze {', '.join(self.unfreeze)}"] if self.unfreeze else []
+        what += [f"freeze {', '.join(self.freeze)}"] if self.freeze else []
+        what += [f"lr {self.lr:g}"] if self.lr is not None else []
+        return (f"stage {self.number} (epoch {self.at_epoch}): {'; '.join(what or ['no change'])} -> "
+                f"trainable {self.trainable:,} ({self.change:+,})")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stage": self.number, "at_epoch": self.at_epoch, "freeze": self.freeze,
+                "unfreeze": self.unfreeze, "lr": self.lr, "trainable_params": self.trainable}
+
+
+def trainable_by_stage(cfg: C.TrainConfig, analysis: Any) -> list[StageTrainable]:
+    """The trainable parameter count after each stage of ``cfg`` (no torch: from the analysis)."""
+    params = _parameters(analysis)
+    trainable = {name: not frozen for name, (_, frozen) in params.items()}
+    count = sum(n for name, (n, _) in params.items() if trainable[name])
+    out = []
+    for number, (_, stage) in enumerate(stage_order(cfg), start=2):
+        apply_stage(trainable, stage)
+        now = sum(n for name, (n, _) in params.items() if trainable[name])
+        out.append(StageTrainable(number, stage.at_epoch, globs.as_list(stage.freeze),
+                                  globs.as_list(stage.unfreeze), stage.lr, now, now - count))
+        count = now
     return out
 
 

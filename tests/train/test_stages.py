@@ -161,3 +161,49 @@ def test_example_runs_both_stages_through_the_python_api(monkeypatch, capsys):
     assert "stage 1: [(['head.weight', 'head.bias'], 0.001)]" in out
     assert "stage 2: [('17 tensors from features.layer4.0.conv1.weight to head.bias', 0.0001)]" in out
     assert "trainable now: 8,396,293 (layer4 + head); frozen stem BatchNorm statistics unchanged: True" in out
+
+
+@pytest.mark.parametrize("train", [
+    STAGES,
+    'stages: [{at_epoch: 2, unfreeze: "layer1", lr: 1e-4}, {at_epoch: 3, freeze: "layer1.bn", unfreeze: "stem.0"}]',
+    'stages: [{at_epoch: 3, unfreeze: "all"}, {at_epoch: 2, unfreeze: "layer1.0.weight"}]',
+])
+def test_summary_counts_per_stage_are_what_the_built_model_trains(tmp_path, train, capsys):
+    """compile --summary's trainable count after each stage (static) = the parameters with
+    requires_grad once the runner has applied the stages up to that epoch (torch)."""
+    from cnndsl.cli import main
+    from cnndsl.train import config as C
+    from cnndsl.train.parts import trainable_by_stage
+    from cnndsl.train.stages import trainable_at
+
+    spec = load(tmp_path, train=train)
+    cfg = C.validate(spec.train, spec)
+    counted = trainable_by_stage(cfg, cnndsl.analyze(spec))
+    assert counted
+    for stage in counted:
+        model = cnndsl.build(spec)
+        trainable_at(model, cfg, stage.at_epoch)
+        assert stage.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert main(["compile", str(tmp_path / "t.cnn"), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"-> trainable {s.trainable:,} ({s.change:+,})" in out for s in counted)
+
+
+def test_summary_of_the_transfer_recipe_shows_stage_two(capsys):
+    from cnndsl.cli import main
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "transfer_resnet18.cnn"
+    assert main(["compile", str(spec), "--summary"]) == 0
+    assert ("params: 11,179,077 (trainable 2,565, frozen 11,176,512)\n"
+            "  stage 2 (epoch 3): unfreeze features.layer4; lr 0.0001 -> trainable 8,396,293 (+8,393,728)"
+            ) in capsys.readouterr().out
+
+
+def test_the_train_sections_names_are_the_built_models_parameter_names():
+    """Including bare parameters (ConvNeXt's layer_scale is `<block>.layer_scale`, no trailing dot)."""
+    from cnndsl.train.parts import names_of
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "convnext_tiny.cnn"
+    names = list(names_of(cnndsl.analyze(spec, size=32)))
+    assert "features.1.0.layer_scale" in names
+    assert sorted(names) == sorted(n for n, _ in cnndsl.build(spec, size=32).named_parameters())
