@@ -202,3 +202,35 @@ def test_random_blocks_and_loops(tmp_path_factory, text):
     path.write_text(text)
     src = _check_block_classes(path, path.parent)
     assert "for i in range(n):" in src, src
+
+
+def test_loop_texts_are_the_specs_arithmetic_only():
+    """A loop's texts are the spec's expressions when they are arithmetic over the block's
+    parameters (anything else — a call, text, an unknown name — leaves the repeat unrolled), and
+    the first repetition's are folded at index 0."""
+    from cnndsl.emit.py_loop import at_index, python_text
+    from cnndsl.expr import format_expr
+    from cnndsl.syntax.parse import parse_expr
+
+    def text(src, names=("sd", "first", "total", "stride", "i")):
+        return python_text(parse_expr(src, "<t>"), set(names))
+
+    assert text("sd * (first + i) / (total - 1)") == "sd * (first + i) / (total - 1)"
+    assert text("stride if i == 0 else 1") == "stride if i == 0 else 1"
+    for refused in ("max(1, i)", "make_divisible(first)", '"a" + "b"', "true", "other * 2", "in.channels // 2"):
+        assert text(refused) is None, refused
+    for src, folded in (("stride if i == 0 else 1", "stride"), ("sd * (first + i) / total", "sd * first / total"),
+                        ("first + 2 * i", "first"), ("(i + 1) * stride", "stride")):
+        assert format_expr(at_index(parse_expr(src, "<t>"), "i", 0)) == folded, src
+
+
+def test_a_repeat_with_a_call_in_its_count_stays_unrolled():
+    """``x(max(n, 1))`` is no Python the loop may write: the repeat is unrolled and n is fixed."""
+    text = """
+block Unit(c) { conv(c, k=3, p=1)  relu }
+block Stack(n, c) { Unit(c) x(max(n, 1)) }
+network Net { input 3x8x8  stem: conv(4, k=1)  s: Stack(2, 4)  global_avgpool  flatten  fc: linear(2) }
+"""
+    spec = cnndsl.parse(text)
+    src = python_source(cnndsl.analyze(spec), spec=spec)
+    assert "for i in range" not in src and "fixed: n=2" in src
