@@ -238,6 +238,7 @@ network Net { input 3x8x8  stem: conv(4, k=1)  s: Stack(2, 4)  global_avgpool  f
 
 def test_unet_mid_is_the_specs_conditional(tmp_path):
     """DoubleConv(out, mid = 0) writes ``mid if mid > 0 else out`` (it was fixed: the expression's
-    keywords were read as parameter names)."""
+    keywords were read as parameter names), and the network ``base * 2`` as its spec does."""
     src = _check_block_classes(ROOT / "specs" / "unet.cnn", tmp_path)
     assert "mid if mid > 0 else out," in src and "def __init__(self, in_channels: int, out: int, mid: int = 0)" in src
+    assert "self.enc2 = DoubleConv(base, base * 2)" in src      # the network's own expression too

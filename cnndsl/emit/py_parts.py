@@ -24,7 +24,7 @@ from .py_leaf import EMPTY, Arg, Leaf, Param, Template, bare_parameter, is_runti
 from .scopes import Scope, inplace_nodes, module_scopes
 
 __all__ = ["EMPTY", "Arg", "Call", "GraphParts", "Instance", "Leaf", "Param", "Part", "Raw", "Seq", "Template",
-           "inline", "python_name", "shape_text"]
+           "inline", "network_body", "python_name", "shape_text", "spec_values"]
 
 
 def inline(node: Node) -> bool:
@@ -98,7 +98,8 @@ def python_name(name: str) -> str:
 class GraphParts:
     """The instances of one expanded graph (``free``: network parameters that stay symbolic)."""
 
-    def __init__(self, analysis: Analysis, free: list[str], no_loops: frozenset[str] = frozenset()):
+    def __init__(self, analysis: Analysis, free: list[str], no_loops: frozenset[str] = frozenset(),
+                 body: Any = ()):
         from ..backbone.lower import lower  # a backbone: one module, plus one pick per output it gives
 
         self.no_loops = no_loops                 # blocks written unrolled (py_loop.NoLoop)
@@ -115,6 +116,7 @@ class GraphParts:
         names = {python_name(k): g.params[k] for k in free}
         self.root = self._instance(self.root_scope, "network", g.name, names,
                                    [(python_name(k), g.params[k]) for k in free])
+        self.root.spec_values = spec_values(body, {k: g.params[k] for k in free})   # the network's own
 
     def _build(self) -> None:
         g = self.graph
@@ -177,7 +179,7 @@ class GraphParts:
                 params = [(python_name(k), defaults.get(k, EMPTY)) for k in declared if k in c.args]
                 reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
                 inst = self._instance(step, "block", c.label, names, params)
-                inst.spec_values = _spec_values(block, dict(c.args))
+                inst.spec_values = spec_values(block.body if block is not None else (), dict(c.args))
                 if c.label not in self.no_loops:
                     inst.loop = self._loop(step, inst)
                 return Call(inst, shape, reads)
@@ -232,17 +234,18 @@ class GraphParts:
                         in_shape=in_shape)
 
 
-def _spec_values(block: Any, args: dict[str, Any]) -> dict[str, Any]:
-    """The block's argument expressions that are Python over its parameters (``bn_size * growth``),
-    with their values in an instance bound to ``args``: the first texts a class writes a value with."""
+def spec_values(body: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The argument expressions of a block's (or the network's) ``body`` that are Python over its
+    parameters (``bn_size * growth``), with their values where those are bound to ``args``: the
+    first texts a class writes a value with."""
     from .. import expr as E
     from ..ir import iter_items
     from .py_loop import python_text
 
-    if block is None or any(python_name(k) != k for k in args):
+    if not body or any(python_name(k) != k for k in args):
         return {}
     out: dict[str, Any] = {}
-    for item in iter_items(block.body):
+    for item in iter_items(body):
         for e in (*getattr(item, "args", ()), *(kw.value for kw in getattr(item, "kwargs", ()))):
             text = python_text(e, set(args)) if type(e).__name__ in ("BinOp", "Unary", "IfExp") else None
             if text is not None and text not in out:
@@ -251,6 +254,11 @@ def _spec_values(block: Any, args: dict[str, Any]) -> dict[str, Any]:
                 except Exception:  # noqa: BLE001  a value cnndsl computes otherwise: no text from it
                     continue
     return out
+
+
+def network_body(spec: Any) -> Any:
+    """The network's items, whose expressions the network class writes values with first."""
+    return spec.network.body if spec is not None and spec.network is not None else ()
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

@@ -10,11 +10,9 @@ torch, laid out like torchvision's ``models/resnet.py``:
   stride=stride, padding=1, bias=False)``), the block's own expressions first (``bn_size *
   growth``); a block whose instances differ in structure (a ``when``) gives one class per structure;
 * no argument a class does not honour: each block parameter (and ``in_channels``) is proven by
-  expanding the block at another value (:mod:`cnndsl.emit.py_probe`); one that changes the
-  structure or a value nothing explains is fixed and named in the class's docstring;
-* a block that is one repeat of another, as a loop over the repeat's index that registers the same
-  names (:mod:`cnndsl.emit.py_loop`: ``for i in range(layers): self.add_module(f"denselayer{i +
-  1}", DenseLayer(in_channels + i * growth, growth))``);
+  expanding the block at another value (:mod:`.py_probe`); others are fixed, named in its docstring;
+* a block that is one repeat of another, as a loop registering the same names (:mod:`.py_loop`:
+  ``self.add_module(f"denselayer{i + 1}", DenseLayer(in_channels + i * growth, growth))``);
 * stages that are chains as ``nn.Sequential`` (``model.layer1[0]`` works), other named containers
   as small classes; each container runs its own ``forward`` with the rule of
   :mod:`cnndsl.emit.scopes` (inputs in first-read order; returns ``(output, *escaping values)``);
@@ -43,7 +41,8 @@ from .py_classes import ClassDef, Classes, NoUnify, call_args
 from .py_layout import CallExpr, Expr, KwArg, lay_out, with_comment
 from .py_leaf import RUNTIME_NAMES, written_args
 from .py_loop import NoLoop, loop_lines
-from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, python_name, shape_text
+from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
+                       shape_text)
 from .py_probe import BlockClass, fixed_block_params
 
 __all__ = ["RUNTIME_NAMES", "BlockClass", "python_source"]
@@ -72,7 +71,8 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
         try:
             fixed, probes = _block_params(analysis, spec, no_loops)
             free, others, idle = _free_params(analysis, spec, fixed, probes, no_loops)
-            writer = _Writer(analysis, free, others, class_name, source, idle, fixed, probes, no_loops=no_loops)
+            writer = _Writer(analysis, free, others, class_name, source, idle, fixed, probes, no_loops=no_loops,
+                             body=network_body(spec))
             text = writer.run()
             break
         except NoLoop as exc:  # a block written as a loop that its classes cannot take: unrolled
@@ -132,7 +132,8 @@ def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], pr
             continue
         try:
             other = analyze_graph(Expander(spec, Limits()).run({**g.params, name: new}))
-            _Writer(analysis, [name], [other], None, None, fixed=fixed, probes=probes, no_loops=no_loops).classes_only()
+            _Writer(analysis, [name], [other], None, None, fixed=fixed, probes=probes, no_loops=no_loops,
+                    body=network_body(spec)).classes_only()
         except (CnnError, NoUnify, NoLoop, NotImplementedError, ValueError, TypeError, RuntimeError):
             continue   # (NoLoop: a loop's fixed parameter would vary with it)
         others[name] = other
@@ -140,7 +141,7 @@ def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], pr
     while names:
         try:
             writer = _Writer(analysis, names, [others[n] for n in names], None, None, fixed=fixed, probes=probes,
-                             no_loops=no_loops)
+                             no_loops=no_loops, body=network_body(spec))
             writer.classes_only()
             used = writer.used_params()
             idle = [n for n in names if python_name(n) not in used]
@@ -157,12 +158,13 @@ def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], pr
 class _Writer:
     def __init__(self, analysis: Analysis, free: list[str], others: list[Analysis], class_name: str | None,
                  source: str | None, idle: list[str] = (), fixed: dict[tuple, set[str]] | None = None,
-                 probes: list = (), parts: list[GraphParts] | None = None, no_loops: frozenset[str] = frozenset()):
+                 probes: list = (), parts: list[GraphParts] | None = None, no_loops: frozenset[str] = frozenset(),
+                 body: Any = ()):
         self.analysis, self.graph = analysis, analysis.graph
         self.free = free
         self.idle = list(idle)           # parameters the classes do not depend on
         self.fixed, self.probes = fixed or {}, list(probes)   # block parameters: see py_probe
-        self.parts = parts or [GraphParts(a, free, no_loops) for a in (analysis, *others)]
+        self.parts = parts or [GraphParts(a, free, no_loops, body) for a in (analysis, *others)]
         self.main = self.parts[0]
         net = T.class_name(class_name or self.graph.name or "Network", "Network")
         if net in T.RESERVED or net in RUNTIME_NAMES:
