@@ -301,8 +301,11 @@ def test_resnet18_reads_like_torchvision():
     assert "self.bn1 = nn.BatchNorm2d(planes)" in src
     model = ns["ResNet18"]()
     assert isinstance(model.layer1, torch.nn.Sequential) and type(model.layer1[0]).__name__ == "BasicBlock"
-    block = inspect.signature(ns["BasicBlock"].__init__)
+    block = inspect.signature(ns["BasicBlock2"].__init__)
     assert list(block.parameters)[1:] == ["in_channels", "planes", "stride"]
+    # the class without a downsample cannot take another stride (cnndsl would add the downsample)
+    assert list(inspect.signature(ns["BasicBlock"].__init__).parameters)[1:] == ["in_channels", "planes"]
+    assert "fixed: stride=1" in ns["BasicBlock"].__doc__
     forward = src[src.index("class ResNet18"):src.index('if __name__')]
     forward = forward[forward.index("def forward"):]
     for line in forward.strip().splitlines()[1:-1]:
@@ -431,7 +434,8 @@ def test_readme_shows_real_emitted_classes():
     """The classes the README shows next to their specs are what --emit python writes today."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### `cnndsl compile SPEC --emit python`"):readme.index("### `cnndsl fmt SPEC")]
-    for stem, classes in (("resnet18", ("BasicBlock2", "ResNet18")), ("convnext_tiny", ("CNBlock",))):
+    for stem, classes in (("resnet18", ("BasicBlock2", "ResNet18")), ("convnext_tiny", ("CNBlock",)),
+                          ("densenet121", ("DenseLayer", "DenseBlock"))):
         spec = cnndsl.load(ROOT / "specs" / f"{stem}.cnn")
         src = python_source(cnndsl.analyze(spec), spec=spec)
         for name in classes:

@@ -79,10 +79,10 @@ def test_convnext_layer_scale_is_a_parameter_of_the_block_class():
 
 
 def test_shufflenet_split_is_one_class_over_its_stages():
-    """The channel split (``x1, x2: chunk(2)``) is written with the block's parameter, so the
-    stride-1 unit of every stage is one class."""
+    """The channel split (``x1, x2: chunk(2)``) is written with the class's input size (the split
+    halves the input, whatever ``out`` is), so the stride-1 unit of every stage is one class."""
     src, ns = _emitted("shufflenet_v2")
-    assert "x1 = x.narrow(1, 0, self.out // 2)" in src
+    assert "x1 = x.narrow(1, 0, self.in_channels // 2)" in src
     assert src.count("class InvertedResidual") == 2
     model = ns["ShuffleNetV2"]()
     assert type(model.stage2[1]) is type(model.stage4[3])

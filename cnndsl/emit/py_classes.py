@@ -34,10 +34,38 @@ def _similar(name: str, arg: str) -> bool:
     return len(a) >= 2 and (a in b or b in a)
 
 
-def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True) -> list[str]:
+def memo_key(values: dict[str, Any]) -> tuple:
+    """``values`` as a key that tells ``1`` from ``1.0`` and ``True``."""
+    return tuple((n, _kind(v), v) for n, v in values.items())
+
+
+def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True,
+               spec: dict[str, Any] | None = None, keys: tuple | None = None) -> list[str]:
+    """:func:`_candidates`, remembered (the probes of py_probe ask the same questions many times);
+    ``keys``: the :func:`memo_key` of ``names`` and ``spec``, where the caller has them."""
+    try:
+        keys = keys or (memo_key(names), memo_key(spec or {}))
+        key = (_kind(value), value, arg, reads_input, *keys)
+        hash(key)
+    except TypeError:
+        return _candidates(value, names, arg, reads_input, spec)
+    found = _MEMO.get(key)
+    if found is None:
+        found = _MEMO[key] = _candidates(value, names, arg, reads_input, spec)
+        if len(_MEMO) > 100_000:
+            _MEMO.clear()
+    return list(found)
+
+
+_MEMO: dict[tuple, list[str]] = {}
+
+
+def _candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = True,
+                spec: dict[str, Any] | None = None) -> list[str]:
     """Expressions over ``names`` equal to ``value``: names first (those like ``arg`` before the
     others, the incoming size last, and like nothing for a layer not fed by the class's input),
-    then multiples, products and quotients."""
+    then the block's own expressions of that value (``spec``: text → value), then multiples,
+    products and quotients."""
     kind = _kind(value)
     if kind not in ("bool", "int", "float", "str"):
         return []
@@ -45,6 +73,7 @@ def candidates(value: Any, names: dict[str, Any], arg: str, reads_input: bool = 
     # names like the argument first, then the declared parameters, then the incoming size
     out = sorted(same, key=lambda n: (not _similar(n, arg) or (n.startswith("in_") and not reads_input),
                                       n.startswith("in_")))
+    out += [t for t, v in (spec or {}).items() if _kind(v) == kind and v == value and T.names_in(t) <= set(names)]
     if kind != "int":
         return out
     ints = {n: v for n, v in names.items() if _kind(v) == "int"}
@@ -84,7 +113,8 @@ class ClassDef:
 class Classes:
     """All classes of a file, keyed by structure; built from the instances of every expansion."""
 
-    def __init__(self, reserved: set[str]):
+    def __init__(self, reserved: set[str], fixed: dict[tuple, set[str]] | None = None):
+        self.fixed = fixed or {}                 # class signature → parameters it does not take
         self.by_sig: dict[tuple, ClassDef] = {}
         self.taken = set(reserved) | T.RESERVED
         self.order: list[ClassDef] = []          # dependencies first
@@ -94,8 +124,12 @@ class Classes:
     def sig(self, inst: Instance) -> tuple:
         s = self.sigs.get(id(inst))
         if s is None:
-            s = (inst.kind, inst.label, inst.sequential, self._children_sig(inst.children),
-                 tuple(tuple(t.pieces) for t, _ in inst.forward), inst.head[0], tuple(inst.names), inst.in_name)
+            if inst.loop is not None:  # a loop: its text and the classes it calls, not the count
+                body: tuple = ("loop", inst.loop.sig(), self.sig(inst.children[-1][1].instance),
+                               self.sig(inst.children[0][1].instance))
+            else:
+                body = (self._children_sig(inst.children), tuple(tuple(t.pieces) for t, _ in inst.forward))
+            s = (inst.kind, inst.label, inst.sequential, body, inst.head[0], tuple(inst.names), inst.in_name)
             self.sigs[id(inst)] = s
         return s
 
@@ -144,16 +178,26 @@ class Classes:
 
     def _finish(self, c: ClassDef) -> None:
         insts = c.instances
+        fixed = self.fixed.get(self.sig(insts[0]), set())
+        for inst in insts:
+            inst.extras = {}
         columns = [list(_instance_slots(self, i)) for i in insts]
         defaults = [d for *_, d in _instance_slots(self, insts[0])]
         columns = [[c[:4] for c in col] for col in columns]
         used: set[str] = set()
         extras: dict[str, list[Any]] = {}
         slots: list[tuple[str, bool]] = []
+        specs = [i.spec_values for i in insts]
+        spec_keys = [memo_key(sp) for sp in specs]
+        names: list[dict[str, Any]] = []
+        keys: list[tuple] = []
         for j, (key, arg, _, reads) in enumerate(columns[0]):
             values = [col[j][2] for col in columns]
-            names = [dict(i.names, **{e: v[k] for e, v in extras.items()}) for k, i in enumerate(insts)]
-            text = self._render(values, names, arg, reads, defaults[j])
+            if not names or extras:  # the parameters' values, and the extras' so far
+                names = [{**{n: v for n, v in i.names.items() if n not in fixed},
+                          **{e: v[k] for e, v in extras.items()}} for k, i in enumerate(insts)]
+                keys = [(memo_key(ns), sk) for ns, sk in zip(names, spec_keys)]
+            text = self._render(values, names, arg, reads, defaults[j], specs, keys)
             symbolic = text is not None and text not in ("",) and not _is_literal(text, values[0])
             if text is None:
                 if c.kind == "network":
@@ -168,8 +212,10 @@ class Classes:
                 used |= T.names_in(text)
             slots.append((text, symbolic))
         first = insts[0]
-        params = [(n, d) for n, d in first.params]
-        if first.in_name is not None and first.in_name in used:
+        if first.loop is not None:
+            used |= self._check_loop(c, fixed)
+        params = [(n, d) for n, d in first.params if n not in fixed]
+        if first.in_name is not None and first.in_name in used and first.in_name not in fixed:
             params.insert(0, (first.in_name, EMPTY))
         for e, values in extras.items():
             for inst, v in zip(insts, values):
@@ -180,17 +226,45 @@ class Classes:
         c.late = late
         c.keyword_only, c.slots, c.done = list(extras), slots, True
 
+    def _check_loop(self, c: ClassDef, fixed: set[str]) -> set[str]:
+        """The names a loop's texts read; NoLoop where the class it repeats needs an argument the
+        loop has no text for, or a fixed parameter the loop reads differs between instances."""
+        from .py_loop import NoLoop
+
+        first = c.first
+        start = 0 if first.loop.head is None else 1   # the first repetition, written apart
+        child = first.children[start][1].instance
+        taken = {n for n, _, _ in call_args(self, child)}
+        for inst in c.instances:
+            calls = [p.instance for _, p in inst.children][start:]
+            if len({self.sig(i) for i in calls}) > 1:   # repetitions of different structures
+                raise NoLoop(first.label)
+            for name in child.names:
+                if name not in taken and len({repr(i.names.get(name)) for i in calls}) > 1:
+                    raise NoLoop(first.label)
+            head = inst.children[0][1].instance
+            if start and not {n for n, _, _ in call_args(self, head)} <= set(first.loop.head):
+                raise NoLoop(first.label)
+        if not taken <= set(first.loop.args):
+            raise NoLoop(first.label)
+        used = {n for text in first.loop.texts for n in T.names_in(text)} - {first.loop.var}
+        for name in used & fixed:
+            if len({repr(i.names.get(name)) for i in c.instances}) > 1:
+                raise NoLoop(first.label)
+        return used - fixed
+
     def _render(self, values: list[Any], names: list[dict[str, Any]], arg: str, reads: bool,
-                default: Any) -> str | None:
+                default: Any, specs: list[dict[str, Any]], keys: list[tuple]) -> str | None:
         first = values[0]
         if isinstance(first, tuple) and first and all(isinstance(v, tuple) and len(v) == len(first) for v in values):
-            items = [self._render([v[k] for v in values], names, arg, reads, EMPTY) for k in range(len(first))]
+            items = [self._render([v[k] for v in values], names, arg, reads, EMPTY, specs, keys)
+                     for k in range(len(first))]
             if any(i is None for i in items):
                 return None
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"   # (dim,): LayerNorm's shape
-        common = candidates(values[0], names[0], arg, reads)
-        for v, ns in zip(values[1:], names[1:]):
-            here = set(candidates(v, ns, arg, reads))
+        common = candidates(values[0], names[0], arg, reads, specs[0], keys[0])
+        for v, ns, sp, ks in zip(values[1:], names[1:], specs[1:], keys[1:]):
+            here = set(candidates(v, ns, arg, reads, sp, ks))
             common = [c for c in common if c in here]
         constant = all(_kind(v) == _kind(values[0]) and v == values[0] for v in values)
         if constant:  # a name only where it is surely meant: like the argument, or a size
@@ -221,6 +295,8 @@ def call_args(classes: Classes, inst: Instance) -> list[tuple[str, Any, Any]]:
 def _instance_slots(classes: Classes, inst: Instance):
     """(key, argument, value, fed by the class input, default) for every value the class of
     ``inst`` writes, in order: its children's, then the numbers in its ``forward``."""
+    if inst.loop is not None:  # its texts come from the spec (py_loop), the same in every instance
+        return
     yield from _walk_slots(classes, inst.children)
     for stmt, _ in inst.forward:
         for a in stmt.args:

@@ -24,7 +24,7 @@ from .py_leaf import EMPTY, Arg, Leaf, Param, Template, bare_parameter, is_runti
 from .scopes import Scope, inplace_nodes, module_scopes
 
 __all__ = ["EMPTY", "Arg", "Call", "GraphParts", "Instance", "Leaf", "Param", "Part", "Raw", "Seq", "Template",
-           "inline", "python_name", "shape_text"]
+           "inline", "network_body", "python_name", "shape_text", "spec_values"]
 
 
 def inline(node: Node) -> bool:
@@ -77,6 +77,10 @@ class Instance:
     sequential: bool = False              # an nn.Sequential subclass (chain of children named 0, 1, ...)
     in_name: str | None = None            # "in_channels" / "in_features" where the class may take it
     extras: dict[str, Any] = field(default_factory=dict)
+    in_shape: tuple[int, ...] = ()        # the shape of its (first) input
+    probe: bool = False                   # expanded at another parameter value (py_probe), not written
+    loop: Any = None                      # a py_loop.Loop: its calls are written as a loop
+    spec_values: dict[str, Any] = field(default_factory=dict)  # the block's own expressions → values here
 
 
 def _literal_default(expr: Any) -> Any:
@@ -94,8 +98,11 @@ def python_name(name: str) -> str:
 class GraphParts:
     """The instances of one expanded graph (``free``: network parameters that stay symbolic)."""
 
-    def __init__(self, analysis: Analysis, free: list[str]):
+    def __init__(self, analysis: Analysis, free: list[str], no_loops: frozenset[str] = frozenset(),
+                 body: Any = ()):
         from ..backbone.lower import lower  # a backbone: one module, plus one pick per output it gives
+
+        self.no_loops = no_loops                 # blocks written unrolled (py_loop.NoLoop)
 
         analysis = lower(analysis)
         self.analysis = analysis
@@ -109,6 +116,7 @@ class GraphParts:
         names = {python_name(k): g.params[k] for k in free}
         self.root = self._instance(self.root_scope, "network", g.name, names,
                                    [(python_name(k), g.params[k]) for k in free])
+        self.root.spec_values = spec_values(body, {k: g.params[k] for k in free})   # the network's own
 
     def _build(self) -> None:
         g = self.graph
@@ -170,7 +178,11 @@ class GraphParts:
                 names = {python_name(k): c.args[k] for k in declared if k in c.args}
                 params = [(python_name(k), defaults.get(k, EMPTY)) for k in declared if k in c.args]
                 reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
-                return Call(self._instance(step, "block", c.label, names, params), shape, reads)
+                inst = self._instance(step, "block", c.label, names, params)
+                inst.spec_values = spec_values(block.body if block is not None else (), dict(c.args))
+                if c.label not in self.no_loops:
+                    inst.loop = self._loop(step, inst)
+                return Call(inst, shape, reads)
             reads = bool(step.inputs) and step.inputs[0] in self._inputs[-1]
             return Call(self._instance(step, "stage", self._key(step.path), {}, []), shape, reads)
         node = self.graph.nodes[step]
@@ -184,6 +196,19 @@ class GraphParts:
         part.shape = node.shape
         part.reads_input = node.inputs[0] in self._inputs[-1]
         return part
+
+    def _loop(self, scope: Scope, inst: Instance) -> Any:
+        """The loop writing a block instance made of one repeat of another block (None: unrolled)."""
+        from .py_loop import find_loop
+
+        calls = [(k, p) for k, p in inst.children if isinstance(p, Call)]
+        if not calls or len(calls) != len(inst.children) or not self._is_chain(scope) or not inst.in_shape:
+            return None
+        c = self.graph.containers[scope.path]
+        child = self.graph.containers.get(calls[0][1].instance.path)
+        if child is None or child.block is None:
+            return None
+        return find_loop(c.block, child.block, dict(c.args), inst.in_name, inst.in_shape[0], calls)
 
     def _instance(self, scope: Scope, kind: str, label: str, names: dict[str, Any],
                   params: list[tuple[str, Any]]) -> Instance:
@@ -204,7 +229,36 @@ class GraphParts:
                 in_name += "_"
             names = {in_name: shape[0], **names}
         head, forward = ForwardWriter(self, scope, sequential).write()
-        return Instance(kind, label, scope.path, names, params, children, head, forward, sequential, in_name)
+        in_shape = self.graph.nodes[scope.inputs[0]].shape if scope.inputs else ()
+        return Instance(kind, label, scope.path, names, params, children, head, forward, sequential, in_name,
+                        in_shape=in_shape)
+
+
+def spec_values(body: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The argument expressions of a block's (or the network's) ``body`` that are Python over its
+    parameters (``bn_size * growth``), with their values where those are bound to ``args``: the
+    first texts a class writes a value with."""
+    from .. import expr as E
+    from ..ir import iter_items
+    from .py_loop import python_text
+
+    if not body or any(python_name(k) != k for k in args):
+        return {}
+    out: dict[str, Any] = {}
+    for item in iter_items(body):
+        for e in (*getattr(item, "args", ()), *(kw.value for kw in getattr(item, "kwargs", ()))):
+            text = python_text(e, set(args)) if type(e).__name__ in ("BinOp", "Unary", "IfExp") else None
+            if text is not None and text not in out:
+                try:
+                    out[text] = E.evaluate(e, E.Env(args))
+                except Exception:  # noqa: BLE001  a value cnndsl computes otherwise: no text from it
+                    continue
+    return out
+
+
+def network_body(spec: Any) -> Any:
+    """The network's items, whose expressions the network class writes values with first."""
+    return spec.network.body if spec is not None and spec.network is not None else ()
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

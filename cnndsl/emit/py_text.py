@@ -47,7 +47,8 @@ def literal(v: Any) -> str:
     raise NotImplementedError(f"cannot write {type(v).__name__} value {v!r} as a literal")
 
 
-NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")   # a parameter's name in a value's expression
+# a parameter's name in a value's expression (``mid if mid > 0 else out``: not the keywords)
+NAME = re.compile(r"(?<![\w.])(?!(?:" + "|".join(keyword.kwlist) + r")\b)[A-Za-z_]\w*")
 
 
 def names_in(expression: str) -> set[str]:

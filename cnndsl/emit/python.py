@@ -7,8 +7,12 @@ torch, laid out like torchvision's ``models/resnet.py``:
   subclass for a plain chain), whose constructor takes the block's parameters — and
   ``in_channels`` where a value depends on the incoming channels — with every layer's
   arguments written as expressions of them (``nn.Conv2d(in_channels, planes, kernel_size=3,
-  stride=stride, padding=1, bias=False)``); a block whose instances differ in structure (a
-  ``when``) gives one class per structure;
+  stride=stride, padding=1, bias=False)``), the block's own expressions first (``bn_size *
+  growth``); a block whose instances differ in structure (a ``when``) gives one class per structure;
+* no argument a class does not honour: each block parameter (and ``in_channels``) is proven by
+  expanding the block at another value (:mod:`.py_probe`); others are fixed, named in its docstring;
+* a block that is one repeat of another, as a loop registering the same names (:mod:`.py_loop`:
+  ``self.add_module(f"denselayer{i + 1}", DenseLayer(in_channels + i * growth, growth))``);
 * stages that are chains as ``nn.Sequential`` (``model.layer1[0]`` works), other named containers
   as small classes; each container runs its own ``forward`` with the rule of
   :mod:`cnndsl.emit.scopes` (inputs in first-read order; returns ``(output, *escaping values)``);
@@ -26,6 +30,7 @@ spec can add a statement. Nothing here executes generated code.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from typing import Any
@@ -35,18 +40,23 @@ from . import py_text as T
 from .py_classes import ClassDef, Classes, NoUnify, call_args
 from .py_layout import CallExpr, Expr, KwArg, lay_out, with_comment
 from .py_leaf import RUNTIME_NAMES, written_args
-from .py_parts import EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, python_name, shape_text
+from .py_loop import NoLoop, loop_lines
+from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
+                       shape_text)
+from .py_probe import BlockClass, fixed_block_params
 
-__all__ = ["RUNTIME_NAMES", "python_source"]
+__all__ = ["RUNTIME_NAMES", "BlockClass", "python_source"]
 
 
 def python_source(analysis: Analysis, *, class_name: str | None = None, source: str | None = None,
-                  spec: Any = None) -> str:
+                  spec: Any = None, blocks: dict[str, BlockClass] | None = None) -> str:
     """The source of a standalone PyTorch file defining the network of ``analysis``.
 
     ``spec`` (the :class:`cnndsl.ir.Spec` the analysis was expanded from) lets the network's
     parameters become constructor arguments; without it they are fixed at their values.
     ``class_name`` defaults to the network's name; ``source`` (for the header) to the spec's file.
+    ``blocks``, when given, receives each block class's name → :class:`BlockClass` (where its first
+    instance is and the arguments that build it).
     """
     from ..plugins import origin
 
@@ -56,8 +66,41 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
 
             raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
                         node.span, "build it with cnndsl.build(...), or export it")
-    free, others, idle = _free_params(analysis, spec)
-    return _Writer(analysis, free, others, class_name, source, idle).run()
+    no_loops: frozenset[str] = frozenset()
+    while True:
+        try:
+            fixed, probes = _block_params(analysis, spec, no_loops)
+            free, others, idle = _free_params(analysis, spec, fixed, probes, no_loops)
+            writer = _Writer(analysis, free, others, class_name, source, idle, fixed, probes, no_loops=no_loops,
+                             body=network_body(spec))
+            text = writer.run()
+            break
+        except NoLoop as exc:  # a block written as a loop that its classes cannot take: unrolled
+            no_loops |= {exc.args[0]}
+    if blocks is not None:
+        for c in writer.classes.order:
+            if c.kind == "block":
+                found = [BlockClass(i.path, tuple(i.in_shape), {n: v for n, v, _ in call_args(writer.classes, i)},
+                                    tuple(c.keyword_only)) for i in c.instances if not i.probe][:3]
+                blocks[c.name] = dataclasses.replace(found[0], others=tuple(found[1:]))
+    return text
+
+
+def _block_params(analysis: Analysis, spec: Any, no_loops: frozenset[str]) -> tuple[dict[tuple, set[str]], list]:
+    """The block parameters each class cannot take, and the probes proving those it takes
+    (:mod:`cnndsl.emit.py_probe`)."""
+    base = _Writer(analysis, [], [], None, None, no_loops=no_loops)
+    classes = base.classes_only()
+    if spec is None:  # the blocks the network uses are all a probe needs
+        from ..ir import Spec
+
+        blocks = {c.block.name: c.block for c in analysis.graph.containers.values() if c.block is not None}
+        spec = Spec(blocks=tuple(blocks.values()))
+
+    def classes_of(fixed: dict[tuple, set[str]], probes: list) -> Classes:
+        return _Writer(analysis, [], [], None, None, fixed=fixed, probes=probes, parts=base.parts).classes_only()
+
+    return fixed_block_params(spec, base.main.graph, classes_of, classes, no_loops)
 
 
 # ----------------------------------------------------------------------------- network parameters
@@ -71,7 +114,8 @@ def _perturbed(value: Any) -> Any:
     return value / 2 if value else 0.5
 
 
-def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysis], list[str]]:
+def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], probes: list,
+                 no_loops: frozenset[str]) -> tuple[list[str], list[Analysis], list[str]]:
     """Network parameters that can be constructor arguments, with the expansions that prove it, and
     those the classes do not depend on at all (``size`` of a fully convolutional network)."""
     g = analysis.graph
@@ -88,20 +132,22 @@ def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysi
             continue
         try:
             other = analyze_graph(Expander(spec, Limits()).run({**g.params, name: new}))
-            _Writer(analysis, [name], [other], None, None).classes_only()
-        except (CnnError, NoUnify, NotImplementedError, ValueError, TypeError, RuntimeError):
-            continue
+            _Writer(analysis, [name], [other], None, None, fixed=fixed, probes=probes, no_loops=no_loops,
+                    body=network_body(spec)).classes_only()
+        except (CnnError, NoUnify, NoLoop, NotImplementedError, ValueError, TypeError, RuntimeError):
+            continue   # (NoLoop: a loop's fixed parameter would vary with it)
         others[name] = other
     names = list(others)
     while names:
         try:
-            writer = _Writer(analysis, names, [others[n] for n in names], None, None)
+            writer = _Writer(analysis, names, [others[n] for n in names], None, None, fixed=fixed, probes=probes,
+                             no_loops=no_loops, body=network_body(spec))
             writer.classes_only()
             used = writer.used_params()
             idle = [n for n in names if python_name(n) not in used]
             names = [n for n in names if python_name(n) in used]
             return names, [others[n] for n in names], idle
-        except NoUnify:
+        except (NoUnify, NoLoop):
             names.pop()
     return [], [], []
 
@@ -111,12 +157,15 @@ def _free_params(analysis: Analysis, spec: Any) -> tuple[list[str], list[Analysi
 
 class _Writer:
     def __init__(self, analysis: Analysis, free: list[str], others: list[Analysis], class_name: str | None,
-                 source: str | None, idle: list[str] = ()):
+                 source: str | None, idle: list[str] = (), fixed: dict[tuple, set[str]] | None = None,
+                 probes: list = (), parts: list[GraphParts] | None = None, no_loops: frozenset[str] = frozenset(),
+                 body: Any = ()):
         self.analysis, self.graph = analysis, analysis.graph
         self.free = free
         self.idle = list(idle)           # parameters the classes do not depend on
-        self.main = GraphParts(analysis, free)
-        self.parts = [self.main] + [GraphParts(a, free) for a in others]
+        self.fixed, self.probes = fixed or {}, list(probes)   # block parameters: see py_probe
+        self.parts = parts or [GraphParts(a, free, no_loops, body) for a in (analysis, *others)]
+        self.main = self.parts[0]
         net = T.class_name(class_name or self.graph.name or "Network", "Network")
         if net in T.RESERVED or net in RUNTIME_NAMES:
             net += "Net"
@@ -125,11 +174,13 @@ class _Writer:
         self.source = source if source is not None else (span.file if span is not None else None)
 
     def classes_only(self) -> Classes:
-        classes = Classes(set(RUNTIME_NAMES))
+        classes = Classes(set(RUNTIME_NAMES), self.fixed)
         classes.taken.add(self.class_name)
         for p in self.parts:
             p.root.label = self.class_name
             classes.add(p.root)
+        for probe in self.probes:
+            classes.add(probe)
         classes.finish()
         roots = {id(classes.of(p.root)) for p in self.parts}
         if len(roots) != 1:
@@ -204,6 +255,8 @@ class _Writer:
             sig = ["self"] + [f"{n}: {_annotation(first.names[n])} = {T.literal(first.names[n])}"
                               for n in (python_name(k) for k in self.free)]
         lines += lay_out(4, "def __init__", CallExpr("", sig), " -> None:")
+        if first.loop is not None:
+            return lines + loop_lines(self.classes, c, self.fixed.get(self.classes.sig(first), set()))
         slots = iter(c.slots)
         if first.sequential:
             args = [self._expr(p, slots) for _, p in first.children]
@@ -245,7 +298,10 @@ class _Writer:
         if c.kind == "network":
             return f"The network {T.inert(self.graph.name)} of the spec."
         what = f"Block {T.inert(first.label)}" if c.kind == "block" else f"Stage {T.inert(first.path)}"
-        more = f"; shapes as at {T.inert(first.path)}" if len(c.instances) > 1 else ""
+        more = f"; shapes as at {T.inert(first.path)}" if sum(not i.probe for i in c.instances) > 1 else ""
+        fixed = [n for n in first.names if n in self.fixed.get(self.classes.sig(first), ())]
+        if fixed:
+            more += "; fixed: " + ", ".join(f"{T.inert(n)}={T.inert(repr(first.names[n]))}" for n in fixed)
         return f"{what} of the spec{more}."
 
     def _param(self, name: str, default: Any, inst: Instance) -> str:
