@@ -5,7 +5,9 @@ trailing comma, each laid out again. A comment inside a call always opens it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 WIDTH = 88
 
@@ -34,6 +36,23 @@ class KwArg:
 
 
 Expr = str | CallExpr | KwArg
+
+
+def class_call(cls: Any, args: Iterable[tuple[str, Expr | None, bool]]) -> CallExpr:
+    """``Block(...)`` for an emitted class ``cls``: ``args`` are (name, written value or None to
+    leave it out, required); required arguments go by position until the first keyword, a
+    left-out one or one the class takes by keyword only (``keyword_only``, ``late``)."""
+    out: list[Expr] = []
+    positional = True
+    for name, written, required in args:
+        if written is None:
+            positional = False
+        elif required and positional and name not in cls.keyword_only and name not in cls.late:
+            out.append(written)
+        else:
+            positional = False
+            out.append(KwArg(name, written))
+    return CallExpr(cls.name, out)
 
 
 def flat(e: Expr) -> str:

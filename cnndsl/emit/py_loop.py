@@ -228,7 +228,7 @@ def loop_lines(classes: Any, c: Any, fixed: set[str]) -> list[str]:
     """``__init__``'s body (and ``forward``) of class ``c``, a block written as a loop; a fixed
     parameter its texts read is written as its value."""
     from .py_classes import call_args
-    from .py_layout import CallExpr, KwArg, lay_out, with_comment
+    from .py_layout import CallExpr, class_call, lay_out, with_comment
     from .py_leaf import EMPTY
 
     first, loop = c.first, c.first.loop
@@ -237,21 +237,13 @@ def loop_lines(classes: Any, c: Any, fixed: set[str]) -> list[str]:
         return T.NAME.sub(lambda m: T.literal(first.names[m.group()]) if m.group() in fixed else m.group(), t)
 
     def call(child: Any, texts: dict[str, str]) -> Any:
-        cls = classes.of(child)
-        args: list[Any] = []
-        positional = True
-        for name, value, default in call_args(classes, child):
-            written = text(texts[name]) if texts[name] else ""
-            if not written and default is not EMPTY:
-                positional = False
-                continue
-            written = written or T.literal(value)
-            if default is EMPTY and positional and name not in cls.keyword_only and name not in cls.late:
-                args.append(written)
-            else:
-                positional = False
-                args.append(KwArg(name, written))
-        return CallExpr(cls.name, args)
+        def written(value: Any, default: Any, spec_text: str) -> str | None:
+            if spec_text:
+                return text(spec_text)
+            return None if default is not EMPTY else T.literal(value)   # a default: left out
+
+        return class_call(classes.of(child), ((name, written(value, default, texts[name]), default is EMPTY)
+                                              for name, value, default in call_args(classes, child)))
 
     lines = ["        super().__init__()"]
     count = text(loop.count)

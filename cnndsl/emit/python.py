@@ -38,7 +38,7 @@ from typing import Any
 from ..analysis import Analysis
 from . import py_text as T
 from .py_classes import ClassDef, Classes, NoUnify, call_args
-from .py_layout import CallExpr, Expr, KwArg, lay_out, with_comment
+from .py_layout import CallExpr, Expr, class_call, lay_out, with_comment
 from .py_leaf import RUNTIME_NAMES, written_args
 from .py_loop import NoLoop, loop_lines
 from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
@@ -327,19 +327,12 @@ class _Writer:
             return CallExpr("nn.Sequential", args, [self._shape(p) for _, p in part.children])
         inst = part.instance
         cls = self.classes.of(inst)
-        out: list[Expr] = []
-        positional = True
-        for (name, value, default) in call_args(self.classes, inst):
+        def written(value: Any, default: Any) -> Expr | None:
             text, symbolic = next(slots)
-            if default is not EMPTY and not symbolic and _same(value, default):
-                positional = False
-                continue
-            if default is EMPTY and positional and name not in cls.keyword_only and name not in cls.late:
-                out.append(text)
-            else:
-                positional = False
-                out.append(KwArg(name, text))
-        return CallExpr(cls.name, out)
+            return None if default is not EMPTY and not symbolic and _same(value, default) else text
+
+        return class_call(cls, ((name, written(value, default), default is EMPTY)
+                                for name, value, default in call_args(self.classes, inst)))
 
     # ---- forward
     def _forward(self, inst: Instance, slots, stored: dict[str, str]) -> list[str]:
