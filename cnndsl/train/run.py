@@ -117,11 +117,11 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    resume_state = None
+    resume_state, digest = None, spec_hash(spec)
     if resume:  # checked before anything is written: a bad --resume must not touch the disk
         from .resume import open_resume
 
-        rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
+        rdir, _, resume_state = open_resume(resume, digest, force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
@@ -134,7 +134,6 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     shape, classes = _net_shapes(analysis)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
-    digest = spec_hash(spec)
     if dist.main:
         with writing(rdir):
             rdir.mkdir(parents=True, exist_ok=True)
