@@ -38,7 +38,15 @@ def parse(text: str, format: str | None = None, filename: str = "<string>") -> S
 
 
 def _spec(spec: SpecLike) -> Spec:
-    return spec if isinstance(spec, Spec) else load(spec)
+    """``spec`` itself, or the spec a path, a shipped spec's name or spec text holds (:func:`load`)."""
+    if isinstance(spec, Spec):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        from .errors import error
+
+        raise error(f"spec must be a path, spec text or a cnndsl Spec, not {type(spec).__name__}",
+                    hint='a .cnn/.yaml path ("specs/mnist5k.cnn"), spec text, or cnndsl.load(...)')
+    return load(spec)
 
 
 def analyze(spec: SpecLike, *, limits: Limits | None = None, **params: Any) -> Analysis:

@@ -9,29 +9,17 @@ import argparse
 import importlib
 from typing import Any, Callable, Sequence
 
+# cnndsl.cli imports this module while it builds its parser
+from ..cli import number_type
+
+_non_negative, _positive = number_type(int, 0), number_type(int, 1)
+
 
 def _lazy(module: str) -> Callable[[Any], int]:
     """A handler that imports ``cnndsl.inspect.<module>`` and calls its ``run(args)``."""
     def handler(args: Any) -> int:
         return importlib.import_module(f"cnndsl.inspect.{module}").run(args)
     return handler
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 def _checkpoint(p: argparse.ArgumentParser, required: bool = False) -> None:

@@ -83,19 +83,6 @@ def train_overrides(values: Mapping[str, Any], prefix: str = "") -> dict[str, An
     return out
 
 
-def _spec(spec: SpecLike) -> Spec:
-    from cnndsl.ir import Spec
-
-    if isinstance(spec, Spec):
-        return spec
-    if not isinstance(spec, (str, os.PathLike)):
-        raise error(f"spec must be a path, spec text or a cnndsl Spec, not {type(spec).__name__}",
-                    hint='cnndsl.train("specs/mnist5k.cnn") or cnndsl.train(cnndsl.load(...))')
-    import cnndsl
-
-    return cnndsl.load(spec)
-
-
 def train(spec: SpecLike, *, params: Mapping[str, Any] | None = None, run_dir: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, force: bool = False, data_root: str | None = None,
           on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = True, quiet: bool = False,
@@ -121,6 +108,8 @@ def train(spec: SpecLike, *, params: Mapping[str, Any] | None = None, run_dir: s
     ``ended_by``, ``reason``, ``val_acc``, ``best_val_acc``. A run ended by Ctrl-C returns with
     ``status == "interrupted"``; errors raise :class:`cnndsl.CnnError`.
     """
+    from cnndsl.api import _spec
+
     from .run import run_train
 
     if on_epoch is not None and not callable(on_epoch):

@@ -59,11 +59,8 @@ class StageTrainable:
     change: int   # trainable now minus before the stage
 
     def text(self) -> str:
-        what = [f"unfreeze {', '.join(self.unfreeze)}"] if self.unfreeze else []
-        what += [f"freeze {', '.join(self.freeze)}"] if self.freeze else []
-        what += [f"lr {self.lr:g}"] if self.lr is not None else []
-        return (f"stage {self.number} (epoch {self.at_epoch}): {'; '.join(what or ['no change'])} -> "
-                f"trainable {self.trainable:,} ({self.change:+,})")
+        return (f"stage {self.number} (epoch {self.at_epoch}): {stage_change(self.unfreeze, self.freeze, self.lr)} "
+                f"-> trainable {self.trainable:,} ({self.change:+,})")
 
     def as_json(self) -> dict[str, Any]:
         return {"stage": self.number, "at_epoch": self.at_epoch, "freeze": self.freeze,
@@ -83,6 +80,16 @@ def trainable_by_stage(cfg: C.TrainConfig, analysis: Any) -> list[StageTrainable
                                   globs.as_list(stage.unfreeze), stage.lr, now, now - count))
         count = now
     return out
+
+
+def stage_change(unfreeze: list[str], freeze: list[str], lr: float | None, joined: int = 0) -> str:
+    """What a stage changes, in words, as the run log and ``compile --summary`` write it (``joined``:
+    parameters that join the optimizer)."""
+    what = [f"unfreeze {', '.join(unfreeze)}"] if unfreeze else []
+    what += [f"freeze {', '.join(freeze)}"] if freeze else []
+    what += [f"{joined:,} parameters join the optimizer"] if joined else []
+    what += [f"lr {lr:g}"] if lr is not None else []
+    return "; ".join(what or ["no change"])
 
 
 def stage_order(cfg: C.TrainConfig) -> list[tuple[int, C.Stage]]:

@@ -117,11 +117,11 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    resume_state = None
+    resume_state, digest = None, spec_hash(spec)
     if resume:  # checked before anything is written: a bad --resume must not touch the disk
         from .resume import open_resume
 
-        rdir, _, resume_state = open_resume(resume, spec_hash(spec), force)
+        rdir, _, resume_state = open_resume(resume, digest, force)
     rdir = Path(D.broadcast_object(str(rdir), dist))
     seed_all(cfg.seed)
     from cnndsl.weights.init import init_from_flag, report_weights, without_initial_weights
@@ -134,7 +134,6 @@ def run_train(spec: Spec, *, params: dict[str, Any] | None = None, overrides: di
     shape, classes = _net_shapes(analysis)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     _report(check_fit(spec, cfg, analysis, info_of_loaded(data), overrides), seen)  # the data as read
-    digest = spec_hash(spec)
     if dist.main:
         with writing(rdir):
             rdir.mkdir(parents=True, exist_ok=True)
@@ -189,15 +188,16 @@ def _eval_config(spec: Spec, state: dict[str, Any], recorded_train: dict[str, An
 
 def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str, Any], ema: bool | None,
                      recorded_train: dict[str, Any] | None, overrides: dict[str, Any] | None):
-    """(model with the checkpoint's weights, its state, the train config). ``ema=None``: the weights
-    validation used — the EMA's when the run kept one (``ema: ema(...)``) and the checkpoint holds it."""
+    """(model with the checkpoint's weights, the network's analysis, the train config). ``ema=None``: the
+    weights validation used — the EMA's when the run kept one (``ema: ema(...)``) and the checkpoint holds it."""
     import cnndsl
     from cnndsl.weights.init import without_initial_weights
 
     from . import checkpoint as ckpt
 
+    analysis = cnndsl.analyze(spec, **params)
     with without_initial_weights():   # a backbone's or init's weights: the checkpoint replaces them
-        model = cnndsl.build(spec, **params)
+        model = cnndsl.build(analysis)
     path = ckpt.resolve(checkpoint)
     state = ckpt.load(path)
     cfg = _eval_config(spec, state, recorded_train, overrides or {})
@@ -212,7 +212,7 @@ def _model_and_state(spec: Spec, checkpoint: str | os.PathLike, params: dict[str
                     "the run diverged before this checkpoint was written: use an earlier one (best.pt) or "
                     "train again with a lower learning rate")
     ckpt.load_weights(model, weights, path)
-    return model, state, cfg
+    return model, analysis, cfg
 
 
 def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any] | None = None,
@@ -229,11 +229,9 @@ def run_eval(spec: Spec, checkpoint: str | os.PathLike, *, params: dict[str, Any
     from .loader import make_loader
 
     params = dict(params or {})
-    model, _, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
+    model, analysis, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
     device = loop.resolve_device(cfg.device)
-    import cnndsl
-
-    shape, classes = _net_shapes(cnndsl.analyze(spec, **params))
+    shape, classes = _net_shapes(analysis)
     data = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
     part = data.test if split == "test" else data.val
     if part is None or len(part) == 0:
@@ -259,16 +257,14 @@ def run_predict(spec: Spec, checkpoint: str | os.PathLike, images: Sequence[str 
     from .data import read_image
 
     params = dict(params or {})
-    model, _, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
+    model, analysis, cfg = _model_and_state(spec, checkpoint, params, ema, recorded_train, overrides)
     meta_path = Path(checkpoint)
     meta_file = (meta_path if meta_path.is_dir() else meta_path.parent) / "data.json"
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
     else:
-        import cnndsl
-
         from .data import load as load_data
-        shape, classes = _net_shapes(cnndsl.analyze(spec, **params))
+        shape, classes = _net_shapes(analysis)
         d = load_data(cfg.data, data_root=data_root, shape=shape, num_classes=classes)
         meta = {"classes": d.classes, "mean": d.mean, "std": d.std, "shape": list(d.shape)}
     from .augment import eval_images

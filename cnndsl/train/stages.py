@@ -26,7 +26,7 @@ from cnndsl import globs
 from cnndsl.emit.frozen import set_trainable
 
 from . import config as C, optim as O
-from .parts import stage_order
+from .parts import stage_change, stage_order
 
 
 class Stages:
@@ -83,11 +83,8 @@ class Stages:
             self.sched.lr_lambdas.append(factor)
         self.sched._last_lr = [g["lr"] for g in self.opt.param_groups]
         count = sum(p.numel() for g in groups for p in g["params"])
-        what = [f"unfreeze {', '.join(globs.as_list(stage.unfreeze))}"] if stage.unfreeze else []
-        what += [f"freeze {', '.join(globs.as_list(stage.freeze))}"] if stage.freeze else []
-        what += [f"{count:,} parameters join the optimizer"] if count else []
-        what += [f"lr {self.base_lr:g}"] if stage.lr is not None else []
-        return f"stage {self.applied + 1} (epoch {stage.at_epoch}): " + "; ".join(what or ["no change"])
+        change = stage_change(globs.as_list(stage.unfreeze), globs.as_list(stage.freeze), stage.lr, count)
+        return f"stage {self.applied + 1} (epoch {stage.at_epoch}): {change}"
 
 
 def trainable_at(model: nn.Module, cfg: C.TrainConfig, epoch: int) -> float:

@@ -22,6 +22,19 @@ TINY = """network Tiny(c = 3, hw = 8, classes = 4, width = 8, dropout = 0.2) {
 }
 """
 
+# named parts (stem, layer1 with a named norm, head) for freezing, param_groups and stages;
+# %s: more body lines (freeze / unfreeze statements)
+PARTS_NET = """
+network T(num_classes = 4) {
+    input 3x8x8
+    stem: { conv(8, k=3, p=1) batchnorm relu }
+    layer1: { conv(8, k=3, p=1) bn: batchnorm relu }
+    global_avgpool flatten
+    head: linear(num_classes)
+    %s
+}
+"""
+
 DIGITS_NET = """network DigitsNet {
     input 1x8x8
     conv(16, k = 3, p = 1)  batchnorm  relu

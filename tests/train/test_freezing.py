@@ -11,18 +11,9 @@ from cnndsl import globs
 from cnndsl.train import checkpoint as ckpt
 from cnndsl.train import run_train
 from cnndsl.train.optim import param_groups
+from helpers import PARTS_NET as NET
 
 
-NET = """
-network T(num_classes = 4) {
-    input 3x8x8
-    stem: { conv(8, k=3, p=1) batchnorm relu }
-    layer1: { conv(8, k=3, p=1) bn: batchnorm relu }
-    global_avgpool flatten
-    head: linear(num_classes)
-    %s
-}
-"""
 TRAIN = """
 train {
     data: synthetic(num_train = 64, num_val = 16)

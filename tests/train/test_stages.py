@@ -10,18 +10,9 @@ import cnndsl
 from cnndsl.errors import CnnError
 from cnndsl.train import checkpoint as ckpt
 from cnndsl.train import run_train
+from helpers import PARTS_NET
 
-SPEC = """
-network T(num_classes = 4) {
-    input 3x8x8
-    stem: { conv(8, k=3, p=1) batchnorm relu }
-    layer1: { conv(8, k=3, p=1) bn: batchnorm relu }
-    global_avgpool flatten
-    head: linear(num_classes)
-    freeze all
-    unfreeze head%s
-}
-train {
+SPEC = PARTS_NET % "freeze all\n    unfreeze head%s" + """train {
     data: synthetic(num_train = 64, num_val = 16)
     epochs: 3
     batch_size: 16
