@@ -42,10 +42,11 @@ def bind_op(cls: type[Op], layer: Layer, env: E.Env) -> Op:
     rest = layer.args[len(cls.positional) - 1:] if cls.variadic else ()
     if len(rest) > 1 or (rest and not isinstance(raw[cls.positional[-1]], list)):
         # permute(0, 2, 3, 1): the last positional argument collects the rest (a list also works)
-        raw[cls.positional[-1]] = [E.evaluate(arg, env) for arg in rest]
+        # (its first value is evaluated above already)
+        raw[cls.positional[-1]] = [raw[cls.positional[-1]], *(E.evaluate(arg, env) for arg in rest[1:])]
+    arguments = cls.arguments()
     for kw in layer.kwargs:
         field_name = cls.aliases.get(kw.name, kw.name)
-        arguments = cls.arguments()
         if field_name not in arguments:
             names = list(arguments) + list(cls.aliases)
             hint = did_you_mean(kw.name, names) or ("arguments: " + ", ".join(arguments)

@@ -234,11 +234,10 @@ class Expander(SizeEstimate):
     def expand_group(self, item: Group, name: str | None, cur: int, ctx: _Ctx) -> int:
         return self.scoped(item, name, cur, ctx, lambda inner: self.seq(item.body, cur, inner))
 
-    def expand_residual(self, item: Residual, name: str | None, cur: int, ctx: _Ctx) -> int:
+    def expand_parallel(self, item: Parallel | Residual, name: str | None, cur: int, ctx: _Ctx) -> int:
         return self.scoped(item, name, cur, ctx, lambda inner: self.parallel(item, cur, inner))
 
-    def expand_parallel(self, item: Parallel, name: str | None, cur: int, ctx: _Ctx) -> int:
-        return self.scoped(item, name, cur, ctx, lambda inner: self.parallel(item, cur, inner))
+    expand_residual = expand_parallel  # a residual is a parallel of its body and its shortcut (self.parallel)
 
     def scoped(self, item: Item, name: str | None, cur: int, ctx: _Ctx, body: Callable[[_Ctx], int]) -> int:
         """``body`` in the scope ``name`` opens (a submodule), or in ``ctx``'s when unnamed."""

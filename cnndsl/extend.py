@@ -64,20 +64,26 @@ def parameters(spec: Spec, net: NetworkDef, _depth: int = 0) -> tuple[Param, ...
     return net.params + tuple(p for p in inherited if p.name not in given | own)
 
 
+def with_all_parameters(spec: Spec, net: NetworkDef) -> NetworkDef:
+    """``net`` declaring every parameter it takes (:func:`parameters`), for binding a call to it."""
+    return net.model_copy(update={"params": parameters(spec, net)})
+
+
 def bind_chain(spec: Spec, net: NetworkDef, values: dict[str, Any]) -> Chain:
     """``[(network, its parameter values)]``, the deepest base first, ``net`` last; ``values`` are
     given parameters (``--set``, ``build(**params)``, a call's arguments) of ``net``."""
-    everything = parameters(spec, net)
+    whole_net = with_all_parameters(spec, net)
+    everything = whole_net.params
     known = {p.name for p in everything}
     unknown = [k for k in values if k not in known]
     if unknown:  # the message names this network, whatever the depth of the parameter
-        bind_network_params(net.model_copy(update={"params": everything}), values)
+        bind_network_params(whole_net, values)
     own_names = {p.name for p in net.params}
     own = bind_network_params(net, {k: v for k, v in values.items() if k in own_names})
     base = base_of(spec, net)
     if base is None:
         return [(net, own)]
-    whole = base.model_copy(update={"params": parameters(spec, base)})
+    whole = with_all_parameters(spec, base)
     given = call_arguments(whole, net.extends, E.Env(own))
     passed = {p.name: own[p.name] for p in whole.params if p.name in own and p.name not in given}
     through = {k: v for k, v in values.items() if k not in own_names}
@@ -133,8 +139,7 @@ def call_network(exp: "Expander", net: NetworkDef, item: Layer, name: str | None
 
     if len(ctx.blocks) >= exp.limits.max_block_depth:
         raise error(f"blocks nested deeper than {exp.limits.max_block_depth} levels", item.span)
-    whole = net.model_copy(update={"params": parameters(exp.spec, net)})
-    chain = bind_chain(exp.spec, net, call_arguments(whole, item, env))
+    chain = bind_chain(exp.spec, net, call_arguments(with_all_parameters(exp.spec, net), item, env))
     inner = exp.enter(name, "block", net.name, item.span, cur, ctx, closed=True)
     inner.blocks = ctx.blocks + (net.name,)
     inner.ns.names["input"] = _Binding(cur)

@@ -10,12 +10,12 @@ path always means the file it names. No torch, no parsing: a listing of the fold
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
+from .names import IDENTIFIER
+
 SUFFIXES = (".cnn", ".yaml", ".yml")
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def specs_dir() -> Path | None:
@@ -49,7 +49,7 @@ def catalog() -> dict[str, Path]:
 
 def is_name(text: str) -> bool:
     """Whether ``text`` has the form of a shipped spec's name (an identifier: no suffix, no folder)."""
-    return NAME.fullmatch(text) is not None
+    return IDENTIFIER.fullmatch(text) is not None
 
 
 def find(name: str) -> Path | None:

@@ -74,10 +74,9 @@ def spelling_problem(name: object, quoted: bool = False, template: bool = False)
         return "a name cannot be empty"
     if IDENTIFIER.fullmatch(name):
         return None
-    if template and is_template(name):
+    if template and is_template(name):  # its text around the {expr} parts; digits alone are fine there
         literal = TEMPLATE_PART.sub("", name)
-        return None if literal == "" else spelling_problem(literal, quoted=True) \
-            if not POSITION.fullmatch(literal) else None
+        return None if literal == "" or POSITION.fullmatch(literal) else spelling_problem(literal, quoted=True)
     if quoted and QUOTED.fullmatch(name):
         return f"{name!r} is a position, not a name" if POSITION.fullmatch(name) else None
     allowed = QUOTED if quoted else IDENTIFIER
@@ -91,8 +90,10 @@ def spelling_problem(name: object, quoted: bool = False, template: bool = False)
 
 def is_template(name: str) -> bool:
     """``name`` has ``{expr}`` parts (computed when the network is expanded)."""
-    return "{" in name and TEMPLATE_PART.search(name) is not None \
-        and "{" not in TEMPLATE_PART.sub("", name) and "}" not in TEMPLATE_PART.sub("", name)
+    if "{" not in name:
+        return False
+    literal = TEMPLATE_PART.sub("", name)     # shorter than name exactly when there is an {expr} part
+    return literal != name and "{" not in literal and "}" not in literal
 
 
 def template_pieces(name: str) -> list[tuple[str, bool]]:

@@ -72,16 +72,23 @@ class Unsupported(Exception):
     """A type the argument validator does not translate: the op falls back to its pydantic model."""
 
 
+def _bounded(hint: Any) -> tuple[type, Bounds]:
+    """``Annotated[int or float, Bounds(...)]`` → the number type and its bounds (the one annotated
+    form both validators translate); :class:`Unsupported` for any other metadata."""
+    kind, meta = get_args(hint)[0], hint.__metadata__
+    if len(meta) != 1 or not isinstance(meta[0], Bounds) or kind not in (int, float):
+        raise Unsupported(hint)
+    return kind, meta[0]
+
+
 def core_schema(hint: Any) -> dict[str, Any]:
     """The pydantic-core schema pydantic generates for ``hint`` (for the types ops use)."""
     from pydantic_core import core_schema as cs
 
     origin, args = get_origin(hint), get_args(hint)
     if origin is Annotated:
-        meta = hint.__metadata__
-        if len(meta) != 1 or not isinstance(meta[0], Bounds) or args[0] not in (int, float):
-            raise Unsupported(hint)
-        return (cs.int_schema if args[0] is int else cs.float_schema)(**meta[0].options())
+        kind, bounds = _bounded(hint)
+        return (cs.int_schema if kind is int else cs.float_schema)(**bounds.options())
     if origin in (Union, types.UnionType):
         choices = [core_schema(a) for a in args if a is not _NONE]
         inner = choices[0] if len(choices) == 1 else cs.union_schema(choices)
@@ -131,11 +138,8 @@ def _acceptor(hint: Any) -> Callable[[Any], Any]:
     """value → the value pydantic's strict mode returns for it, or _NO when not plainly valid."""
     origin, args = get_origin(hint), get_args(hint)
     if origin is Annotated:
-        meta = hint.__metadata__
-        if len(meta) != 1 or not isinstance(meta[0], Bounds) or args[0] not in (int, float):
-            raise Unsupported(hint)
-        kind, finite = args[0], meta[0].finite
-        limits = [(_LIMITS[k], v) for k, v in meta[0].limits.items()]
+        kind, bounds = _bounded(hint)
+        finite, limits = bounds.finite, [(_LIMITS[k], v) for k, v in bounds.limits.items()]
 
         number = _number(kind)
 

@@ -53,8 +53,7 @@ class LayerScale(Op):
 
     def parameter_source(self, ins: list[Shape]) -> str:
         """The initial value, as ``--emit python`` writes it."""
-        shape = ", ".join(map(str, self._shape(ins[0]))) + ("," if len(self._shape(ins[0])) == 1 else "")
-        return f"nn.Parameter(torch.full(({shape}), {float(self.init)!r}))"
+        return f"nn.Parameter(torch.full({self._shape(ins[0])!r}, {float(self.init)!r}))"   # (96,) or (96, 1, 1)
 
 
 @register

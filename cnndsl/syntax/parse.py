@@ -230,7 +230,7 @@ class _ToSpec(ExprRules):
         return From(ref=children[0], span=self.sp(meta))
 
     def ref(self, meta, children):
-        return Ref(path=tuple(unquote(c) if c.type == "STRING" else str(c) for c in children), span=self.sp(meta))
+        return Ref(path=tuple(unquote(c) for c in children), span=self.sp(meta))
 
     # ---- items
     def item(self, meta, children):
@@ -259,7 +259,7 @@ class _ToSpec(ExprRules):
     def label_name(self, tok: Token, what: str = "layer name", template: bool = True) -> str:
         """A label's name: plain, quoted (``"block1-0"``) or a template (``denselayer{i + 1}``,
         its expressions checked now and written in their normal form)."""
-        text = unquote(tok) if tok.type == "STRING" else str(tok)
+        text = unquote(tok)
         quote = 1 if tok.type == "STRING" else 0
         if template and is_template(text):
             text = normal_template(text, self.source, (tok.line - 1, tok.column - 1 + quote), self.offset)
@@ -317,8 +317,7 @@ class _ToSpec(ExprRules):
     def shortcut(self, meta, children):
         name, when, (_, group_fields, _) = children
         if name is not None:
-            name = check_module_name(unquote(name) if name.type == "STRING" else str(name), self.tsp(name),
-                                     "shortcut name")
+            name = check_module_name(unquote(name), self.tsp(name), "shortcut name")
         return Shortcut(name=name, when=when, body=group_fields["body"], span=self.sp(meta), extent=self.sp(meta))
 
     def parallel(self, meta, children):

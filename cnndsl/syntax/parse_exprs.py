@@ -12,8 +12,9 @@ from .limits import number_literal
 
 
 def unquote(tok: Any) -> str:
-    """A STRING token's text; a NAME token (``freeze all``) as it is."""
-    if getattr(tok, "type", "STRING") == "NAME":
+    """A STRING token's text, unquoted; any other token (a NAME such as ``freeze all``, an INT
+    position, a TEMPLATE) as it is."""
+    if getattr(tok, "type", "STRING") != "STRING":
         return str(tok)
     s = str(tok)[1:-1]
     return s.replace('\\"', '"').replace("\\\\", "\\") if "\\" in s else s

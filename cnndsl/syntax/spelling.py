@@ -105,9 +105,7 @@ def key(k: str) -> str:
 def label_text(text: str, what: str = "item", reserved: Iterable[str] = ITEM_KEYWORDS) -> str:
     """A layer, group or shortcut name in ``.cnn``: bare when it reads back as itself (an identifier,
     or a template of identifier pieces, that is no keyword), else quoted (``"block1-0"``)."""
-    problem = spelling_problem(text, quoted=True, template=True)
-    if problem is not None:
-        raise ValueError(f"the {what} name {text!r} cannot be written: {problem}")
+    module_name(text, what)  # the same check
     if (IDENT.match(text) or BARE_TEMPLATE.match(text)) and text not in reserved:
         return text
     return quote(text)

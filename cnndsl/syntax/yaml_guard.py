@@ -95,8 +95,8 @@ def yaml_error(exc: yaml.YAMLError, source: Source):
     line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
     if line[span.col - 1:span.col] == "\t" or (problem and "tab" in problem.lower()):
         hint = "YAML indentation must use spaces, not tabs"
-    elif _misindented(lines, span.line):
-        hint = _misindented(lines, span.line)
+    elif indentation := _misindented(lines, span.line):
+        hint = indentation
     else:
         hint = "check the indentation, the ':' after each key and the closing brackets and quotes"
     notes = []
