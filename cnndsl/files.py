@@ -20,6 +20,9 @@ from typing import Iterator
 
 from .errors import CnnError, Span, error
 
+YAML_SUFFIXES = (".yaml", ".yml")
+SPEC_SUFFIXES = (".cnn", *YAML_SUFFIXES)   # .cnn first: of two twins with one stem, the .cnn is read
+
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)

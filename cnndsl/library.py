@@ -13,9 +13,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from .files import SPEC_SUFFIXES
 from .names import IDENTIFIER
 
-SUFFIXES = (".cnn", ".yaml", ".yml")
 
 
 def specs_dir() -> Path | None:
@@ -40,7 +40,7 @@ def catalog() -> dict[str, Path]:
     if root is None:
         return found
     for folder in (root, root / "lib"):
-        for suffix in SUFFIXES:  # .cnn first: the twin with the same stem is the same spec
+        for suffix in SPEC_SUFFIXES:  # .cnn first: the twin with the same stem is the same spec
             for path in sorted(folder.glob(f"*{suffix}")):
                 if path.is_file():
                     found.setdefault(path.stem, path)

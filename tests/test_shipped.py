@@ -14,6 +14,7 @@ import pytest
 
 import cnndsl
 from cnndsl import library
+from cnndsl.files import SPEC_SUFFIXES
 from cnndsl.canonical import spec_hash
 from cnndsl.cli import main
 from cnndsl.errors import CnnError
@@ -24,7 +25,7 @@ NETWORKS = [n for n, p in library.catalog().items() if not library.is_library(p)
 
 
 def test_catalog_names_every_shipped_spec_once():
-    files = [p for p in (ROOT / "specs").rglob("*") if p.suffix in library.SUFFIXES]
+    files = [p for p in (ROOT / "specs").rglob("*") if p.suffix in SPEC_SUFFIXES]
     stems = {p.stem for p in files}
     assert set(library.catalog()) == stems
     cnn = [p.stem for p in files if p.suffix == ".cnn"]
@@ -133,7 +134,7 @@ def test_a_wheel_ships_the_specs_and_builds_resnet18_by_name(tmp_path):
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {"cnndsl/specs/" + p.relative_to(ROOT / "specs").as_posix()
-               for p in (ROOT / "specs").rglob("*") if p.suffix in library.SUFFIXES}
+               for p in (ROOT / "specs").rglob("*") if p.suffix in SPEC_SUFFIXES}
     assert shipped <= names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),

@@ -14,11 +14,11 @@ from typing import Any
 
 from .. import expr as E
 from ..errors import Span, did_you_mean, error
+from ..files import SPEC_SUFFIXES
 from ..ir import Backbone, Init
 
 OPTIONS = ("weights", "until", "taps", "strict")
 INIT_OPTIONS = ("strict",)
-SPEC_SUFFIXES = (".cnn", ".yaml", ".yml")
 
 
 def is_spec_path(model: str) -> bool:

@@ -10,13 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-SPEC_SUFFIXES = (".cnn", ".yaml", ".yml")
 EXIT_OK, EXIT_CHANGED, EXIT_USER = 0, 1, 2
 
 
 def spec_files(paths: list[str]) -> list[str]:
     """The files named, a directory standing for the spec files under it (recursively, hidden
     folders skipped, sorted); ``-`` is standard input."""
+    from ..files import SPEC_SUFFIXES
+
     out: list[str] = []
     for p in paths:
         if p != "-" and os.path.isdir(p):
@@ -107,7 +108,8 @@ def _summary(total: int, changed: int, failed: int, args: argparse.Namespace) ->
 
 def _one(path: str, args: argparse.Namespace) -> int:
     """Format one file as ``args`` asks; EXIT_CHANGED when its text differs from the result."""
-    from .source import YAML_SUFFIXES, detect_format, load_spec, parse_text, read_file
+    from ..files import YAML_SUFFIXES
+    from .source import detect_format, load_spec, parse_text, read_file
 
     text = sys.stdin.read() if path == "-" else read_file(path)
     shown = "<stdin>" if path == "-" else path

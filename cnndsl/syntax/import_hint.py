@@ -11,7 +11,8 @@ import os
 import re
 from pathlib import Path
 
-SUFFIXES = (".cnn", ".yaml", ".yml")
+from ..files import SPEC_SUFFIXES
+
 MAX_FILES = 200
 MAX_BYTES = 256 * 1024
 
@@ -36,7 +37,7 @@ def _candidates(base: Path) -> list[Path]:
         except OSError:
             continue
         for p in entries:
-            if p.suffix in SUFFIXES and p not in out:
+            if p.suffix in SPEC_SUFFIXES and p not in out:
                 out.append(p)
             if len(out) >= MAX_FILES:
                 return out

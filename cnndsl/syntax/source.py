@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import error
-from ..files import read_regular_file
+from ..files import SPEC_SUFFIXES, YAML_SUFFIXES, read_regular_file
 from ..ir import NetworkDef, Spec
 from .limits import MAX_FILE_BYTES
 from .parse import parse_cnn
 
-YAML_SUFFIXES = (".yaml", ".yml")
-SPEC_SUFFIXES = (".cnn", *YAML_SUFFIXES)
 
 
 def read_file(path: str | os.PathLike) -> str:
@@ -29,7 +27,7 @@ def read_file(path: str | os.PathLike) -> str:
         hint = None
         parent = p.parent if str(p.parent) else Path(".")
         if parent.is_dir():
-            near = sorted(x.name for x in parent.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))
+            near = sorted(x.name for x in parent.iterdir() if x.suffix in SPEC_SUFFIXES)
             from ..errors import did_you_mean
             hint = did_you_mean(p.name, near) or (f"spec files in {parent}: " + ", ".join(near[:8]) if near else None)
         if hint is None:
@@ -37,7 +35,7 @@ def read_file(path: str | os.PathLike) -> str:
                     else "check the path (relative paths start from the current directory)")
         raise error(f"no such file: {shown}", None, hint)
     if p.is_dir():
-        near = sorted(x.name for x in p.iterdir() if x.suffix in (".cnn", ".yaml", ".yml"))[:8]
+        near = sorted(x.name for x in p.iterdir() if x.suffix in SPEC_SUFFIXES)[:8]
         raise error(f"{shown} is a directory, not a spec file", None,
                     "name a spec file" + (f", e.g. one of: {', '.join(near)}" if near else ", e.g. specs/resnet18.cnn"))
     data = read_regular_file(p, MAX_FILE_BYTES, "spec", "is this really a spec? split large specs with 'import'")

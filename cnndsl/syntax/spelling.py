@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import expr as E
+from ..files import SPEC_SUFFIXES
 from ..names import spelling_problem
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -158,7 +159,7 @@ def model_text(model: str) -> str:
     """A backbone's model: a dotted name (``resnet18``, ``timm.convnext_tiny``) or a string literal
     (a spec's path, anything else)."""
     parts = model.split(".")
-    bare = not model.endswith((".cnn", ".yaml", ".yml")) and all(IDENT.match(p) and p not in _NOT_BARE
+    bare = not model.endswith(SPEC_SUFFIXES) and all(IDENT.match(p) and p not in _NOT_BARE
                                                                  for p in parts)
     return model if bare else quote(model)
 

@@ -23,7 +23,7 @@ from cnndsl import globs
 from cnndsl.emit.frozen import hold_frozen_norms
 from cnndsl.errors import error
 from cnndsl.files import writing
-from . import checkpoint as ckpt, config as C, distributed as D, optim as O, resume as R, state as S
+from . import checkpoint as ckpt, config as C, distributed as D, resume as R, state as S
 from .data import Data
 from .evaluate import compute_loss, evaluate, init_whitening
 from .loader import make_loader

@@ -48,7 +48,7 @@ def check_training_state(obj: dict[str, Any], path: Path) -> None:
     """Refuse what is not a complete training checkpoint, saying what the file is and what it lacks."""
     where = file_span(path)
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise error(f"this checkpoint is a bare state_dict (weights only), not a training checkpoint: it "
+        raise error("this checkpoint is a bare state_dict (weights only), not a training checkpoint: it "
                     "has no optimizer, scheduler, RNG states or position to resume from", where,
                     "resume needs the last.pt of a run written by `cnndsl train`; weights alone can be "
                     "evaluated (cnndsl eval --checkpoint)")

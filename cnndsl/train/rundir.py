@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cnndsl.errors import error
+from cnndsl.files import SPEC_SUFFIXES
 from cnndsl.ir import Spec
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -63,7 +64,7 @@ def recorded_spec(run_dir: Path, run: dict[str, Any] | None) -> Spec:
     from cnndsl.syntax.source import parse_text, read_file, resolve_imports
 
     original = (run or {}).get("spec")
-    copies = sorted(p for p in run_dir.glob("spec.*") if p.suffix in (".cnn", ".yaml", ".yml"))
+    copies = sorted(p for p in run_dir.glob("spec.*") if p.suffix in SPEC_SUFFIXES)
     if copies:
         base = Path(original).parent if original else run_dir
         return resolve_imports(parse_text(read_file(copies[0]), str(copies[0])), base)
