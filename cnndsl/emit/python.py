@@ -329,7 +329,7 @@ class _Writer:
         cls = self.classes.of(inst)
         def written(value: Any, default: Any) -> Expr | None:
             text, symbolic = next(slots)
-            return None if default is not EMPTY and not symbolic and _same(value, default) else text
+            return None if default is not EMPTY and not symbolic and T.same_value(value, default) else text
 
         return class_call(cls, ((name, written(value, default), default is EMPTY)
                                 for name, value, default in call_args(self.classes, inst)))
@@ -435,7 +435,3 @@ def _walk(children: list[tuple[str, Part]]):
 
 def _annotation(value: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), "object")
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
