@@ -43,7 +43,7 @@ from .py_leaf import RUNTIME_NAMES, written_args
 from .py_loop import NoLoop, loop_lines
 from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
                        shape_text)
-from .py_probe import BlockClass, fixed_block_params
+from .py_probe import BlockClass, alternatives, fixed_block_params
 
 __all__ = ["RUNTIME_NAMES", "BlockClass", "python_source"]
 
@@ -107,11 +107,8 @@ def _block_params(analysis: Analysis, spec: Any, no_loops: frozenset[str]) -> tu
 
 
 def _perturbed(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, int):
-        return value * 2 if value else 1
-    return value / 2 if value else 0.5
+    """The other value a numeric network parameter is tried at (py_probe's first alternative)."""
+    return None if isinstance(value, bool) else next(iter(alternatives(value)), None)
 
 
 def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], probes: list,
