@@ -71,10 +71,6 @@ def python_text(e: Any, names: set[str]) -> str | None:
     return text
 
 
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
 def at_index(e: Any, index: str | None, value: int) -> Any:
     """``e`` with the repeat index set to ``value`` and what that decides folded away
     (``stride if i == 0 else 1`` at 0: ``stride``; ``sd * (first + i) / total``: ``sd * first / total``)."""
@@ -137,7 +133,7 @@ def find_loop(block: Any, child: Any, args: dict[str, Any], in_name: str | None,
     n = len(calls) + start
     # the count, and the names: a template of the index, or positions
     count = python_text(rep.count, set(args))
-    if count is None or not _same(E.evaluate(rep.count, env[0]), n):
+    if count is None or not T.same_value(E.evaluate(rep.count, env[0]), n):
         return None
     key: str | None = None
     if item.name is None:
@@ -170,12 +166,12 @@ def find_loop(block: Any, child: Any, args: dict[str, Any], in_name: str | None,
     if len(steps) != 1 or None in steps:
         return None
     step = steps.pop()
-    base = in_name if sizes[0] == in_size else next((k for k, v in args.items() if _same(v, sizes[0])), None)
+    base = in_name if sizes[0] == in_size else next((k for k, v in args.items() if T.same_value(v, sizes[0])), None)
     if base is None or (head_call is None and base != in_name):
         return None
     in_text = base
     if step:
-        named = sorted((k for k, v in args.items() if _same(v, step)), key=lambda k: k in T.names_in(count))
+        named = sorted((k for k, v in args.items() if T.same_value(v, step)), key=lambda k: k in T.names_in(count))
         if not named:
             return None
         in_text = f"{base} + {var} * {named[0]}" if head_call is None else f"{base} + ({var} - 1) * {named[0]}"
@@ -206,12 +202,12 @@ def _arg_texts(given: dict[str, Any], calls: list[tuple[str, Any]], env: list[An
             out[name] = in_text
         elif name in given:
             text = python_text(given[name], names)
-            if text is None or not all(_same(E.evaluate(given[name], env[k]), v) for k, v in enumerate(values)):
+            if text is None or not all(T.same_value(E.evaluate(given[name], env[k]), v) for k, v in enumerate(values)):
                 return None
             out[name] = text
-        elif all(_same(v, values[0]) for v in values) and _same(dict(first.params).get(name, _NONE), values[0]):
+        elif all(T.same_value(v, values[0]) for v in values) and T.same_value(dict(first.params).get(name, _NONE), values[0]):
             out[name] = ""               # the parameter's own default
-        elif all(_same(v, s) for v, s in zip(values, sizes)):
+        elif all(T.same_value(v, s) for v, s in zip(values, sizes)):
             out[name] = in_text          # a default of in.channels
         else:
             return None

@@ -17,6 +17,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from .. import expr as E
 from ..analysis import Analysis
 from ..graph import Graph, Node
 from . import py_text as T
@@ -85,8 +86,7 @@ class Instance:
 
 def _literal_default(expr: Any) -> Any:
     """A block parameter's default when it is a plain literal (else the parameter is required)."""
-    value = getattr(expr, "value", EMPTY)
-    return value if type(expr).__name__ in ("Num", "Bool", "Str") else EMPTY
+    return expr.value if isinstance(expr, (E.Num, E.Bool, E.Str)) else EMPTY
 
 
 def python_name(name: str) -> str:
@@ -238,7 +238,6 @@ def spec_values(body: Any, args: dict[str, Any]) -> dict[str, Any]:
     """The argument expressions of a block's (or the network's) ``body`` that are Python over its
     parameters (``bn_size * growth``), with their values where those are bound to ``args``: the
     first texts a class writes a value with."""
-    from .. import expr as E
     from ..ir import iter_items
     from .py_loop import python_text
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import expr as E
+from . import py_text as T
 from .py_parts import GraphParts, Instance
 
 
@@ -83,10 +84,6 @@ def probe_instance(spec: Any, graph: Any, inst: Instance, changes: dict[str, Any
     if instance is not None:
         instance.probe = True
     return instance
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
 
 
 def fixed_block_params(spec: Any, graph: Any, classes_of: Callable[[dict, list[Instance]], Any], classes: Any,
@@ -167,7 +164,7 @@ def _probe(spec: Any, graph: Any, classes: Any, instances: list[Instance], name:
             probe = probe_instance(spec, graph, inst, {name: other}, no_loops)
             if probe is None or sig_of(probe) != sig:
                 # refused or another structure alone: together with the parameters of equal value
-                joint = {n: other for n, v in inst.names.items() if n not in fixed and _same(v, value)}
+                joint = {n: other for n, v in inst.names.items() if n not in fixed and T.same_value(v, value)}
                 if len(joint) > 1:
                     probe = probe_instance(spec, graph, inst, joint, no_loops) or probe
                 if probe is None:

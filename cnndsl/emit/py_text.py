@@ -26,6 +26,11 @@ def string(text: str) -> str:
     return '"' + r[1:-1] + '"' if r[0] == "'" and '"' not in text and "'" not in text else r
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal values of one type (``1`` is not ``True`` or ``1.0``): values written the same."""
+    return type(a) is type(b) and a == b
+
+
 def inert(text: str) -> str:
     """Any text made safe inside a ``#`` comment or a docstring: one line, no quote or backslash
     that could end or escape it, control characters written as escapes."""

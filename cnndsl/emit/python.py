@@ -43,7 +43,7 @@ from .py_leaf import RUNTIME_NAMES, written_args
 from .py_loop import NoLoop, loop_lines
 from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
                        shape_text)
-from .py_probe import BlockClass, fixed_block_params
+from .py_probe import BlockClass, alternatives, fixed_block_params
 
 __all__ = ["RUNTIME_NAMES", "BlockClass", "python_source"]
 
@@ -107,11 +107,8 @@ def _block_params(analysis: Analysis, spec: Any, no_loops: frozenset[str]) -> tu
 
 
 def _perturbed(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, int):
-        return value * 2 if value else 1
-    return value / 2 if value else 0.5
+    """The other value a numeric network parameter is tried at (py_probe's first alternative)."""
+    return None if isinstance(value, bool) else next(iter(alternatives(value)), None)
 
 
 def _free_params(analysis: Analysis, spec: Any, fixed: dict[tuple, set[str]], probes: list,
@@ -329,7 +326,7 @@ class _Writer:
         cls = self.classes.of(inst)
         def written(value: Any, default: Any) -> Expr | None:
             text, symbolic = next(slots)
-            return None if default is not EMPTY and not symbolic and _same(value, default) else text
+            return None if default is not EMPTY and not symbolic and T.same_value(value, default) else text
 
         return class_call(cls, ((name, written(value, default), default is EMPTY)
                                 for name, value, default in call_args(self.classes, inst)))
@@ -435,7 +432,3 @@ def _walk(children: list[tuple[str, Part]]):
 
 def _annotation(value: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), "object")
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
