@@ -95,44 +95,61 @@ def python_name(name: str) -> str:
     return name + "_" if name in T.PARAM_RESERVED else name
 
 
+_LOWERED: dict[int, tuple[Analysis, tuple]] = {}   # id(analysis) → (analysis, what _lowered made)
+
+
+def forget_lowered() -> None:
+    """Drop what :func:`_lowered` keeps (python_source calls it when it is done)."""
+    _LOWERED.clear()
+
+
+def _lowered(analysis: Analysis) -> tuple[Analysis, Scope, set[int], dict[int, nn.Module]]:
+    """The parts of an analysis every :class:`GraphParts` of it shares, made once per analysis (the
+    writer reads one expansion several times: proving parameters, then writing): the lowered
+    analysis (a backbone: one module, plus one pick per output it gives), its module scopes, the
+    nodes that run in place, and a module per layer (on the meta device). Read-only afterwards."""
+    hit = _LOWERED.get(id(analysis))
+    if hit is not None and hit[0] is analysis:
+        return hit[1]
+    from ..backbone.lower import lower
+
+    low = lower(analysis)
+    g = low.graph
+    root = module_scopes(g)
+    inplace = inplace_nodes(g, root)
+    modules: dict[int, nn.Module] = {}
+    for node in g.layers():
+        if node.op.name in ("backbone", "pick"):  # written from their description, never built
+            modules[node.id] = nn.Identity()
+            continue
+        ins = [g.nodes[i].shape for i in node.inputs]
+        try:
+            with torch.device("meta"):
+                module = node.op.build(ins, node.shape)
+        except Exception:  # noqa: BLE001  an op whose construction needs real tensors
+            module = node.op.build(ins, node.shape)
+        if node.id in inplace and getattr(node.op, "can_inplace", False) and hasattr(module, "inplace"):
+            module.inplace = True
+        modules[node.id] = module
+    _LOWERED[id(analysis)] = (analysis, (low, root, inplace, modules))
+    return low, root, inplace, modules
+
+
 class GraphParts:
     """The instances of one expanded graph (``free``: network parameters that stay symbolic)."""
 
     def __init__(self, analysis: Analysis, free: list[str], no_loops: frozenset[str] = frozenset(),
                  body: Any = ()):
-        from ..backbone.lower import lower  # a backbone: one module, plus one pick per output it gives
-
         self.no_loops = no_loops                 # blocks written unrolled (py_loop.NoLoop)
-
-        analysis = lower(analysis)
-        self.analysis = analysis
-        self.graph: Graph = analysis.graph
-        self.root_scope = module_scopes(self.graph)
-        self.inplace = inplace_nodes(self.graph, self.root_scope)
-        self.modules: dict[int, nn.Module] = {}
+        lowered = _lowered(analysis)
+        self.analysis, self.root_scope, self.inplace, self.modules = lowered
+        self.graph: Graph = self.analysis.graph
         self._inputs: list[set[int]] = []        # the inputs of the instances being read, innermost last
-        self._build()
         g = self.graph
         names = {python_name(k): g.params[k] for k in free}
         self.root = self._instance(self.root_scope, "network", g.name, names,
                                    [(python_name(k), g.params[k]) for k in free])
         self.root.spec_values = spec_values(body, {k: g.params[k] for k in free})   # the network's own
-
-    def _build(self) -> None:
-        g = self.graph
-        for node in g.layers():
-            if node.op.name in ("backbone", "pick"):  # written from their description, never built
-                self.modules[node.id] = nn.Identity()
-                continue
-            ins = [g.nodes[i].shape for i in node.inputs]
-            try:
-                with torch.device("meta"):
-                    module = node.op.build(ins, node.shape)
-            except Exception:  # noqa: BLE001  an op whose construction needs real tensors
-                module = node.op.build(ins, node.shape)
-            if node.id in self.inplace and getattr(node.op, "can_inplace", False) and hasattr(module, "inplace"):
-                module.inplace = True
-            self.modules[node.id] = module
 
     # ---- scopes → instances and inline sequentials
     def _key(self, path: str) -> str:

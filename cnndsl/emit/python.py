@@ -41,8 +41,8 @@ from .py_classes import ClassDef, Classes, NoUnify, call_args
 from .py_layout import CallExpr, Expr, class_call, lay_out, with_comment
 from .py_leaf import RUNTIME_NAMES, written_args
 from .py_loop import NoLoop, loop_lines
-from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, network_body, python_name,
-                       shape_text)
+from .py_parts import (EMPTY, Call, GraphParts, Instance, Leaf, Param, Part, Raw, Seq, forget_lowered, network_body,
+                       python_name, shape_text)
 from .py_probe import BlockClass, alternatives, fixed_block_params
 
 __all__ = ["RUNTIME_NAMES", "BlockClass", "python_source"]
@@ -67,16 +67,19 @@ def python_source(analysis: Analysis, *, class_name: str | None = None, source: 
             raise error(f"--emit python cannot write the plugin op '{node.op.name}' ({origin(node.op.name)})",
                         node.span, "build it with cnndsl.build(...), or export it")
     no_loops: frozenset[str] = frozenset()
-    while True:
-        try:
-            fixed, probes = _block_params(analysis, spec, no_loops)
-            free, others, idle = _free_params(analysis, spec, fixed, probes, no_loops)
-            writer = _Writer(analysis, free, others, class_name, source, idle, fixed, probes, no_loops=no_loops,
-                             body=network_body(spec))
-            text = writer.run()
-            break
-        except NoLoop as exc:  # a block written as a loop that its classes cannot take: unrolled
-            no_loops |= {exc.args[0]}
+    try:
+        while True:
+            try:
+                fixed, probes = _block_params(analysis, spec, no_loops)
+                free, others, idle = _free_params(analysis, spec, fixed, probes, no_loops)
+                writer = _Writer(analysis, free, others, class_name, source, idle, fixed, probes,
+                                 no_loops=no_loops, body=network_body(spec))
+                text = writer.run()
+                break
+            except NoLoop as exc:  # a block written as a loop that its classes cannot take: unrolled
+                no_loops |= {exc.args[0]}
+    finally:
+        forget_lowered()
     if blocks is not None:
         for c in writer.classes.order:
             if c.kind == "block":
